@@ -1,0 +1,234 @@
+"""The record types that travel between stages, and the one Arrow schema of a build's output.
+
+A `Sample` is created by the read stage from a `SourceItem`, filled in by each later stage, and
+turned into one Parquet row by `sample_to_row`. Transient fields (pixels, regions) never reach disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+MODALITIES = (
+    "CT", "MRI", "X-Ray", "Ultrasound", "Endoscopy", "Dermoscopy", "Fundus", "OCT",
+    "Histopathology", "Microscopy", "PET", "Nuclear Medicine", "Other",
+)
+HORIZONTAL_WORDS = ("left", "left-center", "center", "right-center", "right")
+VERTICAL_WORDS = ("top", "upper-middle", "middle", "lower-middle", "bottom")
+ATTRIBUTE_NAMES = ("modality", "structures", "roi", "texture", "local_global")
+
+
+def sample_id(source: str, file: str, slice_index: int | None = None, frame: int | None = None) -> str:
+    """Stable id of one image: the same source, input path and slice/frame give the same id on every run."""
+    key = f"{source}\0{file}\0{'' if slice_index is None else slice_index}\0{'' if frame is None else frame}"
+    return hashlib.sha1(key.encode()).hexdigest()[:20]
+
+
+@dataclass
+class Origin:
+    file: str
+    slice: int | None = None
+    axis: str | None = None
+    frame: int | None = None
+    spacing: list[float] | None = None
+    orientation: str | None = None
+    intensity: str | None = None
+
+
+@dataclass
+class Position:
+    horizontal: str
+    vertical: str
+
+
+@dataclass
+class ROI:
+    bbox: list[int]  # [x0, y0, x1, y1], x1/y1 exclusive
+    label: str
+    source: str  # "annotation" or "expert:<name>@<version>"
+    position: Position
+    area_ratio: float  # percent of the image, one decimal
+    mask: dict | None = None  # COCO RLE {"size": [h, w], "counts": str}
+    score: float | None = None
+
+
+@dataclass
+class Passage:
+    id: str
+    title: str
+    text: str
+    score: float
+
+
+@dataclass
+class Attributes:
+    modality: str = ""
+    structures: str = ""
+    roi: str = ""
+    texture: str = ""
+    local_global: str = ""
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Description:
+    attributes: Attributes
+    text: str
+    describer: str
+
+
+@dataclass
+class Region:
+    """A region as a source or an expert gives it, before geometry turns it into ROIs."""
+
+    label: str
+    source: str = "annotation"
+    mask: np.ndarray | None = None  # bool HxW
+    bbox: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 (x1/y1 exclusive)
+    score: float | None = None
+
+
+@dataclass
+class Sample:
+    id: str
+    source: str
+    origin: Origin
+    modality: str
+    split: str | None = None
+    organ: str | None = None
+    disease: str | None = None
+    labels: list[str] = field(default_factory=list)
+    reference_text: str | None = None
+    width: int = 0
+    height: int = 0
+    rois: list[ROI] = field(default_factory=list)
+    coarse_caption: str = ""
+    knowledge: list[Passage] = field(default_factory=list)
+    description: str = ""
+    attributes: Attributes = field(default_factory=Attributes)
+    describer: str = ""
+    checks: list[Check] = field(default_factory=list)
+    image_bytes: bytes | None = None  # PNG of `pixels`, made when the record is written
+    # transient: never written
+    pixels: np.ndarray | None = None  # uint8, HxW (gray) or HxWx3 (RGB): the image as seen by the describer
+    regions: list[Region] = field(default_factory=list)
+    patient_left_on_image: str | None = None  # "left"/"right" image side showing the patient's left, if known
+    expert: str | None = None  # expert to run when the source gives no region
+
+
+# ---------------------------------------------------------------- Arrow schema (the one place)
+_POSITION = pa.struct([("horizontal", pa.string()), ("vertical", pa.string())])
+_RLE = pa.struct([("size", pa.list_(pa.int32())), ("counts", pa.string())])
+_ROI = pa.struct([
+    ("bbox", pa.list_(pa.int32())),
+    ("mask", _RLE),
+    ("label", pa.string()),
+    ("source", pa.string()),
+    ("score", pa.float32()),
+    ("position", _POSITION),
+    ("area_ratio", pa.float32()),
+])
+_ORIGIN = pa.struct([
+    ("file", pa.string()),
+    ("slice", pa.int32()),
+    ("axis", pa.string()),
+    ("frame", pa.int32()),
+    ("spacing", pa.list_(pa.float64())),
+    ("orientation", pa.string()),
+    ("intensity", pa.string()),
+])
+_PASSAGE = pa.struct([("id", pa.string()), ("title", pa.string()), ("text", pa.string()), ("score", pa.float32())])
+_ATTRIBUTES = pa.struct([(name, pa.string()) for name in ATTRIBUTE_NAMES])
+_CHECK = pa.struct([("name", pa.string()), ("ok", pa.bool_()), ("detail", pa.string())])
+# The same struct as Hugging Face's `Image` feature, so `datasets` decodes the column as images.
+IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("split", pa.string()),
+        ("image", IMAGE_TYPE),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("modality", pa.string()),
+        ("organ", pa.string()),
+        ("disease", pa.string()),
+        ("labels", pa.list_(pa.string())),
+        ("origin", _ORIGIN),
+        ("rois", pa.list_(_ROI)),
+        ("coarse_caption", pa.string()),
+        ("knowledge", pa.list_(_PASSAGE)),
+        ("description", pa.string()),
+        ("attributes", _ATTRIBUTES),
+        ("reference_text", pa.string()),
+        ("describer", pa.string()),
+        ("checks", pa.list_(_CHECK)),
+    ],
+    # Only the image column needs a hint; `datasets` infers the rest from the Arrow types.
+    metadata={b"huggingface": json.dumps({"info": {"features": {"image": {"_type": "Image"}}}}).encode()},
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [("id", pa.string()), ("source", pa.string()), ("file", pa.string()), ("stage", pa.string()), ("reason", pa.string())]
+)
+
+
+def sample_to_row(sample: Sample) -> dict[str, Any]:
+    if sample.image_bytes is None:
+        raise ValueError(f"sample {sample.id} has no encoded image")
+    return {
+        "id": sample.id,
+        "source": sample.source,
+        "split": sample.split,
+        "image": {"bytes": sample.image_bytes, "path": f"{sample.id}.png"},
+        "width": sample.width,
+        "height": sample.height,
+        "modality": sample.modality,
+        "organ": sample.organ,
+        "disease": sample.disease,
+        "labels": list(sample.labels),
+        "origin": asdict(sample.origin),
+        "rois": [asdict(roi) for roi in sample.rois],
+        "coarse_caption": sample.coarse_caption,
+        "knowledge": [asdict(p) for p in sample.knowledge],
+        "description": sample.description,
+        "attributes": asdict(sample.attributes),
+        "reference_text": sample.reference_text,
+        "describer": sample.describer,
+        "checks": [asdict(c) for c in sample.checks],
+    }
+
+
+def row_to_sample(row: dict[str, Any]) -> Sample:
+    """Inverse of `sample_to_row` (pixels are not decoded)."""
+    rois = [
+        ROI(
+            bbox=list(r["bbox"]), label=r["label"], source=r["source"], position=Position(**r["position"]),
+            area_ratio=r["area_ratio"], mask=r["mask"], score=r["score"],
+        )
+        for r in row["rois"]
+    ]
+    return Sample(
+        id=row["id"], source=row["source"], split=row["split"], origin=Origin(**row["origin"]),
+        modality=row["modality"], organ=row["organ"], disease=row["disease"], labels=list(row["labels"]),
+        reference_text=row["reference_text"], width=row["width"], height=row["height"], rois=rois,
+        coarse_caption=row["coarse_caption"], knowledge=[Passage(**p) for p in row["knowledge"]],
+        description=row["description"], attributes=Attributes(**row["attributes"]), describer=row["describer"],
+        checks=[Check(**c) for c in row["checks"]], image_bytes=row["image"]["bytes"],
+    )
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
