@@ -125,6 +125,7 @@ class Sample:
     regions: list[Region] = field(default_factory=list)
     patient_left_on_image: str | None = None  # "left"/"right" image side showing the patient's left, if known
     expert: str | None = None  # expert to run when the source gives no region
+    item: Any = None  # the SourceItem this sample was read from
 
 
 # ---------------------------------------------------------------- Arrow schema (the one place)

@@ -1,0 +1,133 @@
+"""The `medtrinity` command. User errors print one line and exit 2; they never show a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from medtrinity import __version__
+from medtrinity.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def _add_build_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", action="append", metavar="RECIPE:PATH",
+                   help="a named recipe (see `medtrinity recipes`) or a recipe .yaml, and the dataset folder; repeatable")
+    p.add_argument("--out", help="output folder (data/, quarantine/, manifest.json, cache/)")
+    p.add_argument("--describer", choices=["grounded"], help="describer backend (default: grounded, no model needed)")
+    p.add_argument("--kb", metavar="KBDIR", help="knowledge index folder (default: the bundled knowledge base)")
+    p.add_argument("--top-k", type=int, dest="top_k", help="passages retrieved per image (default 3)")
+    p.add_argument("--engine", choices=["local"], help="execution engine (default: local)")
+    p.add_argument("--workers", type=int, help="worker processes (default 1)")
+    p.add_argument("--shard-size", type=int, dest="shard_size", help="records per Parquet shard (default 1000)")
+    p.add_argument("--limit", type=int, help="at most N images from each source")
+    p.add_argument("--on-contradiction", dest="on_contradiction", choices=["quarantine", "keep"],
+                   help="a description that contradicts the record: quarantine it (default) or keep it with failed checks")
+    p.add_argument("--resume", action="store_true", default=None, help="continue an interrupted build in --out")
+    p.add_argument("--overwrite", action="store_true", default=None, help="replace a finished build in --out")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="medtrinity", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"medtrinity {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="build a dataset from the bundled real images (no download)",
+                          description="Build a dataset from real medical images that installed packages ship.")
+    demo.add_argument("--out", default="medtrinity-demo", help="output folder (default: ./medtrinity-demo; replaced)")
+    demo.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+
+    build = sub.add_parser(
+        "build", help="build a dataset from one or more sources",
+        description="Build a dataset: `medtrinity build --source RECIPE:PATH --out DIR` or `medtrinity build CONFIG.yaml`.",
+    )
+    build.add_argument("config", nargs="?", metavar="CONFIG.yaml", help="a build config (flags override its values)")
+    _add_build_options(build)
+
+    sub.add_parser("recipes", help="list the named recipes and the layout each expects")
+    return parser
+
+
+def cmd_build(args) -> int:
+    from pydantic import ValidationError
+
+    from medtrinity.pipeline.config import BuildConfig, SourceSpec, config_error, load_config_file
+    from medtrinity.pipeline.runner import run_build
+    from medtrinity.report_console import print_summary
+
+    flags = {k: getattr(args, k) for k in ("out", "describer", "kb", "top_k", "engine", "workers", "shard_size",
+                                            "limit", "on_contradiction", "resume", "overwrite")}
+    sources = [SourceSpec.parse(s) for s in args.source or []]
+    if args.config:
+        config = load_config_file(args.config, **flags, **({"sources": sources} if sources else {}))
+    else:
+        if not sources:
+            raise UserError("give at least one --source RECIPE:PATH (or a CONFIG.yaml); `medtrinity recipes` lists recipes")
+        if not args.out:
+            raise UserError("give --out DIR, the folder the dataset is written to")
+        try:
+            config = BuildConfig(sources=sources, **{k: v for k, v in flags.items() if v is not None})
+        except ValidationError as err:
+            raise config_error(err, "build") from None
+    manifest = run_build(config)
+    print_summary(manifest, Path(config.out))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from medtrinity.pipeline.config import BuildConfig, SourceSpec
+    from medtrinity.pipeline.runner import run_build
+    from medtrinity.report_console import print_examples, print_summary
+
+    config = BuildConfig(sources=[SourceSpec(recipe="demo", path=".")], out=args.out, workers=args.workers,
+                         overwrite=True)
+    manifest = run_build(config)
+    print_summary(manifest, Path(config.out))
+    print_examples(Path(config.out), n=3)
+    return 0
+
+
+def cmd_recipes(args) -> int:
+    from medtrinity.sources.base import load_recipe, named_recipes
+
+    for name in named_recipes():
+        recipe = load_recipe(name)
+        facts = ", ".join(f for f in (recipe.modality, recipe.organ, recipe.disease) if f) or "from the files"
+        print(f"{name}  [{recipe.layout}]  {recipe.title}")
+        print(f"    shows:   {facts}")
+        print(f"    expects: {recipe.expects}")
+        print(f"    license: {recipe.license}")
+    print("\nAny other layout: write a recipe .yaml (see docs/RECIPES.md) and pass its path as RECIPE.")
+    return 0
+
+
+COMMANDS = {"build": cmd_build, "demo": cmd_demo, "recipes": cmd_recipes}
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = make_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return EXIT_USER_ERROR
+        return COMMANDS[args.command](args)
+    except UserError as err:
+        print(f"medtrinity: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("medtrinity: interrupted; finished shards are kept — rerun with --resume to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

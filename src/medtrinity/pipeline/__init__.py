@@ -1,0 +1,1 @@
+"""The build: configuration, stages, executors and the sharded output store."""

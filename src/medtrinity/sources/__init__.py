@@ -1,0 +1,1 @@
+"""Sources: one small adapter per dataset layout, named recipes, and the imaging readers."""

@@ -1,0 +1,85 @@
+"""Source-given localisations, resolved against the image once it is read.
+
+Each kind is a small picklable dataclass with `resolve(root, item, shape) -> list[Region]`; a layout
+attaches them to its items, the read stage resolves them. A new kind is one new class here or in its
+own module — the read stage never branches on the kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from medtrinity.errors import StageError
+from medtrinity.records import Region
+
+
+@dataclass
+class MaskFile:
+    """A binary (or label-map) mask image; `value` selects one label of a label map."""
+
+    path: str  # relative to the source root
+    label: str
+    threshold: int = 127
+    value: int | None = None
+
+    def resolve(self, root: Path, item, shape: tuple[int, int]) -> list[Region]:
+        from medtrinity.sources.imaging import read_mask
+
+        full = Path(root) / self.path
+        if not full.is_file():
+            raise StageError(f"mask file {self.path} is missing")
+        mask = read_mask(full, shape, threshold=self.threshold, value=self.value)
+        return [Region(label=self.label, mask=mask)] if mask.any() else []
+
+
+@dataclass
+class Box:
+    """An axis-aligned box in pixels, x1/y1 exclusive."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    label: str
+
+    def resolve(self, root: Path, item, shape: tuple[int, int]) -> list[Region]:
+        return [Region(label=self.label, bbox=(self.x0, self.y0, self.x1, self.y1))]
+
+
+@dataclass
+class DicomOverlay:
+    """The overlay plane (group 60xx) stored in the DICOM file itself, e.g. a lesion outline."""
+
+    label: str
+    group: int = 0x6000
+
+    def resolve(self, root: Path, item, shape: tuple[int, int]) -> list[Region]:
+        from medtrinity.sources.imaging import read_dicom_overlay
+
+        overlay = read_dicom_overlay(item.path, group=self.group, frame=item.frame or 0)
+        if overlay is None or not overlay.any():
+            raise StageError(f"{item.file} has no overlay plane in group {self.group:04X}")
+        if overlay.shape != tuple(shape):
+            raise StageError(
+                f"overlay of {item.file} is {overlay.shape[1]}x{overlay.shape[0]} but the image is {shape[1]}x{shape[0]}"
+            )
+        return [Region(label=self.label, mask=largest_enclosed_region(overlay))]
+
+
+def largest_enclosed_region(outline):
+    """Overlays are drawn outlines next to text and markers: fill the outlines and keep the largest
+    region that encloses area (a closed contour), which is the marked structure."""
+    import numpy as np
+    from scipy import ndimage
+
+    filled = ndimage.binary_fill_holes(outline)
+    components, count = ndimage.label(filled, structure=np.ones((3, 3)))
+    if count == 0:
+        raise StageError("the overlay plane is empty")
+    sizes = ndimage.sum_labels(filled, components, index=range(1, count + 1))
+    outline_sizes = ndimage.sum_labels(outline, components, index=range(1, count + 1))
+    enclosing = [(size, i + 1) for i, (size, drawn) in enumerate(zip(sizes, outline_sizes)) if size > drawn]
+    if not enclosing:
+        raise StageError("the overlay has no closed outline to take as a region")
+    return components == max(enclosing)[1]

@@ -1,0 +1,153 @@
+"""What a source yields (`SourceItem`), what a recipe says (`Recipe`), and the layout registry.
+
+A layout is one file that knows how a publisher lays out a dataset; it lists `SourceItem`s in a
+deterministic order (sorted paths) so that shard k holds the same items on every run — the basis of
+`--resume`. Items are small and picklable: pixels are read later, by the read stage, in the worker.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from medtrinity.errors import UserError
+from medtrinity.records import MODALITIES, Region, sample_id
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+
+
+class Annotation(Protocol):
+    """A source-given localisation (mask file, box, overlay …) resolved against the read image."""
+
+    def resolve(self, root: Path, item: "SourceItem", shape: tuple[int, int]) -> list[Region]: ...
+
+
+@dataclass
+class SourceItem:
+    source: str  # recipe name
+    root: str  # the source folder the user gave
+    file: str  # input path relative to root, as the publisher names it
+    modality: str | None = None  # None: taken from the file (DICOM Modality)
+    organ: str | None = None
+    disease: str | None = None
+    labels: list[str] = field(default_factory=list)
+    split: str | None = None
+    reference_text: str | None = None
+    frame: int | None = None
+    slice: int | None = None
+    axis: str | None = None
+    window: str | None = None  # CT window preset for DICOM
+    annotations: list[Any] = field(default_factory=list)  # Annotation objects
+    expert: str | None = None  # expert to run when the annotations give no region ("auto": by modality)
+
+    @property
+    def id(self) -> str:
+        return sample_id(self.source, self.file, self.slice, self.frame)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root) / self.file
+
+
+class Recipe(BaseModel):
+    """A named dataset (or a user's YAML): which layout reads it and what its images show."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    layout: str
+    title: str = ""
+    modality: str | None = None
+    organ: str | None = None
+    disease: str | None = None
+    label: str | None = None  # label of the ROIs when the layout has no per-region label
+    split: str | None = None
+    license: str = "as stated by the publisher"
+    expects: str = ""  # the file layout as published, printed by `medtrinity recipes`
+    expert: str | None = None  # expert for images without a region; "auto" picks by modality
+    options: dict[str, Any] = {}  # layout-specific settings
+
+
+class Layout(Protocol):
+    def __init__(self, recipe: Recipe, root: Path) -> None: ...
+
+    def check(self) -> None:
+        """Raise UserError naming the expected file that is missing when the folder is not this layout."""
+
+    def items(self) -> Iterator[SourceItem]: ...
+
+
+_LAYOUTS: dict[str, type] = {}
+# Layout name -> module that registers it; imported on first use so that `import medtrinity` stays light.
+LAYOUT_MODULES = {
+    "image-mask": "medtrinity.sources.image_mask",
+    "class-folder": "medtrinity.sources.class_folder",
+    "demo": "medtrinity.sources.demo",
+}
+
+
+def register_layout(name: str):
+    def wrap(cls: type) -> type:
+        _LAYOUTS[name] = cls
+        cls.layout_name = name
+        return cls
+
+    return wrap
+
+
+def get_layout(name: str) -> type:
+    if name not in _LAYOUTS and name in LAYOUT_MODULES:
+        importlib.import_module(LAYOUT_MODULES[name])
+    if name not in _LAYOUTS:
+        raise UserError(f"unknown layout '{name}'; known layouts: {', '.join(sorted(LAYOUT_MODULES))}")
+    return _LAYOUTS[name]
+
+
+def named_recipes() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(RECIPES_DIR.glob("*.yaml"))}
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """A named recipe (`medtrinity recipes`) or the path of a recipe YAML file."""
+    named = named_recipes()
+    if name_or_path in named:
+        path = named[name_or_path]
+    else:
+        path = Path(name_or_path)
+        if path.suffix not in (".yaml", ".yml"):
+            raise UserError(
+                f"unknown recipe '{name_or_path}'; run `medtrinity recipes` for the named ones, or give a recipe .yaml file"
+            )
+        if not path.is_file():
+            raise UserError(f"recipe file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"recipe {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"recipe {path} must be a YAML mapping with at least 'name' and 'layout'")
+    data.setdefault("name", path.stem)
+    try:
+        recipe = Recipe(**data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UserError(f"recipe {path}: {where}: {first['msg']}") from None
+    if recipe.modality is not None and recipe.modality not in MODALITIES:
+        raise UserError(f"recipe {path}: modality '{recipe.modality}' is not one of {', '.join(MODALITIES)}")
+    return recipe
+
+
+def open_source(recipe: Recipe, root: str | Path) -> Layout:
+    """The layout object for a recipe over a folder, checked: a wrong folder fails here, at once."""
+    root = Path(root)
+    if recipe.layout != "demo" and not root.exists():
+        raise UserError(f"source folder not found: {root} (recipe {recipe.name})")
+    layout = get_layout(recipe.layout)(recipe, root)
+    layout.check()
+    return layout

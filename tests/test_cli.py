@@ -1,0 +1,72 @@
+"""A bad command fails at once with one clear line, exit status 2, and no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "medtrinity.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *expected: str) -> None:
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("medtrinity: error: "), result.stderr
+    for text in expected:
+        assert text in lines[0]
+
+
+def test_missing_source_folder(tmp_path):
+    result = run("build", "--source", f"demo.yaml:{tmp_path}/nope", "--out", str(tmp_path / "o"))
+    assert_one_line_error(result, "recipe file not found: demo.yaml")
+    result = run("build", "--source", f"{_recipe(tmp_path)}:{tmp_path}/nope", "--out", str(tmp_path / "o"))
+    assert_one_line_error(result, "source folder not found", "nope")
+
+
+def test_unknown_recipe(tmp_path):
+    assert_one_line_error(run("build", "--source", f"kvasir-segg:{tmp_path}", "--out", str(tmp_path / "o")),
+                          "unknown recipe 'kvasir-segg'", "medtrinity recipes")
+
+
+def test_source_without_path_and_missing_out(tmp_path):
+    assert_one_line_error(run("build", "--source", "demo", "--out", str(tmp_path)), "RECIPE:PATH")
+    assert_one_line_error(run("build", "--source", f"{_recipe(tmp_path)}:{tmp_path}"), "--out")
+
+
+def test_folder_that_is_not_the_layout(tmp_path):
+    (tmp_path / "data").mkdir()
+    result = run("build", "--source", f"{_recipe(tmp_path)}:{tmp_path / 'data'}", "--out", str(tmp_path / "o"))
+    assert_one_line_error(result, "no file matching 'images/*.png'")
+
+
+def test_malformed_config_and_recipe(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources: [x\n")
+    assert_one_line_error(run("build", str(bad)), "not valid YAML")
+    unknown_key = tmp_path / "k.yaml"
+    unknown_key.write_text(f"sources: ['{_recipe(tmp_path)}:{tmp_path}']\nout: {tmp_path}/o\nshardsize: 3\n")
+    assert_one_line_error(run("build", str(unknown_key)), "shardsize")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nlayout: image-mask\nmodality: Xray\n")
+    assert_one_line_error(run("build", "--source", f"{recipe}:{tmp_path}", "--out", str(tmp_path / "o")), "Xray")
+
+
+def test_unknown_option_is_one_line():
+    assert_one_line_error(run("build", "--sauce", "x"), "--sauce")
+
+
+@pytest.mark.parametrize("command", [["--help"], ["build", "--help"], ["demo", "--help"], ["recipes"]])
+def test_help_and_recipes(command):
+    result = run(*command)
+    assert result.returncode == 0 and result.stdout
+
+
+def _recipe(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\nlayout: image-mask\nmodality: CT\noptions:\n  images: 'images/*.png'\n  masks: 'masks/{stem}.png'\n")
+    return path
