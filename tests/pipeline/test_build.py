@@ -15,7 +15,7 @@ from medtrinity.pipeline.runner import run_build
 from medtrinity.records import HORIZONTAL_WORDS, SCHEMA, VERTICAL_WORDS, row_to_sample, sample_id, sample_to_row
 from medtrinity.roi.geometry import rle_area, rle_to_mask
 
-from conftest import lesion_box  # noqa: E402  (tests/pipeline/conftest.py)
+from fixtures.image_mask import lesion_box
 
 
 def build(recipe: Path, root: Path, out: Path, **kw) -> dict:

@@ -83,12 +83,7 @@ class Layout(Protocol):
 
 
 _LAYOUTS: dict[str, type] = {}
-# Layout name -> module that registers it; imported on first use so that `import medtrinity` stays light.
-LAYOUT_MODULES = {
-    "image-mask": "medtrinity.sources.image_mask",
-    "class-folder": "medtrinity.sources.class_folder",
-    "demo": "medtrinity.sources.demo",
-}
+LAYOUTS_PACKAGE = "medtrinity.sources.layouts"
 
 
 def register_layout(name: str):
@@ -100,11 +95,21 @@ def register_layout(name: str):
     return wrap
 
 
+def layout_names() -> list[str]:
+    """Every layout module in sources/layouts/ (a new layout is one new file there, nothing else)."""
+    import pkgutil
+
+    from medtrinity.sources import layouts
+
+    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(layouts.__path__) if not m.name.startswith("_"))
+
+
 def get_layout(name: str) -> type:
-    if name not in _LAYOUTS and name in LAYOUT_MODULES:
-        importlib.import_module(LAYOUT_MODULES[name])
+    # Imported on first use, so that `import medtrinity` stays light.
+    if name not in _LAYOUTS and name in layout_names():
+        importlib.import_module(f"{LAYOUTS_PACKAGE}.{name.replace('-', '_')}")
     if name not in _LAYOUTS:
-        raise UserError(f"unknown layout '{name}'; known layouts: {', '.join(sorted(LAYOUT_MODULES))}")
+        raise UserError(f"unknown layout '{name}'; known layouts: {', '.join(layout_names())}")
     return _LAYOUTS[name]
 
 
