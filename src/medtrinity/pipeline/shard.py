@@ -37,22 +37,51 @@ def stages_for(config: BuildConfig) -> list:
     return _STAGES_BY_CONFIG[key]
 
 
-def process_item(item: SourceItem, stages: list, errors_log: Path | None = None) -> tuple[dict | None, dict | None]:
-    """(row, None) when the item passes every stage, else (None, quarantine row)."""
-    record, stage_name = item, "read"
-    try:
-        for stage in stages:
-            stage_name = stage.name
-            record = stage(record)
-        return sample_to_row(record), None
-    except StageError as err:
-        reason = str(err)
-    except Exception as err:  # a bug or a library failure: keep the run going, keep the evidence
-        reason = f"unexpected {type(err).__name__}: {err}"
-        if errors_log is not None:
-            with errors_log.open("a") as fh:
-                fh.write(f"--- {item.source} {item.file} stage={stage_name}\n{traceback.format_exc()}\n")
-    return None, {"id": item.id, "source": item.source, "file": item.file, "stage": stage_name, "reason": reason}
+# Items go through the stages in small batches: a batch-aware stage (e.g. a model client) can work on
+# all of them at once, while memory stays bounded by the batch, not the shard.
+ITEMS_PER_BATCH = 32
+
+
+def run_stage(stage, records: list, errors_log: Path | None = None) -> list:
+    """The stage's output for each record, or the exception that record failed with (never raises)."""
+    if hasattr(stage, "process_batch"):
+        return stage.process_batch(records)
+    outputs = []
+    for record in records:
+        try:
+            outputs.append(stage(record))
+        except StageError as err:
+            outputs.append(err)
+        except Exception as err:  # a bug or a library failure: keep the run going, keep the evidence
+            if errors_log is not None:
+                file = getattr(record, "file", None) or getattr(record.origin, "file", "?")
+                with errors_log.open("a") as fh:
+                    fh.write(f"--- {record.source} {file} stage={stage.name}\n{traceback.format_exc()}\n")
+            outputs.append(err)
+    return outputs
+
+
+def failure_reason(err: BaseException) -> str:
+    return str(err) if isinstance(err, StageError) else f"unexpected {type(err).__name__}: {err}"
+
+
+def process_batch(items: list[SourceItem], stages: list, errors_log: Path | None = None) -> tuple[list[dict], list[dict]]:
+    """(rows, quarantine rows) for a batch of items; every item ends in exactly one of them, in item order."""
+    live = [(item, item) for item in items]
+    quarantined = []
+    for stage in stages:
+        outputs = run_stage(stage, [record for _, record in live], errors_log)
+        survivors = []
+        for (item, _), out in zip(live, outputs, strict=True):
+            if isinstance(out, BaseException):
+                quarantined.append({"id": item.id, "source": item.source, "file": item.file, "stage": stage.name,
+                                    "reason": failure_reason(out)})
+            else:
+                survivors.append((item, out))
+        live = survivors
+    rows = [sample_to_row(record) for _, record in live]
+    order = {item.id: i for i, item in enumerate(items)}
+    return rows, sorted(quarantined, key=lambda q: order[q["id"]])
 
 
 def run_shard(
@@ -62,24 +91,26 @@ def run_shard(
     stages = stages_for(config)
     rows, quarantined = [], []
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"seen": 0, "written": 0, "quarantined": 0})
-    for item in items:
-        row, bad = process_item(item, stages, store.out / "errors.log")
-        counts[item.source]["seen"] += 1
-        if row is not None:
-            rows.append(row)
-            counts[item.source]["written"] += 1
-        else:
-            quarantined.append(bad)
-            counts[item.source]["quarantined"] += 1
+    for start in range(0, len(items), ITEMS_PER_BATCH):
+        batch = items[start : start + ITEMS_PER_BATCH]
+        batch_rows, batch_bad = process_batch(batch, stages, store.out / "errors.log")
+        rows += batch_rows
+        quarantined += batch_bad
+        for item in batch:
+            counts[item.source]["seen"] += 1
+        for row in batch_rows:
+            counts[row["source"]]["written"] += 1
+        for bad in batch_bad:
+            counts[bad["source"]]["quarantined"] += 1
         if progress:
-            progress(1)
-        _count_item_for_fault_injection()
+            progress(len(batch))
+        _count_items_for_fault_injection(len(batch))
     store.write_shard(index, rows, quarantined, dict(counts))
     return {"shard": index, "written": len(rows), "quarantined": len(quarantined)}
 
 
-def _count_item_for_fault_injection() -> None:
+def _count_items_for_fault_injection(n: int) -> None:
     global _items_done
-    _items_done += 1
+    _items_done += n
     if _KILL_AFTER_ITEMS and _items_done >= _KILL_AFTER_ITEMS:
         os.kill(os.getpid(), signal.SIGKILL)
