@@ -1,1 +1,1 @@
-"""Regions of interest: geometry (masks, boxes, RLE, position words) and measurements inside vs around."""
+"""Regions of interest: geometry, measurements and expert locators."""

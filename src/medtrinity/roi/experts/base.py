@@ -1,0 +1,174 @@
+"""The expert interface, the registry of experts and the per-modality default choice.
+
+An expert finds regions of interest where a source gives no mask or box. Built-in experts live in one
+module each and are imported only when first asked for (`get_expert`), so `import medtrinity` never
+pulls in scikit-image or SciPy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+
+from medtrinity import records
+from medtrinity.errors import StageError, UserError
+
+
+@runtime_checkable
+class Expert(Protocol):
+    name: str
+    version: str
+
+    def locate(
+        self, pixels: np.ndarray, modality: str, organ: str | None, labels: list[str]
+    ) -> list[records.Region]:
+        """Regions found in a uint8 HxW or HxWx3 image; [] when nothing is found honestly."""
+        ...
+
+
+def expert_source(name: str, version: str) -> str:
+    """The `source` string every region an expert returns carries."""
+    return f"expert:{name}@{version}"
+
+
+def check_pixels(pixels: np.ndarray, name: str) -> None:
+    """Experts take the describer's view of an image: uint8, gray or RGB, at least 8 px a side."""
+    ok_shape = pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)
+    if pixels.dtype != np.uint8 or not ok_shape or min(pixels.shape[:2]) < 8:
+        raise StageError(
+            f"expert {name} needs a uint8 HxW or HxWx3 image of at least 8x8 pixels, "
+            f"got {pixels.dtype} {pixels.shape}"
+        )
+
+
+# ---------------------------------------------------------------- registry
+# Built-in experts: name -> module that registers it on import (lazy, keeps `import medtrinity` light).
+BUILTIN_MODULES: dict[str, str] = {
+    "chest-xray-lungs": "medtrinity.roi.experts.chest_xray",
+    "skin-lesion": "medtrinity.roi.experts.skin_lesion",
+    "fundus-disc": "medtrinity.roi.experts.fundus",
+    "tissue": "medtrinity.roi.experts.tissue",
+    "ct-body": "medtrinity.roi.experts.ct_body",
+    "mri-head": "medtrinity.roi.experts.mri_head",
+    "focal-region": "medtrinity.roi.experts.focal_region",
+    "foreground": "medtrinity.roi.experts.foreground",
+}
+
+_REGISTRY: dict[str, type] = {}
+T = TypeVar("T", bound=type)
+
+
+def register_expert(cls: T) -> T:
+    """Class decorator: make an expert class available to `get_expert` under its `name`."""
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name or not isinstance(getattr(cls, "version", None), str):
+        raise TypeError(f"{cls.__name__} needs string class attributes `name` and `version` to be an expert")
+    known = _REGISTRY.get(name)
+    if known is not None and known.__qualname__ != cls.__qualname__:
+        raise ValueError(f"expert name {name!r} is already taken by {known.__module__}.{known.__qualname__}")
+    _REGISTRY[name] = cls
+    return cls
+
+
+def expert_names() -> list[str]:
+    """Every expert that `get_expert` can build: the built-ins and any registered since."""
+    return sorted(set(BUILTIN_MODULES) | set(_REGISTRY))
+
+
+def get_expert(name: str, **options: Any) -> Expert:
+    """A new instance of the expert `name` (options go to its constructor)."""
+    if name not in _REGISTRY and name in BUILTIN_MODULES:
+        importlib.import_module(BUILTIN_MODULES[name])
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        raise UserError(f"unknown expert {name!r}; known experts: {', '.join(expert_names())}")
+    return cls(**options)
+
+
+# ---------------------------------------------------------------- default per modality
+_CHEST_ORGANS = {"chest", "lung", "lungs", "thorax"}
+_HEAD_ORGANS = {"brain", "head"}
+_BY_MODALITY: dict[str, str] = {
+    "dermoscopy": "skin-lesion",
+    "fundus": "fundus-disc",
+    "histopathology": "tissue",
+    "microscopy": "tissue",
+    "ct": "ct-body",
+    "ultrasound": "focal-region",
+    "endoscopy": "focal-region",
+}
+# Modality + organ pairs that need an organ-specific expert; anything else falls back to the modality.
+_BY_MODALITY_ORGAN: list[tuple[str, set[str], str]] = [
+    ("x-ray", _CHEST_ORGANS, "chest-xray-lungs"),
+    ("mri", _HEAD_ORGANS, "mri-head"),
+]
+FALLBACK_EXPERT = "foreground"
+
+
+def _norm(text: str | None) -> str:
+    return (text or "").strip().lower()
+
+
+def default_expert_for(
+    modality: str, organ: str | None = None, overrides: Mapping[str, str] | None = None
+) -> str:
+    """The expert to run on an image of this modality (and organ) that has no region from its source.
+
+    `overrides` (from a recipe or the config) maps "Modality" or "Modality/organ" to an expert name; the
+    organ-specific key wins. Matching is case-insensitive.
+    """
+    mod, org = _norm(modality), _norm(organ)
+    if overrides:
+        table = {_norm(key): value for key, value in overrides.items()}
+        for key in (f"{mod}/{org}", mod):
+            if key in table:
+                choice = table[key]
+                if choice not in expert_names():
+                    raise UserError(
+                        f"expert {choice!r} chosen for {key!r} is unknown; known experts: {', '.join(expert_names())}"
+                    )
+                return choice
+    for pair_modality, organs, expert in _BY_MODALITY_ORGAN:
+        if mod == pair_modality and org in organs:
+            return expert
+    return _BY_MODALITY.get(mod, FALLBACK_EXPERT)
+
+
+# ---------------------------------------------------------------- shared skeleton of the built-ins
+Finding = tuple[np.ndarray, str, float]  # (bool mask at working scale, label, score)
+
+
+class ClassicalExpert:
+    """Runs `find` on a copy of the image at most `work_side` pixels a side, then returns full-size regions.
+
+    Working at a fixed scale keeps each expert's cost and its smoothing radii independent of the input size.
+    """
+
+    name: str = ""
+    version: str = ""
+    work_side: int = 512
+
+    @property
+    def source(self) -> str:
+        return expert_source(self.name, self.version)
+
+    def find(self, image: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[Finding]:
+        raise NotImplementedError
+
+    def locate(
+        self, pixels: np.ndarray, modality: str, organ: str | None, labels: list[str]
+    ) -> list[records.Region]:
+        from medtrinity.roi.experts import ops
+
+        check_pixels(pixels, self.name)
+        image = ops.downscale(pixels, self.work_side)
+        found: list[records.Region] = []
+        for mask, label, score in self.find(image, modality, organ, list(labels)):
+            full = ops.upscale_mask(mask, pixels.shape[:2])
+            if full.any():
+                found.append(ops.make_region(full, label, score, self.source))
+        return found
+

@@ -1,0 +1,142 @@
+"""The expert registry, the per-modality default choice and the contract every built-in expert keeps."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from medtrinity import records
+from medtrinity.errors import StageError, UserError
+from medtrinity.roi.experts import Expert, default_expert_for, expert_names, get_expert, register_expert
+
+BUILTINS = [
+    "chest-xray-lungs", "ct-body", "focal-region", "foreground", "fundus-disc", "mri-head", "skin-lesion", "tissue",
+]
+
+
+def test_builtin_names_are_listed():
+    assert set(BUILTINS) <= set(expert_names())
+    assert expert_names() == sorted(expert_names())
+
+
+def test_unknown_expert_is_a_user_error_listing_known_names():
+    with pytest.raises(UserError) as error:
+        get_expert("lung-magic")
+    assert "'lung-magic'" in str(error.value)
+    for name in BUILTINS:
+        assert name in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("modality", "organ", "expected"),
+    [
+        ("X-Ray", "chest", "chest-xray-lungs"),
+        ("X-Ray", "Lung", "chest-xray-lungs"),
+        ("X-Ray", "hand", "foreground"),
+        ("X-Ray", None, "foreground"),
+        ("Dermoscopy", None, "skin-lesion"),
+        ("Fundus", "eye", "fundus-disc"),
+        ("Histopathology", "colon", "tissue"),
+        ("Microscopy", None, "tissue"),
+        ("CT", "abdomen", "ct-body"),
+        ("MRI", "brain", "mri-head"),
+        ("MRI", "Head", "mri-head"),
+        ("MRI", "knee", "foreground"),
+        ("Ultrasound", "breast", "focal-region"),
+        ("Endoscopy", "colon", "focal-region"),
+        ("OCT", None, "foreground"),
+        ("PET", None, "foreground"),
+        ("Other", None, "foreground"),
+    ],
+)
+def test_default_expert_per_modality(modality, organ, expected):
+    assert default_expert_for(modality, organ) == expected
+
+
+def test_overrides_win_and_organ_specific_keys_win_over_modality_keys():
+    overrides = {"mri": "foreground", "X-Ray/hand": "chest-xray-lungs"}
+    assert default_expert_for("MRI", "brain", overrides) == "foreground"
+    assert default_expert_for("X-Ray", "hand", overrides) == "chest-xray-lungs"
+    assert default_expert_for("X-Ray", "chest", overrides) == "chest-xray-lungs"
+    assert default_expert_for("CT", None, overrides) == "ct-body"
+
+
+def test_override_naming_an_unknown_expert_is_a_user_error():
+    with pytest.raises(UserError, match="'sam-large'"):
+        default_expert_for("CT", None, {"CT": "sam-large"})
+
+
+def test_register_expert_adds_a_new_expert_and_refuses_a_taken_name():
+    @register_expert
+    class Everything:
+        name = "test-everything"
+        version = "0.1"
+
+        def locate(self, pixels, modality, organ, labels):
+            mask = np.ones(pixels.shape[:2], dtype=bool)
+            return [records.Region(label="everything", source=f"expert:{self.name}@{self.version}", mask=mask)]
+
+    assert "test-everything" in expert_names()
+    assert get_expert("test-everything").locate(np.zeros((4, 4), np.uint8), "CT", None, [])[0].label == "everything"
+    assert default_expert_for("CT", None, {"CT": "test-everything"}) == "test-everything"
+
+    class Impostor:
+        name = "foreground"
+        version = "9"
+
+    get_expert("foreground")  # make sure the built-in is registered first
+    with pytest.raises(ValueError, match="already taken"):
+        register_expert(Impostor)
+    with pytest.raises(TypeError):
+        register_expert(type("Nameless", (), {}))
+
+
+def blob_image(rgb: bool) -> np.ndarray:
+    rows, cols = np.mgrid[:96, :128]
+    image = np.where((rows - 48) ** 2 / 30**2 + (cols - 64) ** 2 / 40**2 <= 1, 180, 30).astype(np.uint8)
+    return np.stack([image, (image * 0.8).astype(np.uint8), image], axis=2) if rgb else image
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+@pytest.mark.parametrize("rgb", [False, True])
+def test_every_builtin_keeps_the_contract(name, rgb):
+    expert = get_expert(name)
+    assert isinstance(expert, Expert)
+    image = blob_image(rgb)
+    regions = expert.locate(image, "Other", None, ["finding"])
+    for region in regions:
+        assert region.source == f"expert:{name}@{expert.version}"
+        assert region.mask.dtype == bool and region.mask.shape == (96, 128) and region.mask.any()
+        assert 0.0 <= region.score <= 1.0
+        assert region.label
+        x0, y0, x1, y1 = region.bbox
+        rows, cols = np.nonzero(region.mask)
+        assert (x0, y0, x1, y1) == (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_a_blank_image_gives_no_region(name):
+    assert get_expert(name).locate(np.full((64, 64), 120, np.uint8), "Other", None, []) == []
+
+
+@pytest.mark.parametrize(
+    "bad", [np.zeros((32, 32), np.float32), np.zeros((32, 32, 4), np.uint8), np.zeros((4, 4), np.uint8)]
+)
+def test_a_wrong_image_is_a_stage_error(bad):
+    with pytest.raises(StageError, match="foreground needs a uint8"):
+        get_expert("foreground").locate(bad, "Other", None, [])
+
+
+def test_large_images_are_analysed_at_working_scale_and_returned_full_size():
+    image = np.kron(blob_image(False), np.ones((12, 12), np.uint8))  # 1152 x 1536
+    (region,) = get_expert("foreground").locate(image, "Other", None, [])
+    assert region.mask.shape == image.shape
+    truth = image > 100
+    assert 2 * (region.mask & truth).sum() / (region.mask.sum() + truth.sum()) > 0.97
+
+
+def test_importing_the_experts_package_stays_light():
+    code = "import sys, medtrinity.roi.experts; print(sorted(m for m in ('skimage', 'scipy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
