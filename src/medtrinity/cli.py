@@ -114,6 +114,8 @@ COMMANDS = {"build": cmd_build, "demo": cmd_demo, "recipes": cmd_recipes}
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # some libraries (bm25s) set their own loggers to DEBUG
+        handler.setLevel(logging.WARNING)
     parser = make_parser()
     try:
         args = parser.parse_args(argv)

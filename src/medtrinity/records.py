@@ -138,7 +138,7 @@ _ROI = pa.struct([
     ("source", pa.string()),
     ("score", pa.float32()),
     ("position", _POSITION),
-    ("area_ratio", pa.float32()),
+    ("area_ratio", pa.float64()),  # float64 so 0.6 reads back as 0.6
 ])
 _ORIGIN = pa.struct([
     ("file", pa.string()),
