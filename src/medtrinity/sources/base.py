@@ -42,6 +42,8 @@ class SourceItem:
     slice: int | None = None
     axis: str | None = None
     window: str | None = None  # CT window preset for DICOM
+    orientation: str | None = None  # when the source states it (e.g. a CSV's view position) and the file cannot
+    patient_left_on_image: str | None = None  # "left"/"right": the image side showing the patient's left
     annotations: list[Any] = field(default_factory=list)  # Annotation objects
     expert: str | None = None  # expert to run when the annotations give no region ("auto": by modality)
 
