@@ -109,11 +109,25 @@ def sniff_format(path: str | Path) -> str:
     return "raster"
 
 
-def read_image(path: str | Path, frame: int | None = None, window: str | None = None) -> ImageData:
-    """Read one 2D image or one DICOM frame as 8-bit pixels. `window` names a CT preset
-    (see WINDOW_PRESETS) or a custom window "L<level>/W<width>" in HU; it applies to CT DICOM only."""
+def read_image(
+    path: str | Path,
+    frame: int | None = None,
+    window: str | None = None,
+    slice_index: int | None = None,
+    axis: str | None = None,
+) -> ImageData:
+    """Read one 2D image, one DICOM frame or one NIfTI slice as 8-bit pixels. `window` names a CT preset
+    (see WINDOW_PRESETS) or a custom window "L<level>/W<width>" in HU; it applies to CT DICOM and to NIfTI
+    volumes in HU. `slice_index`/`axis` select the slice of a NIfTI volume (sources/volume.py); for other
+    files they only describe where the file sits (a DICOM series slice is its own file) and are ignored."""
     path = Path(path)
     _check_readable_file(path)
+    from medtrinity.sources.volume import is_nifti, read_volume_slice
+
+    if is_nifti(path):
+        if frame is not None:
+            raise StageError("a NIfTI volume has slices, not frames: give a slice index")
+        return read_volume_slice(path, slice_index=slice_index, axis=axis, window=window)
     fmt = sniff_format(path)
     if fmt == "dicom":
         return _read_dicom_image(path, frame, window)

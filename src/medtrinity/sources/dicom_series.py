@@ -1,0 +1,90 @@
+"""DICOM series: the files of a folder grouped by SeriesInstanceUID and put in anatomical order.
+
+Slices are ordered by ImagePositionPatient projected on the slice normal (the cross product of the
+ImageOrientationPatient row and column directions), never by file name: publishers name files by
+instance number, by UID or at random. Files without a position fall back to InstanceNumber, then name.
+Only the geometry tags are read (no pixels), and no identifier leaves this module: a series is known by
+its files, not by its UID.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+_GEOMETRY_TAGS = ["SeriesInstanceUID", "ImagePositionPatient", "ImageOrientationPatient", "InstanceNumber"]
+
+
+@dataclass
+class SeriesSlice:
+    file: str  # relative to the source root
+    position: float | None  # mm along the slice normal
+    instance: int | None
+
+
+@dataclass
+class DicomSeries:
+    slices: list[SeriesSlice] = field(default_factory=list)  # sorted, inferior/posterior/right first
+    axis: str | None = None  # "axial", "coronal", "sagittal" from the slice normal; None if oblique/unknown
+
+    @property
+    def files(self) -> list[str]:
+        return [s.file for s in self.slices]
+
+
+def slice_normal(iop) -> np.ndarray:
+    row, col = np.asarray(iop[:3], float), np.asarray(iop[3:6], float)
+    return np.cross(row, col)
+
+
+def axis_of_normal(normal: np.ndarray) -> str | None:
+    """The slicing axis a normal points along (within ~45 degrees), in LPS patient axes."""
+    main = int(np.argmax(np.abs(normal)))
+    if abs(normal[main]) < 0.7:
+        return None
+    return ("sagittal", "coronal", "axial")[main]
+
+
+def _sort_key(s: SeriesSlice) -> tuple:
+    return (s.position is None, s.position or 0.0, s.instance is None, s.instance or 0, s.file)
+
+
+def list_series(root: Path, files: list[str]) -> tuple[list[DicomSeries], list[str]]:
+    """(series in order of their first file, files that could not be read as DICOM)."""
+    import pydicom
+
+    groups: dict[str, list[SeriesSlice]] = {}
+    normals: dict[str, np.ndarray | None] = {}
+    unreadable: list[str] = []
+    for rel in files:
+        try:
+            ds = pydicom.dcmread(str(root / rel), stop_before_pixels=True, specific_tags=_GEOMETRY_TAGS)
+        except Exception:  # InvalidDicomError, OSError, struct errors: the read stage quarantines it
+            unreadable.append(rel)
+            continue
+        uid = str(ds.get("SeriesInstanceUID", "") or "") or f"folder:{Path(rel).parent.as_posix()}"
+        iop, ipp = ds.get("ImageOrientationPatient"), ds.get("ImagePositionPatient")
+        if uid not in normals:
+            normals[uid] = slice_normal(iop) if iop is not None and len(iop) == 6 else None
+        normal = normals[uid]
+        position = float(np.dot(np.asarray(ipp, float), normal)) if normal is not None and ipp is not None and len(ipp) == 3 else None
+        number = ds.get("InstanceNumber")
+        groups.setdefault(uid, []).append(SeriesSlice(rel, position, int(number) if number not in (None, "") else None))
+    series = []
+    for uid, slices in groups.items():
+        normal = normals[uid]
+        series.append(DicomSeries(sorted(slices, key=_sort_key), axis_of_normal(normal) if normal is not None else None))
+    series.sort(key=lambda s: min(s.files))
+    return series, unreadable
+
+
+def choose_series_slices(n: int, every: int = 1, max_per_series: int | None = None) -> list[int]:
+    """Indices into a sorted series of n slices: every Nth, then at most max_per_series evenly spaced."""
+    from medtrinity.sources.volume import evenly_spaced
+
+    indices = list(range(n))[::every]
+    if max_per_series is not None:
+        indices = evenly_spaced(indices, max_per_series)
+    return indices
