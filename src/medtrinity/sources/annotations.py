@@ -15,6 +15,17 @@ from medtrinity.records import Region
 
 
 @dataclass
+class SourceProblem:
+    """A problem the source itself has for this record (a malformed row, a missing entry), found while
+    listing: the read stage quarantines the record with this reason before touching any file."""
+
+    reason: str
+
+    def resolve(self, root: Path, item, shape: tuple[int, int]) -> list[Region]:
+        raise StageError(self.reason)
+
+
+@dataclass
 class MaskFile:
     """A binary (or label-map) mask image; `value` selects one label of a label map."""
 

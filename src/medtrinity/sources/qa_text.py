@@ -14,6 +14,7 @@ from typing import Iterable, Iterator
 
 from medtrinity.errors import StageError
 from medtrinity.sources.base import SourceItem
+from medtrinity.sources.annotations import SourceProblem
 
 # The 14 observations of the CheXpert labeler, as CheXpert and MIMIC-CXR-JPG name their columns.
 CHEXPERT_FINDINGS = (
@@ -36,16 +37,9 @@ class CsvRow:
     problem: str | None = None  # wrong field count: the row cannot be trusted
 
 
-@dataclass
-class ProblemItem(SourceItem):
-    """An entry of a source's table that cannot become a record: reading it fails with `problem`, so it is
-    counted as seen and quarantined with that reason, and nothing else in the run is affected."""
-
-    problem: str = ""
-
-    @property
-    def path(self) -> Path:  # the read stage asks for the path first: fail there with the row's problem
-        raise StageError(self.problem)
+def problem_item(problem: str, **fields) -> SourceItem:
+    """An entry of a source's table that cannot become a record: counted as seen, quarantined with `problem`."""
+    return SourceItem(annotations=[SourceProblem(problem)], **fields)
 
 
 def open_text(path: Path) -> io.TextIOBase:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medtrinity.errors import StageError
+from medtrinity.sources.annotations import SourceProblem
 
 if TYPE_CHECKING:
     from medtrinity.sources.imaging import ImageData
@@ -218,17 +219,6 @@ class LabelMapSlice:
         return [Region(label=name, mask=values == value) for value, name in sorted(self.labels.items()) if (values == value).any()]
 
 
-@dataclass
-class Unresolvable:
-    """An item whose source problem is known at listing time (a missing or unreadable label file):
-    resolving it raises, so the record is quarantined with this reason and the run goes on."""
-
-    reason: str
-
-    def resolve(self, root: Path, item, shape: tuple[int, int]) -> list:
-        raise StageError(self.reason)
-
-
 @dataclass(frozen=True)
 class SliceChoice:
     """Which slices of a labelled volume become records (recipe options, same names).
@@ -313,7 +303,7 @@ def labelled_volume_items(
         )
 
     if not (root / label_map).is_file():
-        yield item(None, [], Unresolvable(f"label map {label_map} is missing"))
+        yield item(None, [], SourceProblem(f"label map {label_map} is missing"))
         return
     try:
         label_shape, image_shape = volume_shape(root / label_map), volume_shape(root / image)
@@ -324,7 +314,7 @@ def labelled_volume_items(
             )
         label_data = load_volume(root / label_map, labels=True).data
     except StageError as e:
-        yield item(None, [], Unresolvable(str(e)))
+        yield item(None, [], SourceProblem(str(e)))
         return
     annotation = LabelMapSlice(path=label_map, image=image, labels=labels)
     for index, names in choose_slices(label_data, axis, labels, choice).items():

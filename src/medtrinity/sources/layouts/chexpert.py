@@ -15,7 +15,7 @@ from typing import Iterator
 from medtrinity.errors import UserError
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
 from medtrinity.sources.qa_text import (
-    CsvRow, ProblemItem, chexpert_labels, disease_from_labels, iter_sorted,
+    CsvRow, problem_item, chexpert_labels, disease_from_labels, iter_sorted,
     patient_left_for_view, read_csv_rows,
 )
 
@@ -62,12 +62,12 @@ class CheXpertLayout:
         file = f"{folder.name}/{parts[1]}" if len(parts) == 2 and parts[1] else ""
         if row.problem or not file:
             problem = row.problem or f"Path {published!r} is not a path under {self.folder_name}/"
-            return ProblemItem(source=r.name, root=base, file=file or where, split=split,
+            return problem_item(source=r.name, root=base, file=file or where, split=split,
                                problem=f"{folder.name}/{problem}" if row.problem else f"{where}: {problem}")
         try:
             labels = chexpert_labels(row.values)
         except ValueError as err:
-            return ProblemItem(source=r.name, root=base, file=file, split=split, problem=f"{where}: {err}")
+            return problem_item(source=r.name, root=base, file=file, split=split, problem=f"{where}: {err}")
         view = (row.values.get("AP/PA") or "").strip() or None
         if (row.values.get("Frontal/Lateral") or "").strip() == "Lateral":
             view = "LATERAL"

@@ -18,7 +18,7 @@ from typing import Iterator
 from medtrinity.errors import UserError
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
 from medtrinity.sources.qa_text import (
-    CsvRow, ProblemItem, chexpert_labels, disease_from_labels, find_table, iter_sorted,
+    CsvRow, problem_item, chexpert_labels, disease_from_labels, find_table, iter_sorted,
     patient_left_for_view, read_csv_rows,
 )
 
@@ -91,18 +91,18 @@ class MimicCxrJpgLayout:
             problem = f"{where}: dicom_id, subject_id and study_id must be set (subject and study numeric)"
         if problem:
             # The row's line number keys it: its ids are unreliable and must not be echoed.
-            return ProblemItem(source=r.name, root=str(self.root), file=f"{METADATA}#line{row.line}", problem=problem)
+            return problem_item(source=r.name, root=str(self.root), file=f"{METADATA}#line{row.line}", problem=problem)
         file = f"{study_path(subject, study)}/{dicom_id}.jpg"
         split_value = splits.get(dicom_id)
         study_labels: list[str] = []
         label_row = labels.get((subject, study))
         if label_row is not None and label_row.problem:
-            return ProblemItem(source=r.name, root=str(self.root), file=file, problem=label_row.problem)
+            return problem_item(source=r.name, root=str(self.root), file=file, problem=label_row.problem)
         if label_row is not None:
             try:
                 study_labels = chexpert_labels(label_row.values)
             except ValueError as err:
-                return ProblemItem(source=r.name, root=str(self.root), file=file,
+                return problem_item(source=r.name, root=str(self.root), file=file,
                                    problem=f"{CHEXPERT} line {label_row.line}: {err}")
         view = v.get("ViewPosition", "").strip() or None
         return SourceItem(

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 from medtrinity.errors import StageError, UserError
 from medtrinity.records import Region
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
-from medtrinity.sources.qa_text import ProblemItem, qa_reference_text
+from medtrinity.sources.qa_text import problem_item, qa_reference_text
 
 QA_FILES = {"test.json": "test", "validate.json": "val", "train.json": "train"}  # precedence: most held-out first
 MODALITY_NAMES = {"ct": "CT", "mri": "MRI", "x-ray": "X-Ray", "xray": "X-Ray"}
@@ -101,12 +101,12 @@ class SlakeLayout:
             try:
                 data = json.loads((self.root / name).read_text(encoding="utf-8"))
             except (ValueError, UnicodeDecodeError) as err:
-                problems.append(ProblemItem(source=r.name, root=str(self.root), file=name, problem=f"{name}: not valid JSON ({err})"))
+                problems.append(problem_item(source=r.name, root=str(self.root), file=name, problem=f"{name}: not valid JSON ({err})"))
                 continue
             for index, entry in enumerate(data if isinstance(data, list) else [data]):
                 img_name = entry.get("img_name") if isinstance(entry, dict) else None
                 if not isinstance(img_name, str) or not img_name.strip():
-                    problems.append(ProblemItem(source=r.name, root=str(self.root), file=f"{name}#entry{index}",
+                    problems.append(problem_item(source=r.name, root=str(self.root), file=f"{name}#entry{index}",
                                                 problem=f"{name} entry {index}: no img_name"))
                     continue
                 entries.setdefault(img_name, []).append(entry)
@@ -121,7 +121,7 @@ class SlakeLayout:
         modalities = {MODALITY_NAMES.get(str(e.get("modality", "")).strip().lower()) for e in qa}
         if len(modalities) != 1 or None in modalities:
             stated = sorted({str(e.get("modality")) for e in qa})
-            return ProblemItem(source=r.name, root=str(self.root), file=file, split=split,
+            return problem_item(source=r.name, root=str(self.root), file=file, split=split,
                                problem=f"{file}: the QA files give modality {', '.join(stated)}; expected one of CT, MRI, X-Ray")
         locations = Counter(str(e.get("location", "")) for e in qa if e.get("location"))
         english = sorted((e for e in qa if e.get("q_lang") == "en"), key=lambda e: (e.get("qid") is None, e.get("qid") or 0))

@@ -26,7 +26,7 @@ from typing import Any, Iterator
 from medtrinity.errors import UserError
 from medtrinity.records import MODALITIES
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
-from medtrinity.sources.qa_text import ProblemItem, qa_reference_text
+from medtrinity.sources.qa_text import problem_item, qa_reference_text
 
 QA_FILE = "VQA_RAD Dataset Public.json"
 IMAGE_FOLDER = "VQA_RAD Image Folder"
@@ -81,7 +81,7 @@ class VqaRadLayout:
         for index, entry in enumerate(data if isinstance(data, list) else [data]):
             name = entry.get("image_name") if isinstance(entry, dict) else None
             if not isinstance(name, str) or not name.strip():
-                problems.append(ProblemItem(source=r.name, root=str(self.root), file=f"{QA_FILE}#entry{index}",
+                problems.append(problem_item(source=r.name, root=str(self.root), file=f"{QA_FILE}#entry{index}",
                                             problem=f"{QA_FILE} entry {index}: no image_name"))
                 continue
             by_image.setdefault(name.strip(), []).append(entry)
@@ -96,11 +96,11 @@ class VqaRadLayout:
         split = "test" if any(str(e.get("phrase_type", "")).startswith("test") for e in qa) else "train"
         stated = {m for e in qa if (m := stated_modality(str(e.get("question", "")), str(e.get("answer", ""))))}
         if len(stated) > 1:
-            return ProblemItem(source=r.name, root=str(self.root), file=file, split=split,
+            return problem_item(source=r.name, root=str(self.root), file=file, split=split,
                                problem=f"{file}: the QA state different modalities ({', '.join(sorted(stated))})")
         modality = stated.pop() if stated else self.default_modality
         if modality is None:
-            return ProblemItem(source=r.name, root=str(self.root), file=file, split=split,
+            return problem_item(source=r.name, root=str(self.root), file=file, split=split,
                                problem=f"{file}: modality not stated by the QA (set options.default_modality to accept such images)")
         organs = Counter(str(e.get("image_organ", "")).strip().upper() for e in qa if e.get("image_organ"))
         organ_code = organs.most_common(1)[0][0] if organs else ""

@@ -1,0 +1,154 @@
+"""NIH ChestX-ray14 (ChestX-ray8, Wang et al. CVPR 2017), read as published:
+
+    Data_Entry_2017.csv   Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,
+                          View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],
+                          (the bracketed names split into two CSV fields each; Data_Entry_2017_v2020.csv,
+                          the 2020 re-release, is read the same way)
+    BBox_List_2017.csv    Image Index,Finding Label,Bbox [x,y,w,h],,,  (so the coordinate columns are named
+                          "Bbox [x", "y", "w", "h]", then three unnamed empty ones)
+    images/<Image Index>  or images_001/images/ … images_012/images/ (the archives as unpacked)
+    train_val_list.txt, test_list.txt   one Image Index per line
+
+One item per Image Index (sorted). Labels: the finding labels ("A|B"; "No Finding" -> normal); boxes
+(pixels, x y w h) where BBox_List lists them, for the other images the recipe's expert (auto) finds
+the lungs. Split: train_val_list.txt -> "train" (the publisher's train+validation pool), test_list.txt
+-> "test". Patient ID, age and gender are never copied into the record.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterator
+
+from medtrinity.errors import UserError
+from medtrinity.sources.annotation_formats import PixelBox, parse_float
+from medtrinity.sources.annotations import SourceProblem
+from medtrinity.sources.base import Recipe, SourceItem, register_layout
+
+ENTRY_CSVS = ("Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv")
+BBOX_CSV = "BBox_List_2017.csv"
+SPLIT_LISTS = {"train_val_list.txt": "train", "test_list.txt": "test"}
+NO_FINDING = "No Finding"
+
+
+def finding_name(label: str) -> str:
+    """The publisher's class name in plain words: 'Pleural_Thickening' -> 'pleural thickening'."""
+    return label.strip().replace("_", " ").lower()
+
+
+@register_layout("chestx-ray14")
+class ChestXray14Layout:
+    def __init__(self, recipe: Recipe, root: Path) -> None:
+        self.recipe, self.root = recipe, root
+
+    def _entry_csv(self) -> Path | None:
+        return next((self.root / n for n in ENTRY_CSVS if (self.root / n).is_file()), None)
+
+    def _image_dirs(self) -> list[Path]:
+        return [d for d in [self.root / "images", *sorted(self.root.glob("images_[0-9][0-9][0-9]/images"))] if d.is_dir()]
+
+    def check(self) -> None:
+        if self._entry_csv() is None:
+            raise UserError(
+                f"{self.recipe.name} expects {ENTRY_CSVS[0]} and images/ (or images_NNN/images/) under "
+                f"{self.root}: {ENTRY_CSVS[0]} is missing"
+            )
+        if not self._image_dirs():
+            raise UserError(
+                f"{self.recipe.name} expects {ENTRY_CSVS[0]} and images/ (or images_NNN/images/) under "
+                f"{self.root}: images/ is missing"
+            )
+
+    def _image_paths(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for folder in self._image_dirs():
+            for path in sorted(folder.iterdir()):
+                if path.is_file():
+                    found.setdefault(path.name, path.relative_to(self.root).as_posix())
+        return found
+
+    def _splits(self) -> dict[str, str]:
+        splits = {}
+        for name, split in SPLIT_LISTS.items():
+            path = self.root / name
+            if path.is_file():
+                splits.update({line.strip(): split for line in path.read_text().splitlines() if line.strip()})
+        return splits
+
+    def _entries(self) -> dict[str, dict]:
+        """Image Index -> {findings, view} or {problem} for a malformed row."""
+        path = self._entry_csv()
+        entries: dict[str, dict] = {}
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            header = [c.strip() for c in next(reader, [])]
+            try:
+                i_image, i_findings = header.index("Image Index"), header.index("Finding Labels")
+            except ValueError:
+                raise UserError(f"{path.name} under {self.root} lacks 'Image Index' / 'Finding Labels' columns") from None
+            i_view = header.index("View Position") if "View Position" in header else None
+            for number, row in enumerate(reader, start=2):
+                if not any(cell.strip() for cell in row):
+                    continue
+                where = f"{path.name} line {number}"
+                image = row[0].strip() if row else ""
+                if len(row) <= max(i_findings, i_view or 0) or not row[i_image].strip() or not row[i_findings].strip():
+                    entries[image or f"\0{number}"] = {"problem": f"{where}: malformed row ({len(row)} fields)"}
+                    continue
+                findings = [f.strip() for f in row[i_findings].split("|") if f.strip()]
+                view = row[i_view].strip() if i_view is not None else ""
+                entries[row[i_image].strip()] = {"findings": findings, "view": view}
+        return entries
+
+    def _boxes(self) -> dict[str, list]:
+        """Image Index -> [PixelBox | SourceProblem]; the coordinate columns are read by position (2..5)."""
+        path = self.root / BBOX_CSV
+        boxes: dict[str, list] = defaultdict(list)
+        if not path.is_file():
+            return boxes
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            next(reader, None)
+            for number, row in enumerate(reader, start=2):
+                if not any(cell.strip() for cell in row):
+                    continue
+                where = f"{BBOX_CSV} line {number}"
+                image = row[0].strip()
+                try:
+                    x, y, w, h = (parse_float(v) for v in row[2:6])
+                    if None in (x, y, w, h) or len(row) < 6:
+                        raise ValueError("a coordinate is empty")
+                except ValueError as e:
+                    boxes[image].append(SourceProblem(f"{where}: malformed box ({e})"))
+                    continue
+                boxes[image].append(PixelBox(x, y, x + w, y + h, finding_name(row[1]), where))
+        return boxes
+
+    def items(self) -> Iterator[SourceItem]:
+        r = self.recipe
+        paths, splits, boxes = self._image_paths(), self._splits(), self._boxes()
+        entries = self._entries()
+        for image in sorted(set(entries) | set(boxes)):
+            entry = entries.get(image, {"findings": [], "view": ""})
+            annotations = list(boxes.get(image, []))
+            if image.startswith("\0"):
+                yield SourceItem(source=r.name, root=str(self.root), file=f"{self._entry_csv().name}:line {image[1:]}",
+                                 modality=r.modality, annotations=[SourceProblem(entry["problem"])])
+                continue
+            if "problem" in entry:
+                annotations.insert(0, SourceProblem(entry["problem"]))
+            findings = [f for f in entry["findings"] if f != NO_FINDING]
+            labels = [finding_name(f) for f in findings] or ["normal"]
+            box_labels = [a.label for a in annotations if isinstance(a, PixelBox)]
+            labels += [b for b in dict.fromkeys(box_labels) if b not in labels]
+            shown = ", ".join(entry["findings"]) or ", ".join(dict.fromkeys(box_labels))
+            text = f"Finding labels (mined from the report): {shown}." if shown else None
+            if text and entry["view"]:
+                text += f" View position: {entry['view']}."
+            yield SourceItem(
+                source=r.name, root=str(self.root), file=paths.get(image, f"images/{image}"), modality=r.modality,
+                organ=r.organ, disease=", ".join(l for l in labels if l != "normal") or None, labels=labels,
+                split=splits.get(image, r.split), reference_text=text, annotations=annotations, expert=r.expert,
+            )
