@@ -3,7 +3,7 @@
     python bench/experts.py [--seconds 2.0]
 
 Each expert runs on a 512x512 image of its own kind: the bundled real images where one exists (pydicom's
-chest radiograph, scikit-image's retina and IHC), a synthetic one otherwise.
+chest radiograph, scikit-image's retina, IHC and cell), a synthetic one otherwise.
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def workloads() -> dict[str, np.ndarray]:
         "skin-lesion": skin(),
         "fundus-disc": resized(skimage.data.retina()),
         "tissue": resized(skimage.data.immunohistochemistry()),
+        "cells": resized(skimage.data.cell()),
         "ct-body": ct_slice(),
         "mri-head": head_mri(),
         "focal-region": ultrasound(),
@@ -95,7 +96,8 @@ def workloads() -> dict[str, np.ndarray]:
 
 MODALITY = {
     "chest-xray-lungs": ("X-Ray", "chest"), "skin-lesion": ("Dermoscopy", None), "fundus-disc": ("Fundus", None),
-    "tissue": ("Histopathology", None), "ct-body": ("CT", "chest"), "mri-head": ("MRI", "brain"),
+    "tissue": ("Histopathology", None), "cells": ("Microscopy", None), "ct-body": ("CT", "chest"),
+    "mri-head": ("MRI", "brain"),
     "focal-region": ("Ultrasound", None), "foreground": ("Other", None),
 }
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from medtrinity import __version__
+from medtrinity.describe.base import describer_names
 from medtrinity.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -22,15 +23,36 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", action="append", metavar="RECIPE:PATH",
                    help="a named recipe (see `medtrinity recipes`) or a recipe .yaml, and the dataset folder; repeatable")
     p.add_argument("--out", help="output folder (data/, quarantine/, manifest.json, cache/)")
-    p.add_argument("--describer", choices=["grounded"], help="describer backend (default: grounded, no model needed)")
+    p.add_argument("--describer", choices=describer_names(),
+                   help="describer backend (default: grounded, no model needed; see docs/BACKENDS.md)")
     p.add_argument("--kb", metavar="KBDIR", help="knowledge index folder (default: the bundled knowledge base)")
     p.add_argument("--top-k", type=int, dest="top_k", help="passages retrieved per image (default 3)")
     p.add_argument("--engine", choices=["local"], help="execution engine (default: local)")
     p.add_argument("--workers", type=int, help="worker processes (default 1)")
     p.add_argument("--shard-size", type=int, dest="shard_size", help="records per Parquet shard (default 1000)")
     p.add_argument("--limit", type=int, help="at most N images from each source")
-    p.add_argument("--on-contradiction", dest="on_contradiction", choices=["quarantine", "keep"],
-                   help="a description that contradicts the record: quarantine it (default) or keep it with failed checks")
+    p.add_argument("--on-contradiction", dest="on_contradiction", choices=["repair", "quarantine", "keep"],
+                   help="a description that contradicts the record: ask the model once more naming the "
+                        "contradiction, quarantine if it persists (repair, default), quarantine it, or keep it "
+                        "with failed checks")
+    p.add_argument("--expert", metavar="NAME",
+                   help="expert ROI locator for every source: a name, 'auto' (by modality) or 'none' (default: each recipe's)")
+    p.add_argument("--expert-mode", dest="expert_mode", choices=["fill", "add"],
+                   help="fill: experts only where the source has no region (default); add: beside the source's regions")
+    model = p.add_argument_group("model backends (openai, transformers)")
+    model.add_argument("--model", help="model name the server serves (openai) or model folder (transformers)")
+    model.add_argument("--base-url", dest="base_url",
+                       help="OpenAI-compatible server, e.g. http://localhost:8000/v1 (default: api.openai.com)")
+    model.add_argument("--api-key-env", dest="api_key_env", metavar="VAR",
+                       help="environment variable holding the API key (default OPENAI_API_KEY; never logged)")
+    model.add_argument("--concurrency", type=int, help="requests in flight per worker (default 8)")
+    model.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=None,
+                       help="send the model a copy of the image with the ROIs outlined (default: no)")
+    model.add_argument("--request-timeout", type=float, dest="request_timeout",
+                       help="seconds per request before it is retried (default 120)")
+    model.add_argument("--max-attempts", type=int, dest="max_attempts",
+                       help="attempts per request before the record is quarantined (default 5)")
+    model.add_argument("--max-tokens", type=int, dest="max_tokens", help="answer length limit (default 1024)")
     p.add_argument("--resume", action="store_true", default=None, help="continue an interrupted build in --out")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace a finished build in --out")
 
@@ -64,7 +86,9 @@ def cmd_build(args) -> int:
     from medtrinity.report_console import print_summary
 
     flags = {k: getattr(args, k) for k in ("out", "describer", "kb", "top_k", "engine", "workers", "shard_size",
-                                            "limit", "on_contradiction", "resume", "overwrite")}
+                                            "limit", "on_contradiction", "resume", "overwrite", "model", "base_url",
+                                            "api_key_env", "concurrency", "overlay", "request_timeout",
+                                            "max_attempts", "max_tokens", "expert", "expert_mode")}
     sources = [SourceSpec.parse(s) for s in args.source or []]
     if args.config:
         config = load_config_file(args.config, **flags, **({"sources": sources} if sources else {}))
@@ -126,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"medtrinity: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("medtrinity: interrupted; finished shards are kept — rerun with --resume to continue", file=sys.stderr)
         return 130

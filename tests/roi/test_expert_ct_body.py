@@ -42,7 +42,7 @@ def test_synthetic_body_lungs_and_bone_match_the_known_masks():
     assert dice(regions["lungs"].mask, lungs) >= 0.9
     assert dice(regions["bone"].mask, bone) >= 0.8
     assert all(r.score > 0.5 for r in regions.values())
-    assert regions["bone"].source == "expert:ct-body@1.0"
+    assert regions["bone"].source == "expert:ct-body@1.1"
 
 
 def test_abdominal_slice_has_no_lungs_and_small_gas_is_not_called_lung():
@@ -72,3 +72,58 @@ def test_real_ct_bone_is_the_vertebra():
     bone = regions["bone"].mask
     assert bone[hounsfield > 400].mean() > 0.95  # all cortical bone is in it
     assert np.median(hounsfield[bone]) > 150  # and what is in it is bone density, not muscle (~40 HU)
+
+
+def test_no_lungs_are_looked_for_in_a_head_slice():
+    image, _, _, _ = synthetic_chest_ct()  # dark pockets a chest would call lungs
+    assert "lungs" in {r.label for r in get_expert("ct-body").locate(image, "CT", None, [])}
+    for organ in ("head", "Brain", "neck", "knee"):
+        assert "lungs" not in {r.label for r in get_expert("ct-body").locate(image, "CT", organ, [])}
+
+
+def test_pockets_of_fat_darkness_are_not_lungs():
+    """Soft-tissue window (L40/W400): fat (-100 HU) is 0.15, lungs (-850 HU) clip to 0 like the outside air."""
+    image, body, lungs, _ = synthetic_chest_ct()
+    image[lungs] = round(0.15 * 255)
+    assert "lungs" not in {r.label for r in get_expert("ct-body").locate(image, "CT", "chest", [])}
+
+
+def test_lungs_on_a_lung_window_are_found_though_lighter_than_the_outside_air():
+    """Lung window (L-600/W1500): air 0.23, lung parenchyma 0.33, fat 0.83, soft tissue 0.93, bone 1."""
+    _, body, lungs, bone = synthetic_chest_ct()
+    values = np.full(body.shape, 0.23)
+    values[body] = 0.83
+    values[ellipse(body.shape, (128, 120), (102, 70))] = 0.93
+    values[lungs] = 0.33
+    values[bone] = 1.0
+    noisy = values + np.random.default_rng(1).normal(0, 0.02, values.shape)
+    image = (np.clip(noisy, 0, 1) * 255).astype(np.uint8)
+    regions = {r.label: r for r in get_expert("ct-body").locate(image, "CT", "chest", [])}
+    assert dice(regions["lungs"].mask, lungs) >= 0.9
+
+
+def head_ct():
+    """pydicom-data's head CT 693_UNCI.dcm as the demo reads it: brain window L40/W80, so below ~0 HU is black."""
+    import sys
+    from pathlib import Path
+
+    import pydicom
+
+    from medtrinity.sources.imaging import read_image
+
+    path = Path(sys.prefix) / "lib" / "python3.11" / "site-packages" / "data_store" / "data" / "693_UNCI.dcm"
+    dataset = pydicom.dcmread(path)
+    hounsfield = dataset.pixel_array * float(dataset.RescaleSlope) + float(dataset.RescaleIntercept)
+    return read_image(path, window="brain").pixels, hounsfield
+
+
+def test_real_head_ct_has_body_and_skull_and_no_lungs():
+    image, hounsfield = head_ct()
+    for organ in ("head", None):
+        regions = {r.label: r for r in get_expert("ct-body").locate(image, "CT", organ, [])}
+        assert sorted(regions) == ["body", "bone"]  # the dark pockets inside the head are not lungs
+    body, bone = regions["body"].mask, regions["bone"].mask
+    brain = (hounsfield > 0) & (hounsfield < 80)  # grey and white matter
+    assert body[brain].mean() > 0.95
+    assert bone[hounsfield > 300].mean() > 0.95  # the skull is in it
+    assert np.median(hounsfield[bone]) > 300  # and what is in it is bone density, not brain (~40 HU)

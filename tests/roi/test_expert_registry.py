@@ -11,12 +11,14 @@ from medtrinity.errors import StageError, UserError
 from medtrinity.roi.experts import Expert, default_expert_for, expert_names, get_expert, register_expert
 
 BUILTINS = [
-    "chest-xray-lungs", "ct-body", "focal-region", "foreground", "fundus-disc", "mri-head", "skin-lesion", "tissue",
+    "cells", "chest-xray-lungs", "ct-body", "focal-region", "foreground", "fundus-disc", "mri-head", "skin-lesion",
+    "tissue",
 ]
+ADAPTERS = ["cellpose", "onnx", "sam"]  # need the user's local weights: listed, not run on the contract image
 
 
 def test_builtin_names_are_listed():
-    assert set(BUILTINS) <= set(expert_names())
+    assert set(BUILTINS) | set(ADAPTERS) <= set(expert_names())
     assert expert_names() == sorted(expert_names())
 
 
@@ -140,3 +142,51 @@ def test_importing_the_experts_package_stays_light():
     code = "import sys, medtrinity.roi.experts; print(sorted(m for m in ('skimage', 'scipy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("choice", "modality", "organ", "expected"),
+    [
+        (None, "CT", None, None),
+        ("none", "CT", None, None),
+        ("auto", "X-Ray", "chest", "chest-xray-lungs"),
+        ("AUTO", "Microscopy", None, "tissue"),
+        ("cells", "Microscopy", None, "cells"),
+        ({"ct/head": "foreground", "CT": "ct-body", "MRI": "none"}, "CT", "Head", "foreground"),
+        ({"ct/head": "foreground", "CT": "ct-body", "MRI": "none"}, "CT", "chest", "ct-body"),
+        ({"ct/head": "foreground", "CT": "ct-body", "MRI": "none"}, "MRI", "brain", None),
+        ({"ct/head": "foreground", "CT": "ct-body", "MRI": "none"}, "Fundus", None, "fundus-disc"),  # unlisted
+        ({"X-Ray": "auto"}, "X-Ray", "chest", "chest-xray-lungs"),
+    ],
+)
+def test_resolve_expert_choice(choice, modality, organ, expected):
+    from medtrinity.roi.experts import resolve_expert_choice
+
+    assert resolve_expert_choice(choice, modality, organ) == expected
+
+
+def test_resolve_expert_choice_refuses_unknown_names_even_inside_a_mapping():
+    from medtrinity.roi.experts import resolve_expert_choice
+
+    with pytest.raises(UserError, match="'lung-magic'"):
+        resolve_expert_choice("lung-magic", "CT", None)
+    with pytest.raises(UserError, match="'lung-magic'"):
+        resolve_expert_choice({"CT": "lung-magic"}, "CT", None)
+    with pytest.raises(UserError):
+        resolve_expert_choice(3, "CT", None)
+
+
+def test_merge_fill_keeps_ground_truth_and_add_appends_what_is_new():
+    from medtrinity.roi.experts import merge_expert_regions
+
+    def box_region(label, box, source):
+        return records.Region(label=label, source=source, bbox=box)
+
+    truth = [box_region("lesion", (10, 10, 30, 30), "annotation")]
+    same = box_region("lesion", (10, 10, 30, 31), "expert:x@1")  # IoU 400/420: the same lesion again
+    other = box_region("lung", (0, 0, 50, 50), "expert:x@1")
+    assert merge_expert_regions(truth, [same, other]) == truth
+    assert merge_expert_regions([], [same, other]) == [same, other]
+    assert merge_expert_regions(truth, [same, other], "add") == truth + [other]
+    with pytest.raises(UserError, match="expert_mode"):
+        merge_expert_regions(truth, [], "replace")

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medtrinity.errors import UserError
 
@@ -38,7 +38,23 @@ class BuildConfig(BaseModel):
     limit: int | None = Field(None, ge=1)  # at most this many images from each source
     resume: bool = False
     overwrite: bool = False
-    on_contradiction: Literal["quarantine", "keep"] = "quarantine"
+    # A description that contradicts the record: ask the model once more naming the contradiction (repair;
+    # for a deterministic describer the same as quarantine), quarantine it, or keep it with failed checks.
+    on_contradiction: Literal["repair", "quarantine", "keep"] = "repair"
+    # Expert ROI locators: override every recipe's choice (a name, "auto", "none" or {modality[/organ]: name})
+    # and mode ("fill": only where the source gives no region; "add": always, beside the source's regions).
+    expert: str | dict[str, str] | None = None
+    expert_mode: Literal["fill", "add"] | None = None
+    # Model backends (openai, transformers). The API key itself is never part of the config.
+    model: str | None = None  # served model name (openai) or model folder (transformers)
+    base_url: str | None = None  # OpenAI-compatible server, e.g. http://localhost:8000/v1
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(8, ge=1, le=1024)  # requests in flight per worker
+    overlay: bool = False  # send the model a copy of the image with the ROIs outlined
+    request_timeout: float = Field(120.0, gt=0)  # seconds per request before it is retried
+    max_attempts: int = Field(5, ge=1, le=20)
+    retry_backoff: float = Field(1.0, ge=0)  # first backoff in seconds; doubles each retry (with jitter)
+    max_tokens: int = Field(1024, ge=16)
 
     @field_validator("sources", mode="before")
     @classmethod
@@ -46,6 +62,12 @@ class BuildConfig(BaseModel):
         if isinstance(value, list):
             return [SourceSpec.parse(v) if isinstance(v, str) else v for v in value]
         return value
+
+    @model_validator(mode="after")
+    def _model_backends_need_a_model(self) -> "BuildConfig":
+        if self.describer in ("openai", "transformers") and not self.model:
+            raise ValueError(f"describer {self.describer!r} needs --model")
+        return self
 
     def run_identity(self) -> dict:
         """What must not change between a run and its --resume: it decides which items land in which shard."""

@@ -33,7 +33,11 @@ def open_sources(config: BuildConfig) -> list[Layout]:
 
 def iter_items(layouts: list[Layout], limit: int | None) -> Iterator[SourceItem]:
     for layout in layouts:
-        yield from itertools.islice(layout.items(), limit)
+        recipe = layout.recipe
+        for item in itertools.islice(layout.items(), limit):
+            # Recipe-wide expert settings, so that layouts only decide per item whether an expert is wanted.
+            item.expert_mode, item.expert_options = recipe.expert_mode, dict(recipe.expert_options)
+            yield item
 
 
 def iter_shards(items: Iterator[SourceItem], shard_size: int, store: ShardStore, skipped) -> Iterator[tuple[int, list]]:
@@ -89,8 +93,26 @@ def run_build(config: BuildConfig, show_progress: bool = True) -> dict:
         },
         "elapsed_seconds": round(time.monotonic() - started, 2),
     }
+    usage = describer_usage(store)
+    if usage is not None:
+        manifest["describer_usage"] = usage
     store.write_manifest(manifest)
     return manifest
+
+
+def describer_usage(store: ShardStore) -> dict[str, int] | None:
+    """Requests, cache hits, retries and tokens of the model describer, summed over the finished shards."""
+    import json
+
+    totals: dict[str, int] = {}
+    found = False
+    for marker in sorted(store.progress_dir.glob("part-*.json")):
+        usage = json.loads(marker.read_text()).get("describer_usage")
+        if usage:
+            found = True
+            for key, value in usage.items():
+                totals[key] = totals.get(key, 0) + int(value)
+    return totals if found else None
 
 
 def _engine(config: BuildConfig):

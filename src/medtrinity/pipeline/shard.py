@@ -42,6 +42,20 @@ def stages_for(config: BuildConfig) -> list:
 ITEMS_PER_BATCH = 32
 
 
+def batch_size_for(stages: list) -> int:
+    """ITEMS_PER_BATCH, or more when a stage asks for it (a model client with many requests in flight)."""
+    return max([ITEMS_PER_BATCH, *(getattr(s, "batch_size", None) or 0 for s in stages)])
+
+
+def describer_usage(stages: list) -> dict[str, int] | None:
+    """Running usage totals of the stages that keep them (the describe stage of a model backend)."""
+    for stage in stages:
+        usage = stage.usage() if hasattr(stage, "usage") else None
+        if usage is not None:
+            return usage
+    return None
+
+
 def run_stage(stage, records: list, errors_log: Path | None = None) -> list:
     """The stage's output for each record, or the exception that record failed with (never raises)."""
     if hasattr(stage, "process_batch"):
@@ -91,8 +105,10 @@ def run_shard(
     stages = stages_for(config)
     rows, quarantined = [], []
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"seen": 0, "written": 0, "quarantined": 0})
-    for start in range(0, len(items), ITEMS_PER_BATCH):
-        batch = items[start : start + ITEMS_PER_BATCH]
+    usage_before = describer_usage(stages)  # stages live for the whole process: this shard's share is a difference
+    per_batch = batch_size_for(stages)
+    for start in range(0, len(items), per_batch):
+        batch = items[start : start + per_batch]
         batch_rows, batch_bad = process_batch(batch, stages, store.out / "errors.log")
         rows += batch_rows
         quarantined += batch_bad
@@ -105,7 +121,11 @@ def run_shard(
         if progress:
             progress(len(batch))
         _count_items_for_fault_injection(len(batch))
-    store.write_shard(index, rows, quarantined, dict(counts))
+    usage_after = describer_usage(stages)
+    extra = None
+    if usage_before is not None and usage_after is not None:
+        extra = {"describer_usage": {k: usage_after[k] - usage_before.get(k, 0) for k in usage_after}}
+    store.write_shard(index, rows, quarantined, dict(counts), extra=extra)
     return {"shard": index, "written": len(rows), "quarantined": len(quarantined)}
 
 

@@ -7,12 +7,13 @@ they are built from the BuildConfig inside each worker by `build_stages`.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable, Protocol
 
 from medtrinity.errors import StageError
 from medtrinity.pipeline.config import BuildConfig
-from medtrinity.records import Origin, Sample
+from medtrinity.records import Check, Description, Origin, Sample
 from medtrinity.sources.base import SourceItem
 
 
@@ -33,9 +34,13 @@ class ReadStage:
     def __call__(self, item: SourceItem) -> Sample:
         from medtrinity.sources.imaging import read_image
 
+        from medtrinity.sources.annotations import SourceProblem
+
+        for problem in (a for a in item.annotations if isinstance(a, SourceProblem)):
+            raise StageError(problem.reason)  # the source's own entry is broken: say so, not "file missing"
         if not item.path.is_file():
             raise StageError(f"image file {item.file} is missing")
-        image = read_image(item.path, frame=item.frame, window=item.window)
+        image = read_image(item.path, frame=item.frame, window=item.window, slice_index=item.slice, axis=item.axis)
         modality = item.modality or image.modality_hint
         if modality is None:
             raise StageError(f"{item.file}: the modality is unknown (the recipe sets none and the file does not say)")
@@ -46,37 +51,55 @@ class ReadStage:
             reference_text=item.reference_text, width=width, height=height, pixels=image.pixels,
             origin=Origin(
                 file=item.file, slice=item.slice, axis=item.axis, frame=item.frame, spacing=image.spacing,
-                orientation=image.orientation, intensity=image.intensity,
+                orientation=item.orientation or image.orientation, intensity=image.intensity,
             ),
-            patient_left_on_image=image.patient_left_on_image, expert=item.expert, item=item,
+            patient_left_on_image=item.patient_left_on_image or image.patient_left_on_image,
+            expert=item.expert, item=item,
         )
 
 
 class LocateStage:
-    """Regions from the source's annotations; an expert only where the source gives none."""
+    """Regions from the source's annotations, and an expert's where the source gives none (or, in
+    "add" mode, beside them). The build config's `expert` / `expert_mode` override the recipe's."""
 
     name = "locate"
 
+    def __init__(self, expert: str | dict | None = None, expert_mode: str | None = None) -> None:
+        self.expert, self.expert_mode = expert, expert_mode
+        self._experts: dict[str, object] = {}  # one instance per expert and options: models load once
+
     def __call__(self, sample: Sample) -> Sample:
+        from medtrinity.roi.experts.base import merge_expert_regions
         from medtrinity.roi.geometry import rois_from_regions
 
         item: SourceItem = sample.item
         shape = (sample.height, sample.width)
-        regions = [r for ann in item.annotations for r in ann.resolve(Path(item.root), item, shape)]
-        if not regions and sample.expert:
-            regions = self._run_expert(sample)
-        sample.regions = regions
-        sample.rois = rois_from_regions(regions, sample.width, sample.height)
+        source = [r for ann in item.annotations for r in ann.resolve(Path(item.root), item, shape)]
+        choice = self.expert if self.expert is not None else sample.expert
+        mode = self.expert_mode or item.expert_mode
+        found = self._run_expert(sample, choice, item.expert_options) if choice and (mode == "add" or not source) else []
+        sample.regions = merge_expert_regions(source, found, mode)
+        sample.rois = rois_from_regions(sample.regions, sample.width, sample.height)
         return sample
 
-    @staticmethod
-    def _run_expert(sample: Sample):
-        from medtrinity.roi.experts.base import default_expert_for, get_expert
+    def _expert(self, name: str, options: dict):
+        from medtrinity.roi.experts.base import get_expert
 
-        name = default_expert_for(sample.modality, sample.organ) if sample.expert == "auto" else sample.expert
-        regions = get_expert(name).locate(sample.pixels, sample.modality, sample.organ, sample.labels)
+        key = json.dumps([name, options], sort_keys=True, default=str)
+        if key not in self._experts:
+            self._experts[key] = get_expert(name, **options)
+        return self._experts[key]
+
+    def _run_expert(self, sample: Sample, choice, options: dict):
+        from medtrinity.roi.experts.base import resolve_expert_choice
+
+        name = resolve_expert_choice(choice, sample.modality, sample.organ)
+        if name is None:
+            return []
+        args = (sample.pixels, sample.modality, sample.organ, sample.labels)
+        regions = self._expert(name, options).locate(*args)
         if not regions and name != FALLBACK_EXPERT:  # nothing specific found: the main object, as the paper does
-            regions = get_expert(FALLBACK_EXPERT).locate(sample.pixels, sample.modality, sample.organ, sample.labels)
+            regions = self._expert(FALLBACK_EXPERT, {}).locate(*args)
         return regions
 
 
@@ -108,38 +131,115 @@ class RetrieveStage:
         return sample
 
 
+def describer_options(config: BuildConfig) -> dict:
+    """The options a describer backend is built with, from the build config."""
+    if config.describer == "openai":
+        return {
+            "model": config.model, "base_url": config.base_url, "api_key_env": config.api_key_env,
+            "concurrency": config.concurrency, "overlay": config.overlay,
+            "cache_dir": str(Path(config.out) / "cache"), "timeout": config.request_timeout,
+            "max_attempts": config.max_attempts, "backoff": config.retry_backoff, "max_tokens": config.max_tokens,
+        }
+    if config.describer == "transformers":
+        return {"model": config.model, "overlay": config.overlay, "cache_dir": str(Path(config.out) / "cache"),
+                "max_new_tokens": config.max_tokens}
+    return {}
+
+
+def _apply(sample: Sample, description: Description) -> Sample:
+    sample.attributes, sample.description, sample.describer = (
+        description.attributes, description.text, description.describer,
+    )
+    return sample
+
+
+def _contradiction(failed: list[Check]) -> str:
+    return "; ".join(f"{c.name}: {c.detail}" for c in failed)
+
+
 class DescribeStage:
     name = "describe"
 
-    def __init__(self, describer: str) -> None:
+    def __init__(self, describer: str, options: dict | None = None) -> None:
         from medtrinity.describe.base import get_describer
 
-        self.describer = get_describer(describer)
+        self.describer = get_describer(describer, **(options or {}))
+        # A backend that works on many records at once (a model client) gets whole batches; the others go
+        # through the runner's per-record path, which also logs unexpected errors.
+        if hasattr(self.describer, "describe_batch"):
+            self.process_batch = self._describe_batch
+        self.batch_size: int | None = getattr(self.describer, "batch_size", None)
 
     def __call__(self, sample: Sample) -> Sample:
-        description = self.describer.describe(sample)
-        sample.attributes, sample.description, sample.describer = (
-            description.attributes, description.text, description.describer,
-        )
-        return sample
+        return _apply(sample, self.describer.describe(sample))
+
+    def _describe_batch(self, samples: list[Sample]) -> list:
+        results = self.describer.describe_batch(samples)
+        return [r if isinstance(r, BaseException) else _apply(s, r) for s, r in zip(samples, results, strict=True)]
+
+    def usage(self) -> dict[str, int] | None:
+        """The backend's running totals (requests, cache hits, retries, tokens), if it keeps any."""
+        usage = getattr(self.describer, "usage", None)
+        return usage.as_dict() if usage is not None else None
 
 
 class VerifyStage:
-    """Checks the text against ROI geometry and metadata; a contradiction is quarantined unless kept."""
+    """Checks the text against ROI geometry and metadata, then applies the contradiction policy.
+
+    repair: a describer that can (`repair_batch`) is asked once more with the failed checks named; the new
+    answer is verified again and quarantined if it still contradicts. A deterministic describer would only
+    repeat itself, so for it repair is quarantine. keep: the record is written with its failed checks.
+    """
 
     name = "verify"
 
-    def __init__(self, on_contradiction: str) -> None:
+    def __init__(self, on_contradiction: str, describer=None) -> None:
         self.on_contradiction = on_contradiction
+        self.describer = describer
+        if on_contradiction == "repair" and hasattr(describer, "repair_batch"):
+            self.process_batch = self._verify_and_repair
 
     def __call__(self, sample: Sample) -> Sample:
         from medtrinity.describe.verify import verify
 
         sample.checks = verify(sample)
         failed = [c for c in sample.checks if not c.ok]
-        if failed and self.on_contradiction == "quarantine":
-            raise StageError("description contradicts the record: " + "; ".join(f"{c.name}: {c.detail}" for c in failed))
+        if failed and self.on_contradiction != "keep":
+            raise StageError("description contradicts the record: " + _contradiction(failed))
         return sample
+
+    def _verify_and_repair(self, samples: list[Sample]) -> list:
+        from medtrinity.describe.verify import verify
+
+        outputs: list = [None] * len(samples)
+        to_repair: list[tuple[int, list[Check]]] = []
+        for i, sample in enumerate(samples):
+            try:
+                sample.checks = verify(sample)
+            except Exception as err:  # a verifier bug must not lose the batch
+                outputs[i] = err
+                continue
+            failed = [c for c in sample.checks if not c.ok]
+            if failed:
+                to_repair.append((i, failed))
+            else:
+                outputs[i] = sample
+        if not to_repair:
+            return outputs
+        answers = self.describer.repair_batch([(samples[i], failed) for i, failed in to_repair])
+        for (i, failed), answer in zip(to_repair, answers, strict=True):
+            sample = samples[i]
+            if isinstance(answer, BaseException):
+                outputs[i] = StageError(
+                    f"description contradicts the record ({_contradiction(failed)}) and the repair request failed: {answer}"
+                )
+                continue
+            _apply(sample, answer)
+            sample.checks = verify(sample)
+            still = [c for c in sample.checks if not c.ok]
+            outputs[i] = (StageError("description still contradicts the record after one repair: " + _contradiction(still))
+                          if still else sample)
+        return outputs
 
 
 class EncodeStage:
@@ -155,7 +255,8 @@ class EncodeStage:
 
 
 def build_stages(config: BuildConfig) -> list[Callable]:
+    describe = DescribeStage(config.describer, describer_options(config))
     return [
-        ReadStage(), LocateStage(), CaptionStage(), RetrieveStage(config.kb, config.top_k),
-        DescribeStage(config.describer), VerifyStage(config.on_contradiction), EncodeStage(),
+        ReadStage(), LocateStage(config.expert, config.expert_mode), CaptionStage(),
+        RetrieveStage(config.kb, config.top_k), describe, VerifyStage(config.on_contradiction, describe.describer), EncodeStage(),
     ]

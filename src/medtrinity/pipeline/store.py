@@ -75,7 +75,8 @@ class ShardStore:
         return (self.progress_dir / f"{shard_name(index)}.json").exists()
 
     def write_shard(
-        self, index: int, rows: list[dict], quarantined: list[dict], counts: dict[str, dict[str, int]]
+        self, index: int, rows: list[dict], quarantined: list[dict], counts: dict[str, dict[str, int]],
+        extra: dict | None = None,
     ) -> None:
         name = shard_name(index)
         for folder, records, schema in ((self.data_dir, rows, SCHEMA), (self.quarantine_dir, quarantined, QUARANTINE_SCHEMA)):
@@ -84,7 +85,8 @@ class ShardStore:
                 _atomic_write_table(path, pa.Table.from_pylist(records, schema=schema))
             else:
                 path.unlink(missing_ok=True)  # a half-finished earlier attempt may have left one
-        marker = {"shard": index, "written": len(rows), "quarantined": len(quarantined), "sources": counts}
+        marker = {"shard": index, "written": len(rows), "quarantined": len(quarantined), "sources": counts,
+                  **(extra or {})}
         _atomic_write_bytes(self.progress_dir / f"{name}.json", json.dumps(marker).encode())
 
     def source_counts(self) -> dict[str, dict[str, int]]:

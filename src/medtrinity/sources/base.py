@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterator, Literal, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -45,7 +45,9 @@ class SourceItem:
     orientation: str | None = None  # when the source states it (e.g. a CSV's view position) and the file cannot
     patient_left_on_image: str | None = None  # "left"/"right": the image side showing the patient's left
     annotations: list[Any] = field(default_factory=list)  # Annotation objects
-    expert: str | None = None  # expert to run when the annotations give no region ("auto": by modality)
+    expert: str | dict | None = None  # expert choice: a name, "auto" (by modality) or {modality[/organ]: name}
+    expert_mode: str = "fill"  # "fill": expert only where the source gives no region; "add": always, appended
+    expert_options: dict = field(default_factory=dict)  # passed to the expert (e.g. a local checkpoint path)
 
     @property
     def id(self) -> str:
@@ -71,7 +73,9 @@ class Recipe(BaseModel):
     split: str | None = None
     license: str = "as stated by the publisher"
     expects: str = ""  # the file layout as published, printed by `medtrinity recipes`
-    expert: str | None = None  # expert for images without a region; "auto" picks by modality
+    expert: str | dict[str, str] | None = None  # a name, "auto" (by modality) or {modality[/organ]: name}
+    expert_mode: Literal["fill", "add"] = "fill"  # fill: only where the source has no region; add: always
+    expert_options: dict[str, Any] = {}  # e.g. {checkpoint: /models/medsam.pth} for a model-backed expert
     options: dict[str, Any] = {}  # layout-specific settings
 
 

@@ -55,6 +55,11 @@ BUILTIN_MODULES: dict[str, str] = {
     "mri-head": "medtrinity.roi.experts.mri_head",
     "focal-region": "medtrinity.roi.experts.focal_region",
     "foreground": "medtrinity.roi.experts.foreground",
+    "cells": "medtrinity.roi.experts.cells",
+    # adapters for segmentation models whose weights the user has locally (optional extras; never download)
+    "sam": "medtrinity.roi.experts.sam_model",
+    "cellpose": "medtrinity.roi.experts.cellpose_model",
+    "onnx": "medtrinity.roi.experts.onnx_model",
 }
 
 _REGISTRY: dict[str, type] = {}
@@ -135,6 +140,71 @@ def default_expert_for(
         if mod == pair_modality and org in organs:
             return expert
     return _BY_MODALITY.get(mod, FALLBACK_EXPERT)
+
+
+AUTO = "auto"
+
+
+def resolve_expert_choice(
+    choice: str | Mapping[str, str] | None, modality: str, organ: str | None = None
+) -> str | None:
+    """The expert a recipe's `expert:` asks for on this image, or None for no expert.
+
+    `choice` is None or "" (no expert), "auto" (the per-modality default), an expert name, or a mapping of
+    "Modality" or "Modality/organ" to an expert name (the organ-specific key wins; a mapping value may be
+    "auto" or "none"); a mapping without a key for this image falls back to the per-modality default.
+    """
+    if choice is None or (isinstance(choice, str) and choice.strip().lower() in ("", "none")):
+        return None
+    if isinstance(choice, Mapping):
+        mod, org = _norm(modality), _norm(organ)
+        table = {_norm(key): value for key, value in choice.items()}
+        picked = next((table[key] for key in (f"{mod}/{org}", mod) if key in table), AUTO)
+        return resolve_expert_choice(picked, modality, organ)
+    if not isinstance(choice, str):
+        raise UserError(f"expert must be a name, 'auto' or a mapping of modality to name, got {choice!r}")
+    if choice.strip().lower() == AUTO:
+        return default_expert_for(modality, organ)
+    if choice not in expert_names():
+        raise UserError(f"unknown expert {choice!r}; known experts: {', '.join(expert_names())}")
+    return choice
+
+
+# How an expert's regions meet the source's own (a recipe's `expert_mode`):
+#   "fill" (default): ground truth first — the expert runs only where the source gives no region;
+#   "add": the expert runs on every image and its regions follow the source's (an expert region that
+#          repeats a source region, IoU >= DUPLICATE_IOU with one of the same label, is left out).
+EXPERT_MODES = ("fill", "add")
+DUPLICATE_IOU = 0.9
+
+
+def _iou(a: records.Region, b: records.Region) -> float:
+    if a.mask is not None and b.mask is not None and a.mask.shape == b.mask.shape:
+        union = int((a.mask | b.mask).sum())
+        return int((a.mask & b.mask).sum()) / union if union else 0.0
+    if a.bbox is None or b.bbox is None:
+        return 0.0
+    x0, y0 = max(a.bbox[0], b.bbox[0]), max(a.bbox[1], b.bbox[1])
+    x1, y1 = min(a.bbox[2], b.bbox[2]), min(a.bbox[3], b.bbox[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    area = lambda box: (box[2] - box[0]) * (box[3] - box[1])  # noqa: E731
+    union = area(a.bbox) + area(b.bbox) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def merge_expert_regions(
+    source_regions: list[records.Region], expert_regions: list[records.Region], mode: str = "fill"
+) -> list[records.Region]:
+    """The regions a record keeps, given the source's and an expert's, under `mode` (see EXPERT_MODES)."""
+    if mode not in EXPERT_MODES:
+        raise UserError(f"expert_mode must be one of {', '.join(EXPERT_MODES)}, got {mode!r}")
+    if mode == "fill":
+        return list(source_regions) if source_regions else list(expert_regions)
+    fresh = [
+        found for found in expert_regions
+        if not any(found.label == known.label and _iou(found, known) >= DUPLICATE_IOU for known in source_regions)
+    ]
+    return list(source_regions) + fresh
 
 
 # ---------------------------------------------------------------- shared skeleton of the built-ins

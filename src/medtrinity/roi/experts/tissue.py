@@ -3,14 +3,21 @@
 Glass is near white in every channel, stained tissue is not: the darkest channel separates them (Otsu,
 clamped to the glass range: a tile wholly covered by tissue stays tissue, and blank glass stays glass).
 Nuclei take up haematoxylin; colour deconvolution (Ruifrok & Johnston HED) isolates it, and its local
-density, smoothed over a few nuclei, marks the nuclei-dense region.
+density, smoothed over a few nuclei, marks the nuclei-dense region (RGB only: a gray image carries no stain
+to separate).
+
+An image with no glass in view is either a tile wholly covered by tissue or not a slide at all: cells in
+medium on a flat gray background (a bright-field or phase-contrast microscopy image) look "stained" to the
+darkest-channel rule everywhere. When such a flat, unstained background is in view (see `cells`), a tissue
+region covering the whole frame would be false: Microscopy reports the cells, other modalities the objects
+standing on that background as tissue.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from medtrinity.roi.experts import ops
+from medtrinity.roi.experts import cells, ops
 from medtrinity.roi.experts.base import ClassicalExpert, Finding, register_expert
 
 # Glass is near white: its darkest channel stays above 0.8 (stain signal below 0.2); anything whose darkest
@@ -19,6 +26,7 @@ GLASS_STAIN_MIN, GLASS_STAIN_MAX = 0.1, 0.2
 MIN_PART_FRACTION = 0.002
 MIN_DENSE_FRACTION = 0.01
 MIN_TEXTURE_STD, FULL_TEXTURE_STD = 0.02, 0.1  # gray spread of a tile with no glass: flat vs fully textured
+FULL_COVER = 0.95  # tissue over this share of the frame: no glass in view
 MIN_DENSE_CONTRAST = 0.5  # cnr 1: the dense area must stand clearly above the rest of the tissue
 
 
@@ -48,7 +56,7 @@ def dense_region(density: np.ndarray, tissue: np.ndarray) -> np.ndarray | None:
 @register_expert
 class TissueExpert(ClassicalExpert):
     name = "tissue"
-    version = "1.0"
+    version = "1.1"
 
     def find(self, image: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[Finding]:
         tissue = tissue_mask(image)
@@ -56,16 +64,25 @@ class TissueExpert(ClassicalExpert):
             return []
         gray = ops.to_gray(image)
         found: list[Finding] = []
-        if not tissue.all():
+        if tissue.mean() < FULL_COVER:  # glass in view around the tissue
             found.append((tissue, "tissue", ops.contrast_score(gray, tissue, ~tissue)))
+        elif (objects := cells.objects_on_flat_background(image)) is not None:  # cells on a bare background
+            if modality.strip().lower() == "microscopy":
+                return cells.cell_findings(image, objects)
+            return [(objects, "tissue", ops.contrast_score(gray, objects, ~objects))]
         elif gray.std() >= MIN_TEXTURE_STD:  # no glass in view: a tile wholly covered, if it shows structure
             found.append((tissue, "tissue", min(1.0, float(gray.std()) / FULL_TEXTURE_STD)))
         else:  # a flat stained field shows no tissue structure to vouch for
             return []
-        density = nuclei_density(image)
-        dense = dense_region(density, tissue)
-        if dense is not None and dense.sum() < tissue.sum():
-            score = ops.contrast_score(density, dense, tissue & ~dense)
-            if score >= MIN_DENSE_CONTRAST:
-                found.append((dense, "nuclei-dense region", score))
+        if image.ndim == 3:
+            found += nuclei_dense_finding(image, tissue)
         return found
+
+
+def nuclei_dense_finding(image: np.ndarray, tissue: np.ndarray) -> list[Finding]:
+    density = nuclei_density(image)
+    dense = dense_region(density, tissue)
+    if dense is None or dense.sum() >= tissue.sum():
+        return []
+    score = ops.contrast_score(density, dense, tissue & ~dense)
+    return [(dense, "nuclei-dense region", score)] if score >= MIN_DENSE_CONTRAST else []
