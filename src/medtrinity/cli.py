@@ -10,6 +10,7 @@ from pathlib import Path
 from medtrinity import __version__
 from medtrinity.describe.base import describer_names
 from medtrinity.errors import UserError
+from medtrinity.knowledge.cli import add_kb_commands, run_kb
 
 EXIT_USER_ERROR = 2
 
@@ -25,7 +26,7 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output folder (data/, quarantine/, manifest.json, cache/)")
     p.add_argument("--describer", choices=describer_names(),
                    help="describer backend (default: grounded, no model needed; see docs/BACKENDS.md)")
-    p.add_argument("--kb", metavar="KBDIR", help="knowledge index folder (default: the bundled knowledge base)")
+    p.add_argument("--kb", metavar="KBDIR", help="knowledge base: a folder from `kb build`, `default` (core + HPO + ICD-10-CM; the default) or `core`")
     p.add_argument("--top-k", type=int, dest="top_k", help="passages retrieved per image (default 3)")
     p.add_argument("--engine", choices=["local"], help="execution engine (default: local)")
     p.add_argument("--workers", type=int, help="worker processes (default 1)")
@@ -75,6 +76,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_build_options(build)
 
     sub.add_parser("recipes", help="list the named recipes and the layout each expects")
+    add_kb_commands(sub)
     return parser
 
 
@@ -133,7 +135,7 @@ def cmd_recipes(args) -> int:
     return 0
 
 
-COMMANDS = {"build": cmd_build, "demo": cmd_demo, "recipes": cmd_recipes}
+COMMANDS = {"build": cmd_build, "demo": cmd_demo, "recipes": cmd_recipes, "kb": run_kb}
 
 
 def main(argv: list[str] | None = None) -> int:

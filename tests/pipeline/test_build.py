@@ -15,19 +15,13 @@ from medtrinity.pipeline.runner import run_build
 from medtrinity.records import HORIZONTAL_WORDS, SCHEMA, VERTICAL_WORDS, row_to_sample, sample_id, sample_to_row
 from medtrinity.roi.geometry import rle_area, rle_to_mask
 
+from fixtures.build import read_rows
 from fixtures.image_mask import lesion_box
 
 
 def build(recipe: Path, root: Path, out: Path, **kw) -> dict:
     config = BuildConfig(sources=[f"{recipe}:{root}"], out=str(out), **kw)
     return run_build(config, show_progress=False)
-
-
-def read_rows(out: Path, folder: str = "data") -> list[dict]:
-    rows = []
-    for path in sorted((out / folder).glob("part-*.parquet")):
-        rows += pq.read_table(path).to_pylist()
-    return rows
 
 
 def test_build_writes_one_record_per_image_with_the_known_geometry(toy_dataset, tmp_path):

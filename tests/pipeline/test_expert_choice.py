@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import pyarrow.parquet as pq
-
 from medtrinity.pipeline.config import BuildConfig
 from medtrinity.pipeline.runner import run_build
 
-
-def rows(out) -> list[dict]:
-    return [r for p in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+from fixtures.build import read_rows
 
 
 def test_fill_mode_keeps_only_the_annotation(toy_dataset, tmp_path):
     recipe, root = toy_dataset
     run_build(BuildConfig(sources=[f"{recipe}:{root}"], out=str(tmp_path / "o"), expert="focal-region", limit=3),
               show_progress=False)
-    assert all([roi["source"] for roi in r["rois"]] == ["annotation"] for r in rows(tmp_path / "o"))
+    assert all([roi["source"] for roi in r["rois"]] == ["annotation"] for r in read_rows(tmp_path / "o"))
 
 
 def test_add_mode_appends_the_experts_regions(toy_dataset, tmp_path):
@@ -24,7 +20,7 @@ def test_add_mode_appends_the_experts_regions(toy_dataset, tmp_path):
     config = BuildConfig(sources=[f"{recipe}:{root}"], out=str(tmp_path / "o"), expert="foreground",
                          expert_mode="add", limit=3)
     run_build(config, show_progress=False)
-    for row in rows(tmp_path / "o"):
+    for row in read_rows(tmp_path / "o"):
         sources = [roi["source"] for roi in row["rois"]]
         assert sources[0] == "annotation"
         assert any(s.startswith("expert:foreground@") for s in sources[1:])
@@ -42,11 +38,11 @@ def test_an_image_without_region_gets_the_experts_and_none_turns_it_off(tmp_path
     recipe = tmp_path / "crc.yaml"
     recipe.write_text("name: crc\nlayout: class-folder\nmodality: Histopathology\norgan: colon\n")
     run_build(BuildConfig(sources=[f"{recipe}:{root}"], out=str(tmp_path / "auto")), show_progress=False)
-    [row] = rows(tmp_path / "auto")
+    [row] = read_rows(tmp_path / "auto")
     tissue_rois = [roi for roi in row["rois"] if roi["label"] == "tissue"]
     assert tissue_rois and tissue_rois[0]["source"].startswith("expert:tissue@")
     x0, y0, x1, y1 = tissue_rois[0]["bbox"]  # the expert smooths: within a pixel or so of the drawn tissue
     inter = max(0, min(x1, 52) - max(x0, 12)) * max(0, min(y1, 48) - max(y0, 16))
     assert inter / ((x1 - x0) * (y1 - y0) + 40 * 32 - inter) >= 0.85
     run_build(BuildConfig(sources=[f"{recipe}:{root}"], out=str(tmp_path / "none"), expert="none"), show_progress=False)
-    assert rows(tmp_path / "none")[0]["rois"] == []
+    assert read_rows(tmp_path / "none")[0]["rois"] == []

@@ -6,32 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 from medtrinity.errors import UserError
-from medtrinity.pipeline.config import BuildConfig
-from medtrinity.pipeline.runner import run_build
 
 from fixtures.busi import HEIGHT, LESIONS, WIDTH, make_busi
+from fixtures.build import build_source, box_iou as iou
 
 DISEASE = {"benign": "benign breast lesion", "malignant": "malignant breast lesion (carcinoma)", "normal": None}
 LABEL = {"benign": "benign lesion", "malignant": "malignant lesion", "normal": "normal"}
 
 
 def build(root: Path, out: Path) -> tuple[dict, list[dict], dict]:
-    manifest = run_build(BuildConfig(sources=[f"busi:{root}"], out=str(out)), show_progress=False)
-    rows = [r for p in sorted((out / "data").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
-    bad = {r["file"]: r for p in sorted((out / "quarantine").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()}
-    return manifest, rows, bad
-
-
-def iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    return build_source(f"busi:{root}", out)
 
 
 @pytest.mark.parametrize("inner", [False, True], ids=["outer-folder", "Dataset_BUSI_with_GT"])

@@ -4,29 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from medtrinity.errors import UserError
-from medtrinity.pipeline.config import BuildConfig
-from medtrinity.pipeline.runner import run_build
 from medtrinity.sources.base import load_recipe, open_source
 
 from fixtures.chestx_ray14 import IMAGES, make_chestx_ray14
+from fixtures.build import build_source, box_iou as iou
 
 
 def build(root: Path, out: Path):
-    manifest = run_build(BuildConfig(sources=[f"chestx-ray14:{root}"], out=str(out)), show_progress=False)
-    rows = [r for p in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
-    bad = {r["file"]: r for p in sorted((out / "quarantine").glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
-    return manifest, rows, bad
-
-
-def iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    return build_source(f"chestx-ray14:{root}", out)
 
 
 def test_build_reads_labels_boxes_and_splits(tmp_path):

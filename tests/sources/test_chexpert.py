@@ -6,16 +6,14 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from medtrinity.errors import UserError
-from medtrinity.pipeline.config import BuildConfig
-from medtrinity.pipeline.runner import run_build
 from medtrinity.records import sample_id
 from medtrinity.sources.base import load_recipe, open_source
 
 from fixtures.chexpert import HEADER, make_chexpert
+from fixtures.build import build_source
 
 FRONTAL_1 = "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg"
 FRONTAL_2 = "CheXpert-v1.0-small/train/patient00002/study2/view1_frontal.jpg"
@@ -24,10 +22,8 @@ VALID = "CheXpert-v1.0-small/valid/patient64541/study1/view1_frontal.jpg"
 
 
 def build(path: Path, out: Path) -> tuple[dict, dict[str, dict], dict[str, dict]]:
-    manifest = run_build(BuildConfig(sources=[f"chexpert:{path}"], out=str(out)), show_progress=False)
-    rows = {r["origin"]["file"]: r for p in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
-    bad = {r["file"]: r for p in sorted((out / "quarantine").glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
-    return manifest, rows, bad
+    manifest, rows, bad = build_source(f"chexpert:{path}", out)
+    return manifest, {r["origin"]["file"]: r for r in rows}, bad
 
 
 @pytest.mark.parametrize("give_parent", [True, False])

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from medtrinity.errors import UserError
-from medtrinity.pipeline.config import BuildConfig
-from medtrinity.pipeline.runner import run_build
 from medtrinity.sources.base import load_recipe, open_source
 
 from fixtures.csv_table import make_csv_table
+from fixtures.build import build_source
 
 
 def build(recipe: Path, root: Path, out: Path):
-    manifest = run_build(BuildConfig(sources=[f"{recipe}:{root}"], out=str(out)), show_progress=False)
-    rows = [r for p in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
-    bad = {r["file"]: r for p in sorted((out / "quarantine").glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
-    return manifest, rows, bad
+    return build_source(f"{recipe}:{root}", out)
 
 
 def test_build_gives_boxes_labels_captions_and_splits(tmp_path):

@@ -7,29 +7,17 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 from medtrinity.errors import UserError
-from medtrinity.pipeline.config import BuildConfig
-from medtrinity.pipeline.runner import run_build
 
 from fixtures.kvasir_seg import HEIGHT, NO_MASK_BOX, NO_MASK_ID, POLYPS, WIDTH, make_kvasir_seg
+from fixtures.build import build_source, box_iou as iou
 
 
 def build(root: Path, out: Path) -> tuple[dict, list[dict], dict]:
-    manifest = run_build(BuildConfig(sources=[f"kvasir-seg:{root}"], out=str(out)), show_progress=False)
-    rows = [r for p in sorted((out / "data").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
-    bad = {r["file"]: r for p in sorted((out / "quarantine").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()}
-    return manifest, rows, bad
-
-
-def iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    return build_source(f"kvasir-seg:{root}", out)
 
 
 def test_jpeg_masks_give_one_roi_per_polyp_and_boxes_fill_in_for_a_missing_mask(tmp_path):

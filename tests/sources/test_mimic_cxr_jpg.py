@@ -5,26 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from medtrinity.errors import UserError
-from medtrinity.pipeline.config import BuildConfig
-from medtrinity.pipeline.runner import run_build
 from medtrinity.sources.base import load_recipe, open_source
 from medtrinity.sources.layouts.mimic_cxr_jpg import report_sections
 
 from fixtures.mimic_cxr_jpg import IMAGES, REPORTS, image_file, make_mimic_cxr_jpg
+from fixtures.build import build_source
 
 FILES = [image_file(d, s, t) for d, s, t, *_ in IMAGES]
 PA_1, LAT_1, AP_2, PA_3 = FILES
 
 
 def build(root: Path, out: Path) -> tuple[dict, dict[str, dict], dict[str, dict]]:
-    manifest = run_build(BuildConfig(sources=[f"mimic-cxr-jpg:{root}"], out=str(out)), show_progress=False)
-    rows = {r["origin"]["file"]: r for p in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
-    bad = {r["file"]: r for p in sorted((out / "quarantine").glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
-    return manifest, rows, bad
+    manifest, rows, bad = build_source(f"mimic-cxr-jpg:{root}", out)
+    return manifest, {r["origin"]["file"]: r for r in rows}, bad
 
 
 def test_build_reads_labels_reports_split_and_keeps_ids_out_of_text(tmp_path):

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from medtrinity.errors import UserError
-from medtrinity.pipeline.config import BuildConfig
-from medtrinity.pipeline.runner import run_build
 
 from fixtures.nct_crc_he_100k import FILES, SIZE, make_nct_crc_he_100k
+from fixtures.build import build_source
 
 LABELS = {
     "ADI": ["adipose tissue"], "BACK": ["background"], "DEB": ["debris"], "LYM": ["lymphocytes"],
@@ -22,10 +20,7 @@ LABELS = {
 
 
 def build(root: Path, out: Path) -> tuple[dict, list[dict], dict]:
-    manifest = run_build(BuildConfig(sources=[f"nct-crc-he-100k:{root}"], out=str(out)), show_progress=False)
-    rows = [r for p in sorted((out / "data").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
-    bad = {r["file"]: r for p in sorted((out / "quarantine").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()}
-    return manifest, rows, bad
+    return build_source(f"nct-crc-he-100k:{root}", out)
 
 
 def test_class_folders_give_label_and_disease_and_the_expert_the_roi(tmp_path):

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from medtrinity.errors import UserError
-from medtrinity.pipeline.config import BuildConfig
-from medtrinity.pipeline.runner import run_build
 from medtrinity.sources.base import load_recipe, open_source
 from medtrinity.sources.layouts.pascal_voc import voc_box
 
 from fixtures.pascal_voc import OBJECTS, make_voc, voc_xml
+from fixtures.build import build_source
 
 
 def build(recipe: Path, root: Path, out: Path):
-    manifest = run_build(BuildConfig(sources=[f"{recipe}:{root}"], out=str(out)), show_progress=False)
-    rows = [r for p in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
-    bad = {r["file"]: r for p in sorted((out / "quarantine").glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
-    return manifest, rows, bad
+    return build_source(f"{recipe}:{root}", out)
 
 
 def test_voc_corners_are_one_based_inclusive():

@@ -4,29 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from medtrinity.errors import UserError
-from medtrinity.pipeline.config import BuildConfig
-from medtrinity.pipeline.runner import run_build
 from medtrinity.sources.base import load_recipe, open_source
 
 from fixtures.rsna_pneumonia import BOXES, make_rsna_pneumonia
+from fixtures.build import build_source, box_iou as iou
 
 
 def build(root: Path, out: Path) -> tuple[dict, list[dict], dict[str, dict]]:
-    manifest = run_build(BuildConfig(sources=[f"rsna-pneumonia:{root}"], out=str(out)), show_progress=False)
-    rows = [r for p in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
-    bad = {r["file"]: r for p in sorted((out / "quarantine").glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
-    return manifest, rows, bad
-
-
-def iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    return build_source(f"rsna-pneumonia:{root}", out)
 
 
 def test_build_gives_one_record_per_patient_with_the_known_boxes(tmp_path):

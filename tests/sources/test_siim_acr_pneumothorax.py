@@ -5,24 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from medtrinity.errors import UserError
-from medtrinity.pipeline.config import BuildConfig
-from medtrinity.pipeline.runner import run_build
 from medtrinity.roi.geometry import rle_to_mask
 from medtrinity.sources.annotation_formats import decode_relative_rle
 from medtrinity.sources.base import load_recipe, open_source
 
 from fixtures.siim_acr_pneumothorax import REGIONS, encode_competition_rle, make_siim, rectangle_mask
+from fixtures.build import build_source
 
 
 def build(root: Path, out: Path):
-    manifest = run_build(BuildConfig(sources=[f"siim-acr-pneumothorax:{root}"], out=str(out)), show_progress=False)
-    rows = [r for p in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
-    bad = {r["file"]: r for p in sorted((out / "quarantine").glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
-    return manifest, rows, bad
+    return build_source(f"siim-acr-pneumothorax:{root}", out)
 
 
 def test_decoder_follows_the_competition_convention():

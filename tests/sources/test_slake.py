@@ -6,22 +6,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from medtrinity.errors import UserError
-from medtrinity.pipeline.config import BuildConfig
-from medtrinity.pipeline.runner import run_build
 from medtrinity.sources.base import load_recipe, open_source
 
 from fixtures.slake import IMAGES, make_slake, write_image
+from fixtures.build import build_source
 
 
 def build(root: Path, out: Path) -> tuple[dict, dict[str, dict], dict[str, dict]]:
-    manifest = run_build(BuildConfig(sources=[f"slake:{root}"], out=str(out)), show_progress=False)
-    rows = {r["origin"]["file"]: r for p in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
-    bad = {r["file"]: r for p in sorted((out / "quarantine").glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
-    return manifest, rows, bad
+    manifest, rows, bad = build_source(f"slake:{root}", out)
+    return manifest, {r["origin"]["file"]: r for r in rows}, bad
 
 
 def iou(a: list[float], b: list[float]) -> float:

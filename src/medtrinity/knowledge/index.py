@@ -26,14 +26,16 @@ from medtrinity.knowledge.query import normalise_terms
 from medtrinity.records import Passage
 
 FORMAT = "medtrinity-kb"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: passages carry a ranking weight
 ANALYSER = "medtrinity-light-v1"  # bump when `analyse` changes: saved indexes then ask to be rebuilt
 META_FILE = "medtrinity_kb.json"  # written last by `save`: its presence marks a complete index
 PASSAGES_FILE = "passages.arrow"
 BM25_DIR = "bm25"
 QUERY_CACHE_SIZE = 4096
 
-_PASSAGE_SCHEMA = pa.schema([("id", pa.string()), ("title", pa.string()), ("text", pa.string())])
+# `weight` scales a passage's BM25 score: a curated corpus can outrank large generic ones (HPO, ICD-10-CM)
+# whose short entries otherwise win on term density alone.
+_PASSAGE_SCHEMA = pa.schema([("id", pa.string()), ("title", pa.string()), ("text", pa.string()), ("weight", pa.float32())])
 
 # bm25s's English list plus function words frequent in captions and abstracts.
 _STOPWORDS = frozenset("""
@@ -107,6 +109,7 @@ def _passage_table(passages: Iterable[Mapping[str, Any]]) -> pa.Table:
     ids: list[str] = []
     titles: list[str] = []
     texts: list[str] = []
+    weights: list[float] = []
     seen: set[str] = set()
     for number, item in enumerate(passages, start=1):
         if not isinstance(item, Mapping):
@@ -126,9 +129,15 @@ def _passage_table(passages: Iterable[Mapping[str, Any]]) -> pa.Table:
         ids.append(pid)
         titles.append(title)
         texts.append(text)
+        weight = item.get("weight", 1.0)
+        if not isinstance(weight, (int, float)) or not weight > 0:
+            raise UserError(f"passage {pid!r} has a 'weight' that is not a positive number")
+        weights.append(float(weight))
     if not ids:
         raise UserError("no passages to index")
-    return pa.Table.from_arrays([pa.array(ids), pa.array(titles), pa.array(texts)], schema=_PASSAGE_SCHEMA)
+    return pa.Table.from_arrays(
+        [pa.array(ids), pa.array(titles), pa.array(texts), pa.array(weights, pa.float32())], schema=_PASSAGE_SCHEMA
+    )
 
 
 class KnowledgeIndex:
@@ -138,6 +147,8 @@ class KnowledgeIndex:
         self._retriever = retriever
         self._passages = passages
         self._row_of: dict[str, int] | None = None  # id -> row, made on the first `get`
+        weights = passages.column("weight").to_numpy().astype(np.float64)
+        self._weights = None if np.all(weights == 1.0) else weights
         self._ranked = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(self._rank)
 
     # -------------------------------------------------------------- construction
@@ -219,6 +230,8 @@ class KnowledgeIndex:
         if not token_ids:
             return ()
         scores = np.asarray(self._retriever.get_scores_from_ids(token_ids), dtype=np.float64)
+        if self._weights is not None:
+            scores = scores * self._weights
         rows = np.flatnonzero(scores > 0)
         # Highest score first; equal scores in corpus order, so results never depend on sort stability.
         rows = rows[np.lexsort((rows, -scores[rows]))][:k]

@@ -117,9 +117,9 @@ class RetrieveStage:
     name = "retrieve"
 
     def __init__(self, kb: str | None, top_k: int) -> None:
-        from medtrinity.knowledge.index import load_index
+        from medtrinity.knowledge.hybrid import open_kb
 
-        self.index = load_index(kb)
+        self.index = open_kb(kb)
         self.top_k = top_k
 
     def __call__(self, sample: Sample) -> Sample:
