@@ -13,7 +13,7 @@ from PIL import Image
 from medtrinity.pipeline.config import BuildConfig
 from medtrinity.pipeline.runner import run_build
 from medtrinity.records import HORIZONTAL_WORDS, SCHEMA, VERTICAL_WORDS, row_to_sample, sample_id, sample_to_row
-from medtrinity.roi.geometry import rle_area, rle_to_mask
+from medtrinity.roi.geometry import rle_area
 
 from fixtures.build import read_rows
 from fixtures.image_mask import lesion_box

@@ -4,7 +4,6 @@ its console output is scanned for each identifier (Parquet both raw and decoded)
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pyarrow.parquet as pq
 

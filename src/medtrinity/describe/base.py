@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from medtrinity.errors import UserError
@@ -69,3 +70,27 @@ def get_describer(name: str, **options: Any) -> Describer:
         return _REGISTRY[name](**options)
     except TypeError as error:
         raise UserError(f"bad options for describer {name!r}: {error}") from error
+
+
+@dataclass
+class Usage:
+    """What a model backend spent: calls made, calls answered from the cache, retries and tokens."""
+
+    requests: int = 0
+    cache_hits: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class Reply:
+    """One finished model answer (from the model or the request cache)."""
+
+    content: str
+    finish_reason: str | None  # "stop", or "length" when the answer hit the token limit
+    prompt_tokens: int = 0
+    completion_tokens: int = 0

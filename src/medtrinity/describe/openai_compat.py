@@ -18,13 +18,13 @@ import json
 import os
 import random
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-from medtrinity.describe.base import register_describer
+from medtrinity.describe.base import Reply, Usage, register_describer
 from medtrinity.describe.prompting import (
     ANSWER_FIELDS,
     ANSWER_SCHEMA,
@@ -44,30 +44,6 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 POOL_SIZE = 8  # connections per HTTP client: httpcore's pool bookkeeping grows ~quadratically with its size
 MAX_RETRY_AFTER_S = 300.0  # a longer Retry-After is cut to this, so a record never waits forever
 _SNIPPET = 160
-
-
-@dataclass
-class Usage:
-    """What the describer spent: calls made, calls answered from the cache, retries and tokens."""
-
-    requests: int = 0
-    cache_hits: int = 0
-    retries: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-@dataclass
-class Reply:
-    """One finished chat completion (from the server or the cache)."""
-
-    content: str
-    finish_reason: str | None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from medtrinity.describe.base import register_describer
+from medtrinity.describe.base import Reply, Usage, register_describer
 from medtrinity.describe.prompting import (
     PROMPT_VERSION,
     REPAIR_VERSION,
@@ -48,27 +48,6 @@ class _Request:
     image: Any  # PIL.Image.Image (RGB)
     key: str
     repaired: bool = False
-
-
-@dataclass
-class Usage:
-    """What the describer spent: generations run, answers taken from the cache, tokens in and out."""
-
-    requests: int = 0
-    cache_hits: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-@dataclass
-class _Reply:
-    text: str
-    finish_reason: str  # "stop" (end of sequence) or "length" (hit max_new_tokens)
-    prompt_tokens: int
-    completion_tokens: int
 
 
 # ---------------------------------------------------------------- device, dtype, loading
@@ -289,10 +268,10 @@ class TransformersDescriber:
                     results[index] = reply
                     continue
                 self._record(request, reply)
-                results[index] = self._description(reply.text, reply.finish_reason, request.repaired)
+                results[index] = self._description(reply.content, reply.finish_reason, request.repaired)
         return results  # type: ignore[return-value]
 
-    def _generate_resilient(self, requests: list[_Request]) -> list[_Reply | Exception]:
+    def _generate_resilient(self, requests: list[_Request]) -> list[Reply | Exception]:
         """The batch's replies; if the batch fails (e.g. out of memory), each request alone, so one bad input
         fails only its own record."""
         try:
@@ -300,7 +279,7 @@ class TransformersDescriber:
         except Exception as error:
             if len(requests) == 1:
                 return [error]
-        replies: list[_Reply | Exception] = []
+        replies: list[Reply | Exception] = []
         for request in requests:
             try:
                 replies.extend(self._generate([request]))
@@ -308,7 +287,7 @@ class TransformersDescriber:
                 replies.append(error)
         return replies
 
-    def _generate(self, requests: list[_Request]) -> list[_Reply]:
+    def _generate(self, requests: list[_Request]) -> list[Reply]:
         import torch
 
         texts = [self._chat_text(r.messages) for r in requests]
@@ -324,11 +303,11 @@ class TransformersDescriber:
             kept = row if ended is None else row[:ended]
             finish = "length" if ended is None and len(row) >= self.max_new_tokens else "stop"
             text = self.tokenizer.decode(kept, skip_special_tokens=True)
-            replies.append(_Reply(text=text, finish_reason=finish, prompt_tokens=int(n_prompt),
+            replies.append(Reply(content=text, finish_reason=finish, prompt_tokens=int(n_prompt),
                                   completion_tokens=len(kept) + (ended is not None)))
         return replies
 
-    def _record(self, request: _Request, reply: _Reply) -> None:
+    def _record(self, request: _Request, reply: Reply) -> None:
         self.usage.requests += 1
         self.usage.prompt_tokens += reply.prompt_tokens
         self.usage.completion_tokens += reply.completion_tokens
@@ -336,7 +315,7 @@ class TransformersDescriber:
             self.cache.put(
                 request.key, backend=BACKEND, model=self.model_name,
                 prompt_version=f"{PROMPT_VERSION}+{REPAIR_VERSION}" if request.repaired else PROMPT_VERSION,
-                answer=reply.text, finish_reason=reply.finish_reason,
+                answer=reply.content, finish_reason=reply.finish_reason,
                 prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
             )
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from medtrinity.errors import StageError
 from medtrinity.sources.base import SourceItem
 from medtrinity.sources.annotations import SourceProblem
 

@@ -69,13 +69,13 @@ class RsnaPneumoniaLayout:
     def items(self) -> Iterator[SourceItem]:
         r = self.recipe
         classes = self._classes()
-        for patient, annotations in sorted(self._rows().items()):
+        for patient, found in sorted(self._rows().items()):
             if patient.startswith("\0"):  # a row without a patientId: listed so the quarantine names it
                 line = patient[1:]
                 yield SourceItem(source=r.name, root=str(self.root), file=f"{LABELS_CSV}:line {line}",
-                                 modality=r.modality, annotations=annotations)
+                                 modality=r.modality, annotations=found)
                 continue
-            has_box = bool(annotations)
+            has_box = bool(found)
             statement = classes.get(patient) or ("Lung Opacity" if has_box else "")
             labels = [BOX_LABEL] if has_box else [statement.lower() or "normal"]
             if statement == "Normal":
@@ -84,7 +84,7 @@ class RsnaPneumoniaLayout:
                 source=r.name, root=str(self.root), file=f"{IMAGES_DIR}/{patient}.dcm", modality=r.modality,
                 organ=r.organ, disease=r.disease if has_box else None, labels=labels, split=r.split,
                 reference_text=f"RSNA class: {statement}." if statement else None,
-                annotations=annotations, expert=r.expert,
+                annotations=found, expert=r.expert,
             )
 
 

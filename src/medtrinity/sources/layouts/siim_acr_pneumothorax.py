@@ -73,16 +73,16 @@ class SiimAcrPneumothoraxLayout:
     def items(self) -> Iterator[SourceItem]:
         r = self.recipe
         dicoms = self._dicoms()
-        for image_id, annotations in sorted(self._annotations().items()):
+        for image_id, found in sorted(self._annotations().items()):
             if image_id.startswith("\0"):
                 yield SourceItem(source=r.name, root=str(self.root), file=f"{RLE_CSV}:line {image_id[1:]}",
-                                 modality=r.modality, annotations=annotations)
+                                 modality=r.modality, annotations=found)
                 continue
             # A missing DICOM keeps a pattern of the published place, so the quarantine names it.
             file = dicoms.get(image_id, f"{IMAGES_DIR}/*/*/{image_id}.dcm")
-            has_region = bool(annotations)
+            has_region = bool(found)
             yield SourceItem(
                 source=r.name, root=str(self.root), file=file, modality=r.modality, organ=r.organ,
                 disease=r.disease if has_region else None, labels=[self.label] if has_region else ["normal"],
-                split=r.split, annotations=annotations, expert=r.expert,
+                split=r.split, annotations=found, expert=r.expert,
             )
