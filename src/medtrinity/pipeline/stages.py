@@ -258,5 +258,6 @@ def build_stages(config: BuildConfig) -> list[Callable]:
     describe = DescribeStage(config.describer, describer_options(config))
     return [
         ReadStage(), LocateStage(config.expert, config.expert_mode), CaptionStage(),
-        RetrieveStage(config.kb, config.top_k), describe, VerifyStage(config.on_contradiction, describe.describer), EncodeStage(),
+        RetrieveStage(config.kb, config.top_k), describe, VerifyStage(config.on_contradiction, describe.describer),
+        EncodeStage(),
     ]
