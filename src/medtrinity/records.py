@@ -186,6 +186,10 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
+def image_extension(data: bytes) -> str:
+    return "jpg" if data[:2] == b"\xff\xd8" else "png"
+
+
 def sample_to_row(sample: Sample) -> dict[str, Any]:
     if sample.image_bytes is None:
         raise ValueError(f"sample {sample.id} has no encoded image")
@@ -193,7 +197,7 @@ def sample_to_row(sample: Sample) -> dict[str, Any]:
         "id": sample.id,
         "source": sample.source,
         "split": sample.split,
-        "image": {"bytes": sample.image_bytes, "path": f"{sample.id}.png"},
+        "image": {"bytes": sample.image_bytes, "path": f"{sample.id}.{image_extension(sample.image_bytes)}"},
         "width": sample.width,
         "height": sample.height,
         "modality": sample.modality,

@@ -110,3 +110,25 @@ def test_a_process_pool_writes_the_same_records_as_one_process(toy_dataset, tmp_
     one, pool = read_rows(tmp_path / "one"), read_rows(tmp_path / "pool")
     assert [r["id"] for r in one] == [r["id"] for r in pool]
     assert [r["description"] for r in one] == [r["description"] for r in pool]
+
+
+def test_a_jpeg_read_as_stored_keeps_its_own_bytes_and_other_images_become_png(tmp_path):
+    root = tmp_path / "polyps"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(3)
+    photo = (rng.random((40, 48, 3)) * 255).astype(np.uint8)
+    Image.fromarray(photo).save(root / "images" / "a.jpg", quality=90)
+    Image.fromarray(photo[..., 0]).save(root / "images" / "b.png")
+    for name in ("a", "b"):
+        mask = np.zeros((40, 48), np.uint8)
+        mask[10:20, 10:30] = 255
+        Image.fromarray(mask).save(root / "masks" / f"{name}.png")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nlayout: image-mask\nmodality: Endoscopy\n"
+                      "options: {images: 'images/*', masks: 'masks/{stem}.png'}\n")
+    build(recipe, root, tmp_path / "out")
+    by_file = {r["origin"]["file"]: r for r in read_rows(tmp_path / "out")}
+    jpeg, png = by_file["images/a.jpg"]["image"], by_file["images/b.png"]["image"]
+    assert jpeg["bytes"] == (root / "images" / "a.jpg").read_bytes() and jpeg["path"].endswith(".jpg")
+    assert png["bytes"][:8] == b"\x89PNG\r\n\x1a\n" and png["path"].endswith(".png")

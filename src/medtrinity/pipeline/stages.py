@@ -245,13 +245,21 @@ class VerifyStage:
 
 
 class EncodeStage:
-    """The stored image: PNG of exactly the pixels the describer saw (never an overlay)."""
+    """The stored image: exactly the pixels the describer saw (never an overlay). A JPEG read as stored
+    keeps its own bytes (the same pixels, without a PNG three times its size); anything else is PNG."""
 
     name = "encode"
 
     def __call__(self, sample: Sample) -> Sample:
         from medtrinity.sources.imaging import encode_png
 
+        item: SourceItem | None = sample.item
+        if (item is not None and item.frame is None and item.path.suffix.lower() in (".jpg", ".jpeg")
+                and (sample.origin.intensity or "").endswith("as stored")):
+            data = item.path.read_bytes()
+            if data[:2] == b"\xff\xd8":
+                sample.image_bytes = data
+                return sample
         sample.image_bytes = encode_png(sample.pixels)
         return sample
 
