@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # some libraries (bm25s) set their own loggers to DEBUG
         handler.setLevel(logging.WARNING)
+    # pydicom's warnings about invalid header values quote those values, which may be patient identifiers.
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
     parser = make_parser()
     try:
         args = parser.parse_args(argv)

@@ -74,7 +74,7 @@ def test_bad_rows_and_missing_images_are_quarantined_and_counts_reconcile(tmp_pa
     assert manifest["sources"]["chexpert"] == {"seen": 7, "written": 4, "quarantined": 3}
     assert len(rows) == 4
     assert bad[missing]["reason"] == f"image file {missing} is missing"
-    assert bad[bad_value]["reason"] == "CheXpert-v1.0-small/train.csv line 6: No Finding is '2.0', not 1.0, 0.0, -1.0 or blank"
+    assert bad[bad_value]["reason"] == "CheXpert-v1.0-small/train.csv line 6: No Finding is not 1.0, 0.0, -1.0 or blank"
     short = "CheXpert-v1.0-small/train/patient00005/study1/view1_frontal.jpg"
     assert bad[short]["reason"] == f"CheXpert-v1.0-small/train.csv line 7: has 2 fields, the header has {len(HEADER)}"
     assert all(r["stage"] == "read" for r in bad.values())

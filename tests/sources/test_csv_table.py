@@ -40,14 +40,14 @@ def test_malformed_row_missing_file_and_box_outside_are_quarantined(tmp_path):
     recipe = make_csv_table(root)
     csv = root / "labels.csv"
     csv.write_text(csv.read_text()
-                   + "a.png,nodule,abc,1,5,5,x,train\n"       # line 6: not a number
+                   + "a.png,nodule,PIDX50321,1,5,5,x,train\n"  # line 6: a shifted identifier, not a number
                    + "gone.png,nodule,1,1,5,5,x,train\n"      # no such image
                    + "c.png,nodule,50,50,80,70,x,test\n")     # line 8: outside 64x64
 
     manifest, rows, bad = build(recipe, root, tmp_path / "out")
 
     assert manifest["sources"]["toy-table"] == {"seen": 4, "written": 1, "quarantined": 3}
-    assert "labels.csv line 6: box value is not a number" in bad["images/a.png"]["reason"]
+    assert bad["images/a.png"]["reason"] == "labels.csv line 6: xmin is not a number"  # the column, not the cell
     assert bad["images/gone.png"]["stage"] == "read" and "is missing" in bad["images/gone.png"]["reason"]
     assert "labels.csv line 8" in bad["images/c.png"]["reason"] and "outside the 64x64 image" in bad["images/c.png"]["reason"]
 

@@ -68,11 +68,33 @@ def test_malformed_row_missing_dicom_and_box_outside_are_quarantined(tmp_path):
     assert manifest["sources"]["rsna-pneumonia"] == {"seen": 6, "written": 3, "quarantined": 3}
     malformed = bad["stage_2_train_images/ffff0000-0000-4000-8000-00000000000a.dcm"]
     assert malformed["stage"] == "read"  # the source's own row is broken: found before any file is read
-    assert "stage_2_train_labels.csv line 7" in malformed["reason"] and "not a number" in malformed["reason"]
+    assert malformed["reason"] == "stage_2_train_labels.csv line 7: x is not a number"
     missing = bad["stage_2_train_images/ffff0000-0000-4000-8000-00000000000b.dcm"]
     assert missing["stage"] == "read" and "is missing" in missing["reason"]
     outside = bad["stage_2_train_images/0a1b2c3d-0000-4000-8000-000000000003.dcm"]
     assert "stage_2_train_labels.csv line 9" in outside["reason"] and "outside the 64x64 image" in outside["reason"]
+
+
+def test_reasons_name_line_and_column_never_the_cell(tmp_path):
+    root = make_rsna_pneumonia(tmp_path / "rsna")
+    labels = root / "stage_2_train_labels.csv"
+    labels.write_text(
+        labels.read_text()
+        + "ffff0000-0000-4000-8000-00000000000a,10,10,Melchiorra,10,1\n"  # line 7: identifier in width
+        + "ffff0000-0000-4000-8000-00000000000b,10,10,10,10,PIDX7781\n"   # line 8: identifier in Target
+        + "ffff0000-0000-4000-8000-00000000000c,10,10,10,10,\n"           # line 9: Target empty
+        + "ffff0000-0000-4000-8000-00000000000d,10,nan,10,10,1\n"         # line 10: not finite
+    )
+
+    manifest, rows, bad = build(root, tmp_path / "out")
+
+    assert manifest["sources"]["rsna-pneumonia"] == {"seen": 8, "written": 4, "quarantined": 4}
+    assert {Path(f).stem[-1]: r["reason"] for f, r in bad.items()} == {
+        "a": "stage_2_train_labels.csv line 7: width is not a number",
+        "b": "stage_2_train_labels.csv line 8: Target is not 0 or 1",
+        "c": "stage_2_train_labels.csv line 9: Target is empty",
+        "d": "stage_2_train_labels.csv line 10: y is not a finite number",
+    }
 
 
 def test_wrong_folder_names_the_missing_file(tmp_path):

@@ -34,6 +34,9 @@ def test_decoder_follows_the_competition_convention():
     for bad in ("1 2 3", "a 2", "4095 5", "3 0", ""):
         with pytest.raises(ValueError):
             decode_relative_rle(bad, 64, 64)
+    # The reason says where, never the value: a shifted column could put an identifier there.
+    with pytest.raises(ValueError, match=r"^run-length encoding value 3 is not a whole number$"):
+        decode_relative_rle("4 5 PIDX123 2", 64, 64)
 
 
 def test_build_gives_the_known_regions(tmp_path):
@@ -71,6 +74,20 @@ def test_malformed_rle_and_missing_dicom_are_quarantined(tmp_path):
     assert "train-rle.csv line 6" in malformed["reason"] and "odd number of values" in malformed["reason"]
     missing = bad["dicom-images-train/*/*/1.2.276.0.7230010.3.1.4.9.9.9.dcm"]
     assert missing["stage"] == "read" and "is missing" in missing["reason"]
+
+
+def test_rows_with_an_empty_image_id_or_extra_fields_say_which(tmp_path):
+    root = make_siim(tmp_path / "siim")
+    first = next(iter(REGIONS))
+    csv = root / "train-rle.csv"
+    csv.write_text(csv.read_text() + ", 4 5\n" + f"{first}, 1 2, 3\n")  # lines 6 and 7
+
+    manifest, rows, bad = build(root, tmp_path / "out")
+
+    assert manifest["sources"]["siim-acr-pneumothorax"] == {"seen": 4, "written": 2, "quarantined": 2}
+    assert bad["train-rle.csv:line 6"]["reason"] == "train-rle.csv line 6: ImageId is empty"
+    (extra,) = [r for f, r in bad.items() if first in f]
+    assert extra["reason"] == "train-rle.csv line 7: expected 2 fields (ImageId, EncodedPixels), got 3"
 
 
 def test_wrong_folder_names_the_missing_file(tmp_path):

@@ -92,9 +92,9 @@ def decode_relative_rle(text: str, height: int, width: int) -> np.ndarray:
         raise ValueError("empty run-length encoding")
     try:
         numbers = [int(t) for t in tokens]
-    except ValueError:
-        bad = next(t for t in tokens if not t.lstrip("-").isdigit())
-        raise ValueError(f"run-length encoding has a non-integer value {bad!r}") from None
+    except ValueError:  # says which value by position, not what it is: the cell may hold an identifier
+        place = next(i for i, t in enumerate(tokens, start=1) if not t.lstrip("-").isdigit())
+        raise ValueError(f"run-length encoding value {place} is not a whole number") from None
     if len(numbers) % 2:
         raise ValueError(f"run-length encoding has an odd number of values ({len(numbers)})")
     total = height * width
@@ -159,7 +159,7 @@ def coco_segmentation_mask(segmentation: Any, height: int, width: int) -> np.nda
         try:
             return mask_utils.decode(rle).astype(bool)
         except Exception as e:  # pycocotools raises plain exceptions on corrupt counts
-            raise ValueError(f"RLE segmentation cannot be decoded: {e}") from None
+            raise ValueError("RLE segmentation cannot be decoded") from None
 
 
 @dataclass
@@ -180,11 +180,17 @@ class CocoSegmentation:
         return [Region(label=self.label, mask=mask)]
 
 
-def parse_float(text: str | None) -> float | None:
-    """A float from a CSV cell; None for an empty cell; ValueError for anything else."""
+def parse_float(text: str | None, column: str = "the value") -> float | None:
+    """A float from a CSV cell; None for an empty cell; ValueError "<column> is not a number" otherwise.
+
+    The message names the column, never the cell: a shifted row can put an identifier in a number column,
+    and the message becomes a quarantine reason."""
     if text is None or not str(text).strip():
         return None
-    value = float(str(text).strip())
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise ValueError(f"{column} is not a number") from None
     if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite number")
+        raise ValueError(f"{column} is not a finite number")
     return value

@@ -84,13 +84,13 @@ def chexpert_labels(values: dict[str, str], findings: Iterable[str] = CHEXPERT_F
         try:
             value = float(raw)
         except ValueError:
-            raise ValueError(f"{finding} is {raw!r}, not 1.0, 0.0, -1.0 or blank") from None
+            raise ValueError(f"{finding} is not 1.0, 0.0, -1.0 or blank") from None
         if value == 1.0:
             labels.append(finding)
         elif value == -1.0:
             labels.append(finding + UNCERTAIN_SUFFIX)
         elif value != 0.0:
-            raise ValueError(f"{finding} is {raw!r}, not 1.0, 0.0, -1.0 or blank")
+            raise ValueError(f"{finding} is not 1.0, 0.0, -1.0 or blank")
     return labels
 
 

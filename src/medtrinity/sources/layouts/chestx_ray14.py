@@ -31,11 +31,23 @@ ENTRY_CSVS = ("Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv")
 BBOX_CSV = "BBox_List_2017.csv"
 SPLIT_LISTS = {"train_val_list.txt": "train", "test_list.txt": "test"}
 NO_FINDING = "No Finding"
+BOX_COLUMNS = ("x", "y", "w", "h")  # BBox_List's "Bbox [x", "y", "w", "h]" in plain names
 
 
 def finding_name(label: str) -> str:
     """The publisher's class name in plain words: 'Pleural_Thickening' -> 'pleural thickening'."""
     return label.strip().replace("_", " ").lower()
+
+
+def entry_row_problem(row: list[str], header: list[str], needed: list[int], required: tuple[int, ...]) -> str | None:
+    """Why a Data_Entry row cannot be read (too few fields, an empty required cell), or None.
+    Names columns, never cell values: the row also holds the patient's ID, age and gender."""
+    short = [i for i in needed if i >= len(row)]
+    if short:
+        i = min(short)
+        return f"the row has {len(row)} field(s), too few to reach {header[i]} (field {i + 1})"
+    empty = [i for i in required if not row[i].strip()]
+    return f"{header[empty[0]]} is empty" if empty else None
 
 
 @register_layout("chestx-ray14")
@@ -77,10 +89,11 @@ class ChestXray14Layout:
                 splits.update({line.strip(): split for line in path.read_text().splitlines() if line.strip()})
         return splits
 
-    def _entries(self) -> dict[str, dict]:
-        """Image Index -> {findings, view} or {problem} for a malformed row."""
+    def _entries(self) -> tuple[dict[str, dict], dict[str, str]]:
+        """(Image Index -> {findings, view}, Image Index -> the first problem of its malformed row(s))."""
         path = self._entry_csv()
         entries: dict[str, dict] = {}
+        problems: dict[str, str] = {}
         with open(path, newline="") as f:
             reader = csv.reader(f)
             header = [c.strip() for c in next(reader, [])]
@@ -89,18 +102,20 @@ class ChestXray14Layout:
             except ValueError:
                 raise UserError(f"{path.name} under {self.root} lacks 'Image Index' / 'Finding Labels' columns") from None
             i_view = header.index("View Position") if "View Position" in header else None
+            needed = [i for i in (i_image, i_findings, i_view) if i is not None]
             for number, row in enumerate(reader, start=2):
                 if not any(cell.strip() for cell in row):
                     continue
-                where = f"{path.name} line {number}"
-                image = row[0].strip() if row else ""
-                if len(row) <= max(i_findings, i_view or 0) or not row[i_image].strip() or not row[i_findings].strip():
-                    entries[image or f"\0{number}"] = {"problem": f"{where}: malformed row ({len(row)} fields)"}
+                image = row[i_image].strip() if len(row) > i_image else ""
+                problem = entry_row_problem(row, header, needed, required=(i_image, i_findings))
+                if problem:
+                    # A malformed row quarantines its image (or, without an Image Index, stands for itself).
+                    problems.setdefault(image or f"\0{number}", f"{path.name} line {number}: {problem}")
                     continue
                 findings = [f.strip() for f in row[i_findings].split("|") if f.strip()]
                 view = row[i_view].strip() if i_view is not None else ""
-                entries[row[i_image].strip()] = {"findings": findings, "view": view}
-        return entries
+                entries[image] = {"findings": findings, "view": view}
+        return entries, problems
 
     def _boxes(self) -> dict[str, list]:
         """Image Index -> [PixelBox | SourceProblem]; the coordinate columns are read by position (2..5)."""
@@ -117,28 +132,31 @@ class ChestXray14Layout:
                 where = f"{BBOX_CSV} line {number}"
                 image = row[0].strip()
                 try:
-                    x, y, w, h = (parse_float(v) for v in row[2:6])
-                    if None in (x, y, w, h) or len(row) < 6:
-                        raise ValueError("a coordinate is empty")
-                except ValueError as e:
-                    boxes[image].append(SourceProblem(f"{where}: malformed box ({e})"))
+                    values = [parse_float(cell, name) for cell, name in zip(row[2:6], BOX_COLUMNS)]
+                except ValueError as e:  # names the column, never the cell (it may hold an identifier)
+                    boxes[image].append(SourceProblem(f"{where}: {e}"))
                     continue
+                found = sum(v is not None for v in values)
+                if found < len(BOX_COLUMNS):
+                    boxes[image].append(SourceProblem(f"{where}: the box needs 4 numbers (x, y, w, h), found {found}"))
+                    continue
+                x, y, w, h = values
                 boxes[image].append(PixelBox(x, y, x + w, y + h, finding_name(row[1]), where))
         return boxes
 
     def items(self) -> Iterator[SourceItem]:
         r = self.recipe
         paths, splits, boxes = self._image_paths(), self._splits(), self._boxes()
-        entries = self._entries()
-        for image in sorted(set(entries) | set(boxes)):
+        entries, problems = self._entries()
+        for image in sorted(set(entries) | set(problems) | set(boxes)):
             entry = entries.get(image, {"findings": [], "view": ""})
             annotations = list(boxes.get(image, []))
-            if image.startswith("\0"):
-                yield SourceItem(source=r.name, root=str(self.root), file=f"{self._entry_csv().name}:line {image[1:]}",
-                                 modality=r.modality, annotations=[SourceProblem(entry["problem"])])
+            if image in problems:  # quarantined at the read stage with the row's problem
+                file = (f"{self._entry_csv().name}:line {image[1:]}" if image.startswith("\0")
+                        else paths.get(image, f"images/{image}"))
+                yield SourceItem(source=r.name, root=str(self.root), file=file, modality=r.modality,
+                                 annotations=[SourceProblem(problems[image]), *annotations])
                 continue
-            if "problem" in entry:
-                annotations.insert(0, SourceProblem(entry["problem"]))
             findings = [f for f in entry["findings"] if f != NO_FINDING]
             labels = [finding_name(f) for f in findings] or ["normal"]
             box_labels = [a.label for a in annotations if isinstance(a, PixelBox)]

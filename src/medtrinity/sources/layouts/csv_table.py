@@ -65,9 +65,9 @@ class CsvTableLayout:
 
     def _box(self, row: dict, label: str, where: str):
         try:
-            values = {k: parse_float(row.get(column)) for k, column in self.box.items()}
-        except ValueError as e:
-            return SourceProblem(f"{where}: box value is not a number ({e})")
+            values = {k: parse_float(row.get(column), column) for k, column in self.box.items()}
+        except ValueError as e:  # names the column, never the cell (it may hold an identifier)
+            return SourceProblem(f"{where}: {e}")
         if all(v is None for v in values.values()):
             return None
         if any(v is None for v in values.values()):

@@ -64,7 +64,7 @@ def parse_bbox_entry(image_id: str, entry: object, default_label: str) -> Kvasir
         ]
         return KvasirBoxes(image_id, int(entry["height"]), int(entry["width"]), boxes)
     except (KeyError, TypeError, ValueError) as err:
-        problem = f"malformed entry ({type(err).__name__}: {err}); expected height, width, bbox[xmin, ymin, xmax, ymax]"
+        problem = "malformed entry; expected height, width, bbox[xmin, ymin, xmax, ymax]"
         return KvasirBoxes(image_id, None, None, [], problem=problem)
 
 

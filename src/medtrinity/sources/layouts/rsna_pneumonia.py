@@ -91,12 +91,13 @@ class RsnaPneumoniaLayout:
 def _row_annotation(row: dict, where: str) -> list:
     """[] for a Target 0 row, [PixelBox] for a Target 1 row, [SourceProblem] for a malformed one."""
     target = (row.get("Target") or "").strip()
+    # Reasons name the column, never the cell: a shifted row can put an identifier there.
     if target not in ("0", "1"):
-        return [SourceProblem(f"{where}: Target is {target!r}, expected 0 or 1")]
+        return [SourceProblem(f"{where}: Target is {'empty' if not target else 'not 0 or 1'}")]
     try:
-        x, y, w, h = (parse_float(row.get(k)) for k in ("x", "y", "width", "height"))
+        x, y, w, h = (parse_float(row.get(k), k) for k in ("x", "y", "width", "height"))
     except ValueError as e:
-        return [SourceProblem(f"{where}: box value is not a number ({e})")]
+        return [SourceProblem(f"{where}: {e}")]
     if target == "0":
         return []
     if None in (x, y, w, h):

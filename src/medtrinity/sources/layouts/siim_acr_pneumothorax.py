@@ -59,10 +59,10 @@ class SiimAcrPneumothoraxLayout:
                 if not row or not any(cell.strip() for cell in row):
                     continue
                 image_id = row[0].strip()
-                if len(row) != 2 or not image_id:
-                    per_image[image_id or f"\0{number}"].append(
-                        SourceProblem(f"{where}: expected 2 fields (ImageId, EncodedPixels), got {len(row)}")
-                    )
+                if not image_id or len(row) != 2:
+                    problem = ("ImageId is empty" if not image_id
+                               else f"expected 2 fields (ImageId, EncodedPixels), got {len(row)}")
+                    per_image[image_id or f"\0{number}"].append(SourceProblem(f"{where}: {problem}"))
                     continue
                 per_image.setdefault(image_id, [])
                 counts = row[1].strip()
