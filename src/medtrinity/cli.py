@@ -105,16 +105,26 @@ def cmd_build(args) -> int:
             raise config_error(err, "build") from None
     manifest = run_build(config)
     print_summary(manifest, Path(config.out))
+    totals = manifest["totals"]
+    if totals["seen"] and not totals["written"]:
+        print(f"medtrinity: no record was written; the reasons are in {Path(config.out) / 'quarantine'}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_demo(args) -> int:
-    from medtrinity.pipeline.config import BuildConfig, SourceSpec
+    from pydantic import ValidationError
+
+    from medtrinity.pipeline.config import BuildConfig, SourceSpec, config_error
     from medtrinity.pipeline.runner import run_build
     from medtrinity.report_console import print_examples, print_summary
 
-    config = BuildConfig(sources=[SourceSpec(recipe="demo", path=".")], out=args.out, workers=args.workers,
-                         overwrite=True)
+    try:
+        config = BuildConfig(sources=[SourceSpec(recipe="demo", path=".")], out=args.out, workers=args.workers,
+                             overwrite=True)
+    except ValidationError as err:
+        raise config_error(err, "demo") from None
     manifest = run_build(config)
     print_summary(manifest, Path(config.out))
     print_examples(Path(config.out), n=3)
@@ -154,9 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"medtrinity: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except BrokenPipeError:  # output piped into `head` and the like
-        sys.stderr.close()
-        return 0
+    except OSError as err:  # a path the user gave that cannot be read or written
+        if isinstance(err, BrokenPipeError):  # output piped into `head` and the like
+            sys.stderr.close()
+            return 0
+        where = f" {err.filename}" if err.filename else ""
+        print(f"medtrinity: error: cannot use{where}: {err.strerror or err}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("medtrinity: interrupted; finished shards are kept — rerun with --resume to continue", file=sys.stderr)
         return 130

@@ -51,4 +51,20 @@ def test_resume_refuses_a_folder_built_with_other_settings(toy_dataset, tmp_path
     assert medtrinity("build", "--source", f"{recipe}:{root}", "--out", str(out), "--shard-size", "3").returncode == 0
     again = medtrinity("build", "--source", f"{recipe}:{root}", "--out", str(out), "--shard-size", "4", "--resume")
     assert again.returncode == 2
-    assert "other sources, shard size or limit" in again.stderr
+    assert "other settings, recipes or input files" in again.stderr
+
+
+def test_resume_refuses_changed_settings_and_changed_input_files(toy_dataset, tmp_path):
+    recipe, root = toy_dataset
+    source = f"{recipe}:{root}"
+    out = tmp_path / "out"
+    killed = medtrinity("build", "--source", source, "--out", str(out), "--shard-size", "3",
+                        env_extra={"MEDTRINITY_FAULT_KILL_AFTER_ITEMS": "4"})
+    assert killed.returncode == -signal.SIGKILL
+    other_setting = medtrinity("build", "--source", source, "--out", str(out), "--shard-size", "3", "--resume",
+                               "--top-k", "0")
+    assert other_setting.returncode == 2 and "other settings" in other_setting.stderr
+    (root / "images" / "case000.png").rename(root / "images" / "case000b.png")
+    (root / "masks" / "case000.png").rename(root / "masks" / "case000b.png")
+    other_files = medtrinity("build", "--source", source, "--out", str(out), "--shard-size", "3", "--resume")
+    assert other_files.returncode == 2 and "input files" in other_files.stderr

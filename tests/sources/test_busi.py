@@ -66,7 +66,7 @@ def test_bad_records_are_quarantined_by_name_and_counts_reconcile(tmp_path):
         "mask file Dataset_BUSI_with_GT/benign/benign (9)_mask.png is missing"
     )
     assert bad["Dataset_BUSI_with_GT/malignant/malignant (9).png"]["reason"] == (
-        "mask malignant (9)_mask.png is 30x20 but its image is 80x64"
+        "mask Dataset_BUSI_with_GT/malignant/malignant (9)_mask.png is 30x20 but its image is 80x64"
     )
     truncated = bad["Dataset_BUSI_with_GT/normal/normal (9).png"]
     assert truncated["stage"] == "read" and truncated["reason"]

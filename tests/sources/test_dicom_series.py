@@ -80,3 +80,45 @@ def test_build_over_a_series_keeps_order_window_and_quarantines_the_broken_file(
     assert sides == [4, 6, 8, 10, 12, 14]
     (bad,) = pq.read_table(tmp_path / "out" / "quarantine" / "part-00000.parquet").to_pylist()
     assert bad["file"] == "study/axial/broken.dcm"
+
+
+def _rewrite_raw(path: Path, **raw: tuple[str, bytes]) -> None:
+    """Store elements as raw bytes, as a corrupt or careless writer leaves them."""
+    import warnings
+
+    import pydicom
+    from pydicom.datadict import tag_for_keyword
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    ds = pydicom.dcmread(path)
+    for keyword, (vr, value) in raw.items():
+        tag = Tag(tag_for_keyword(keyword))
+        ds._dict[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(path, enforce_file_format=False)
+
+
+def test_listing_prints_no_header_value_and_survives_corrupt_geometry(tmp_path, capfd, caplog):
+    import logging
+    import warnings
+
+    import pydicom
+
+    folder = tmp_path / "s"
+    make_ct_series(folder, 3, AXIAL_UID)
+    _rewrite_raw(folder / "IM0001.dcm", SeriesInstanceUID=("UI", b"1.2.Quixotl.Zebulonia\0"))
+    _rewrite_raw(folder / "IM0002.dcm", ImagePositionPatient=("DS", b"0\\Quixotl\\4 "), InstanceNumber=("IS", b"Zebulonia "))
+    caplog.set_level(logging.DEBUG)
+    mode = pydicom.config.settings.reading_validation_mode
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        series, unreadable = list_series(tmp_path, ["s/IM0001.dcm", "s/IM0002.dcm", "s/IM0003.dcm"])
+    out, err = capfd.readouterr()
+    assert "Quixotl" not in out + err + caplog.text + " ".join(str(w.message) for w in caught)
+    assert caplog.records == [] and caught == [] and pydicom.config.settings.reading_validation_mode == mode
+    assert unreadable == []
+    # IM0001 has its own (corrupt) series UID; IM0002's position and number are unusable: it sorts last
+    assert sorted(s.files for s in series) == [["s/IM0001.dcm"], ["s/IM0003.dcm", "s/IM0002.dcm"]]
+    assert [(s.position, s.instance) for s in series[1].slices][1] == (None, None)

@@ -17,7 +17,13 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import get_decoder, pixel_array
 from pydicom.sequence import Sequence
-from pydicom.uid import JPEG2000, CTImageStorage, ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
+from pydicom.uid import (
+    JPEG2000,
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    JPEGLSLossless,
+    generate_uid,
+)
 
 from medtrinity.errors import StageError, UserError
 from medtrinity.records import MODALITIES
@@ -600,3 +606,209 @@ def test_compressed_dicom_decodes_with_the_default_install(compressed):
     """JPEG 2000 lossless decodes (pylibjpeg-openjpeg) to exactly the uncompressed file's pixels."""
     uncompressed = compressed.replace("J2KR", "UNCR")
     assert np.array_equal(read_image(data_store_file(compressed)).pixels, read_image(data_store_file(uncompressed)).pixels)
+
+
+# ---------------------------------------------------------------- privacy: header values never reach a reason
+IDENTIFIERS = {
+    "PatientName": "Quixotl^Zebulonia", "PatientID": "PIDX8842731Q", "PatientBirthDate": "19370412",
+    "PatientAddress": "77 Wrenfeather Lane", "InstitutionName": "Bartolomeo Quarry Hospital",
+}
+NEEDLES = ("Quixotl", "Zebulonia", "PIDX8842731Q", "19370412", "Wrenfeather", "Bartolomeo")
+
+
+def leaked(text: str) -> list[str]:
+    return [needle for needle in NEEDLES if needle.lower() in text.lower()]
+
+
+def with_raw(path: Path, **raw: tuple[str, bytes]) -> Path:
+    """Rewrite `path` with elements stored as raw bytes, as a corrupt or careless writer leaves them."""
+    import warnings
+
+    from pydicom.datadict import tag_for_keyword
+    from pydicom.dataelem import RawDataElement
+
+    ds = pydicom.dcmread(path)
+    for keyword, (vr, value) in raw.items():
+        tag = pydicom.tag.Tag(tag_for_keyword(keyword))
+        target = ds.file_meta if tag.group == 2 else ds
+        target._dict[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # writing validates the meta header: the invalid values are the point
+        ds.save_as(path, enforce_file_format=False)
+    return path
+
+
+def identified_dicom(path: Path, **attributes) -> Path:
+    return write_dicom(path, RAMP16[:4, :8].copy(), **IDENTIFIERS, **attributes)
+
+
+def stage_error(path: Path, **kwargs) -> str:
+    with pytest.raises(StageError) as caught:
+        read_image(path, **kwargs)
+    return str(caught.value)
+
+
+def test_sop_class_uid_with_a_corrupt_length_is_not_quoted(tmp_path):
+    """A too-long SOPClassUID swallows the elements after it; UID.name of that would be the identifiers."""
+    path = identified_dicom(tmp_path / "s.dcm")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"\x08\x00\x16\x00UI", 132 + 100)
+    for length in (120, 160, 200):
+        data[at + 6 : at + 8] = struct.pack("<H", length)
+        path.write_bytes(bytes(data))
+        reason = stage_error(path)
+        assert leaked(reason) == [], reason
+
+
+def test_no_pixel_data_names_only_registered_sop_classes(tmp_path):
+    ds = pydicom.dcmread(get_testdata_file("rtstruct.dcm"), force=True)
+    ds.SOPClassUID = "1.2.826.0.1.3680043.8.498.4242"  # valid but unregistered: UID.name is the value
+    ds.save_as(tmp_path / "r.dcm")
+    assert stage_error(tmp_path / "r.dcm") == "DICOM file has no pixel data (unknown SOP class)"
+    assert imaging.uid_name(CTImageStorage, "?") == "CT Image Storage"
+    assert imaging.uid_name("Quixotl 1.2", "unknown SOP class") == "unknown SOP class"
+
+
+def test_invalid_header_values_print_nothing_and_validation_is_restored(tmp_path, capfd, caplog):
+    import logging
+    import warnings
+
+    ds = pydicom.dcmread(identified_dicom(tmp_path / "v.dcm"))
+    del ds.PixelData  # the no-pixel-data reason reads SOPClassUID, whose invalid value pydicom would quote
+    ds.save_as(tmp_path / "v.dcm")
+    path = with_raw(tmp_path / "v.dcm", SOPClassUID=("UI", b"1.2.Quixotl.Zebulonia\0"))
+    mode = pydicom.config.settings.reading_validation_mode
+    caplog.set_level(logging.DEBUG)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert stage_error(path) == "DICOM file has no pixel data (unknown SOP class)"
+        assert dicom_frame_count(path) == 1 and read_dicom_overlay(path) is None
+    out, err = capfd.readouterr()
+    assert leaked(out + err + caplog.text + " ".join(str(w.message) for w in caught)) == []
+    assert caplog.records == [] and caught == []
+    assert pydicom.config.settings.reading_validation_mode == mode
+    with warnings.catch_warnings(record=True) as caught:  # the scan can see: pydicom does warn on its own
+        warnings.simplefilter("always")
+        _ = pydicom.dcmread(path).SOPClassUID
+    assert leaked(" ".join(str(w.message) for w in caught))
+
+
+@pytest.mark.parametrize(
+    ("attributes", "raw", "reason"),
+    [
+        ({"Modality": "MR", "WindowWidth": 400}, {"WindowCenter": ("DS", b"Quixotl ")},
+         "corrupt DICOM header: WindowCenter is not a number"),
+        ({"Modality": "MR", "WindowCenter": 40}, {"WindowWidth": ("DS", b"Zebulonia\\40 ")},
+         "corrupt DICOM header: WindowWidth is not a number"),
+        ({}, {"RescaleSlope": ("DS", b"Quixotl ")}, "corrupt DICOM header: RescaleSlope is not a number"),
+        ({}, {"RescaleIntercept": ("DS", b"-l024.0 ")}, "corrupt DICOM header: RescaleIntercept is not a number"),
+        ({}, {"PixelSpacing": ("DS", b"0.5\\Quixotl")}, "corrupt DICOM header: PixelSpacing is not a number"),
+        ({}, {"ImageOrientationPatient": ("DS", b"1\\0\\0\\0\\Quixotl\\0 ")},
+         "corrupt DICOM header: ImageOrientationPatient is not a number"),
+        ({}, {"NumberOfFrames": ("IS", b"Quixotl ")}, "corrupt DICOM header: NumberOfFrames is not a number"),
+        ({}, {"TransferSyntaxUID": ("UI", b"1.2.Quixotl\0")},
+         "corrupt DICOM header: TransferSyntaxUID is not a known transfer syntax"),
+        ({}, {"Modality": ("QX", b"Quixotl ")}, "corrupt DICOM header (could not parse Modality)"),
+    ],
+)
+def test_corrupt_header_values_give_a_fixed_reason_naming_the_tag(tmp_path, attributes, raw, reason):
+    path = with_raw(identified_dicom(tmp_path / "c.dcm", **attributes), **raw)
+    assert stage_error(path) == reason
+
+
+def test_window_error_never_quotes_a_free_text_modality(tmp_path):
+    path = with_raw(identified_dicom(tmp_path / "m.dcm"), Modality=("CS", b"Quixotl "))
+    assert stage_error(path, window="bone") == "window 'bone' applies to CT (HU) but this file's modality is unknown"
+
+
+def test_random_corruptions_never_leak_and_always_give_a_stage_error(tmp_path):
+    import random
+
+    path = identified_dicom(tmp_path / "src.dcm", Modality="MR", WindowCenter=40, WindowWidth=400,
+                            PixelSpacing=[0.5, 0.5], ImageOrientationPatient=[1, 0, 0, 0, 1, 0])
+    original, rng = path.read_bytes(), random.Random(1)
+    header_end = len(original) - RAMP16[:4, :8].nbytes
+    target, reasons = tmp_path / "f.dcm", set()
+    for _ in range(1500):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(132, header_end if rng.random() < 0.9 else len(data))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(132, len(data))]
+        target.write_bytes(bytes(data))
+        try:
+            read_image(target)
+        except StageError as e:  # anything else fails the test
+            reasons.add(str(e))
+    assert len(reasons) > 10  # the corruptions do reach many parsing paths
+    assert [r for r in reasons if leaked(r) or "\n" in r or "0x" in r] == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "organ"),
+    [(b"QUIXOTL ", None), (b"Quixotl Zebulonia ", None), (b"CHEST ", "chest"), (b"CSPINE", "cervical spine"),
+     (b"WHOLEBODY ", "whole body"), (b"abdomen ", "abdomen")],
+)
+def test_body_part_only_from_defined_terms(tmp_path, raw, organ):
+    path = with_raw(identified_dicom(tmp_path / "b.dcm"), BodyPartExamined=("CS", raw))
+    assert read_image(path).body_part == organ
+
+
+@pytest.mark.parametrize(
+    ("raw", "orientation", "side"),
+    [
+        ({"ViewPosition": ("CS", b"Zebulonia "), "PatientOrientation": ("CS", b"Quixotl\\F ")}, None, None),
+        ({"ViewPosition": ("CS", b"PA"), "PatientOrientation": ("CS", b"Quixotl\\F ")}, "PA", "right"),
+        ({"ViewPosition": ("CS", b"Zebulonia "), "PatientOrientation": ("CS", b"R\\FL")}, "rows R, columns FL", "left"),
+        ({"ViewPosition": ("CS", b"AP"), "PatientOrientation": ("CS", b"L\\F ")}, "AP; rows L, columns F", "right"),
+    ],
+)
+def test_view_and_patient_orientation_only_from_defined_terms(tmp_path, raw, orientation, side):
+    path = with_raw(identified_dicom(tmp_path / "o.dcm", Modality="DX"), **raw)
+    image = read_image(path)
+    assert (image.orientation, image.patient_left_on_image) == (orientation, side)
+
+
+def test_header_truncated_inside_an_identifier_is_a_truncated_file(tmp_path):
+    data = identified_dicom(tmp_path / "t.dcm").read_bytes()
+    (tmp_path / "t.dcm").write_bytes(data[: data.index(b"Quixotl") + 4])
+    assert stage_error(tmp_path / "t.dcm") == "truncated DICOM file (it ends inside an element)"
+
+
+def test_mask_errors_name_the_mask_never_its_absolute_path(tmp_path):
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / "x.png").write_bytes(b"garbage")
+    with pytest.raises(StageError) as caught:
+        read_mask(tmp_path / "masks" / "x.png", (3, 5), name="masks/x.png")
+    assert str(caught.value) == "mask masks/x.png: not a readable image (unrecognised format)"
+    with pytest.raises(StageError, match=r"^mask x.png: empty file \(0 bytes\)$"):
+        (tmp_path / "masks" / "x.png").write_bytes(b"")
+        read_mask(tmp_path / "masks" / "x.png", (3, 5))
+
+
+def _encapsulated(path: Path, syntax: str, fragment: bytes) -> Path:
+    from pydicom.encaps import encapsulate
+
+    ds = pydicom.dcmread(identified_dicom(path))
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.PixelData = encapsulate([fragment])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("syntax", "fragment", "name"),
+    [
+        ("1.2.840.10008.1.2.4.90", b"Quixotl garbage frame", "JPEG 2000 Image Compression (Lossless Only)"),
+        ("1.2.840.10008.1.2.5", b"\x01\x00\x00\x00\x40\x00\x00\x00" + b"\0" * 56 + b"Quixotl", "RLE Lossless"),
+    ],
+)
+def test_undecodable_compressed_pixels_give_one_fixed_line_and_no_traceback(tmp_path, capfd, caplog, syntax, fragment, name):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    path = _encapsulated(tmp_path / "j.dcm", syntax, fragment)
+    assert stage_error(path) == f"could not decode {name} pixel data"
+    out, err = capfd.readouterr()
+    assert caplog.records == [] and "Traceback" not in err and leaked(out + err) == []

@@ -76,7 +76,7 @@ def test_bad_records_are_quarantined_by_name_and_counts_reconcile(tmp_path):
     assert bad[f"{prefix}ISIC_0000004.jpg"]["reason"] == (
         "mask file ISIC2018_Task1_Training_GroundTruth/ISIC_0000004_segmentation.png is missing"
     )
-    assert bad[f"{prefix}ISIC_0000005.jpg"]["reason"] == "mask ISIC_0000005_segmentation.png is 40x30 but its image is 80x60"
+    assert bad[f"{prefix}ISIC_0000005.jpg"]["reason"] == "mask ISIC2018_Task1_Training_GroundTruth/ISIC_0000005_segmentation.png is 40x30 but its image is 80x60"
     assert bad[f"{prefix}ISIC_0000006.jpg"]["reason"] == (
         f"{TASK3}: row 5: expected exactly one of MEL, NV, BCC, AKIEC, BKL, DF, VASC to be 1.0"
     )

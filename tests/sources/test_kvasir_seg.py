@@ -67,7 +67,7 @@ def test_bad_records_are_quarantined_by_name_and_counts_reconcile(tmp_path):
 
     assert manifest["sources"]["kvasir-seg"] == {"seen": 8, "written": 5, "quarantined": 3}
     assert set(bad) == {"images/zz_wrongsize.jpg", "images/zz_outside.jpg", "images/zz_nothing.jpg"}
-    assert bad["images/zz_wrongsize.jpg"]["reason"] == "mask zz_wrongsize.jpg is 40x30 but its image is 96x72"
+    assert bad["images/zz_wrongsize.jpg"]["reason"] == "mask masks/zz_wrongsize.jpg is 40x30 but its image is 96x72"
     assert bad["images/zz_outside.jpg"]["reason"] == (
         "kavsir_bboxes.json: entry zz_outside: box [50, 10, 140, 40] lies outside the 96x72 image"
     )

@@ -154,3 +154,23 @@ def test_slice_choice_is_the_largest_slice_plus_evenly_spaced_ones_and_interior_
     assert list(choose_slices(labels, "axial", {1: "a"}, SliceChoice(per_label=None, every=3, normal_slices=0))) == [2, 5, 8, 11]
     assert evenly_spaced([0, 1, 12, 13, 15, 16, 17, 18, 19], 2, interior=True) == [13, 17]
     assert evenly_spaced([5, 6], 3) == [5, 6]
+
+
+def test_unreadable_volume_reasons_say_what_is_wrong_without_paths_or_library_names(tmp_path):
+    import gzip
+
+    path, _ = _lps_volume(tmp_path)
+    raw = gzip.decompress(path.read_bytes())
+    cases = {
+        "not_gzip.nii.gz": (b"garbage" * 50, "not gzip"),
+        "short.nii.gz": (gzip.compress(raw[:-100]), "truncated or corrupt data"),
+        "header.nii": (raw[:200], "truncated, or no NIfTI header"),
+    }
+    for name, (data, problem) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        for read in (lambda p: read_image(p, slice_index=0), volume.volume_shape):
+            if name == "short.nii.gz" and read is volume.volume_shape:
+                continue  # the header alone is intact
+            with pytest.raises(StageError) as caught:
+                read(tmp_path / name)
+            assert str(caught.value) == f"{name}: not a readable NIfTI volume ({problem})"

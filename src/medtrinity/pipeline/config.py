@@ -27,7 +27,7 @@ class SourceSpec(BaseModel):
 class BuildConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sources: list[SourceSpec]
+    sources: list[SourceSpec] = Field(min_length=1)
     out: str
     describer: str = "grounded"
     kb: str | None = None  # knowledge index folder; None = the bundled default
@@ -64,14 +64,23 @@ class BuildConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _resume_or_overwrite(self) -> "BuildConfig":
+        if self.resume and self.overwrite:
+            raise ValueError("give --resume (continue the build in --out) or --overwrite (replace it), not both")
+        if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"--base-url must start with http:// or https://, got {self.base_url!r}")
+        return self
+
+    @model_validator(mode="after")
     def _model_backends_need_a_model(self) -> "BuildConfig":
         if self.describer in ("openai", "transformers") and not self.model:
             raise ValueError(f"describer {self.describer!r} needs --model")
         return self
 
     def run_identity(self) -> dict:
-        """What must not change between a run and its --resume: it decides which items land in which shard."""
-        return {"sources": [s.model_dump() for s in self.sources], "shard_size": self.shard_size, "limit": self.limit}
+        """What must not change between a run and its --resume: every setting that shapes a record or decides
+        which items land in which shard (not how fast they are made)."""
+        return self.model_dump(mode="json", exclude={"resume", "overwrite", "workers", "engine", "out", "concurrency"})
 
 
 def config_error(err: ValidationError, where: str) -> UserError:
@@ -85,9 +94,9 @@ def load_config_file(path: str | Path, **overrides) -> BuildConfig:
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise UserError(f"config {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise UserError(f"config {path} is not valid UTF-8 YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise UserError(f"config {path} must be a mapping with 'sources' and 'out'")
     data.update({k: v for k, v in overrides.items() if v is not None})

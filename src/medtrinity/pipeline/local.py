@@ -8,7 +8,9 @@ the sources list. Per-item progress comes back through a queue.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable, Iterable
 
@@ -22,6 +24,14 @@ _progress_queue = None
 def _init_worker(queue) -> None:
     global _progress_queue
     _progress_queue = queue
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A coordinator killed with SIGKILL cannot stop its pool: a worker whose parent is gone ends itself."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _run_shard_in_worker(index: int, items: list[SourceItem], config: BuildConfig) -> dict:

@@ -3,6 +3,7 @@ chosen engine, reconcile the counts and write the manifest."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import platform
 import sys
@@ -14,6 +15,7 @@ from typing import Iterator
 from medtrinity import __version__
 from medtrinity.errors import UserError
 from medtrinity.pipeline.config import BuildConfig
+from medtrinity.pipeline.shard import stages_for
 from medtrinity.pipeline.store import ShardStore
 from medtrinity.sources.base import Layout, SourceItem, load_recipe, open_source
 
@@ -29,6 +31,15 @@ def open_sources(config: BuildConfig) -> list[Layout]:
         names.add(recipe.name)
         layouts.append(open_source(recipe, spec.path))
     return layouts
+
+
+def check_expert_choices(config: BuildConfig, layouts: list[Layout]) -> None:
+    """An unknown expert name is a bad command: say so now, not in every record's quarantine reason."""
+    from medtrinity.roi.experts.base import check_expert_choice
+
+    check_expert_choice(config.expert, "--expert")
+    for layout in layouts:
+        check_expert_choice(layout.recipe.expert, f"recipe {layout.recipe.name}: expert")
 
 
 def iter_items(layouts: list[Layout], limit: int | None) -> Iterator[SourceItem]:
@@ -62,11 +73,27 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def listing_fingerprint(layouts: list[Layout], limit: int | None) -> dict:
+    """How many items the sources list and a digest of their ids in order: a resumed run must see the same."""
+    digest, count = hashlib.sha1(), 0
+    for item in iter_items(layouts, limit):
+        digest.update(item.id.encode())
+        count += 1
+    return {"count": count, "digest": digest.hexdigest()}
+
+
 def run_build(config: BuildConfig, show_progress: bool = True) -> dict:
     layouts = open_sources(config)
+    check_expert_choices(config, layouts)
+    # Build the stages here first: a bad --kb, describer or model fails before the output folder is touched
+    # (in-process runs then reuse them; worker processes build their own).
+    stages_for(config)
+    listing = listing_fingerprint(layouts, config.limit)
+    total = listing["count"]
+    identity = {**config.run_identity(), "recipes": [layout.recipe.model_dump(mode="json") for layout in layouts],
+                "listing": listing}
     store = ShardStore(config.out)
-    store.prepare(config.run_identity(), resume=config.resume, overwrite=config.overwrite)
-    total = sum(1 for _ in iter_items(layouts, config.limit))
+    store.prepare(identity, resume=config.resume, overwrite=config.overwrite)
     started = time.monotonic()
 
     from medtrinity.pipeline.progress import build_progress

@@ -39,7 +39,8 @@ class ReadStage:
         for problem in (a for a in item.annotations if isinstance(a, SourceProblem)):
             raise StageError(problem.reason)  # the source's own entry is broken: say so, not "file missing"
         if not item.path.is_file():
-            raise StageError(f"image file {item.file} is missing")
+            broken = item.path.is_symlink()
+            raise StageError(f"image file {item.file} is {'a broken symbolic link' if broken else 'missing'}")
         image = read_image(item.path, frame=item.frame, window=item.window, slice_index=item.slice, axis=item.axis)
         modality = item.modality or image.modality_hint
         if modality is None:

@@ -50,13 +50,15 @@ class ShardStore:
 
     def prepare(self, identity: dict[str, Any], resume: bool, overwrite: bool) -> None:
         """Make the folder ready; refuse to mix two different runs in one folder."""
+        if self.out.exists() and not self.out.is_dir():
+            raise UserError(f"--out {self.out} is a file; give a folder for the dataset")
         run_file = self.progress_dir / "run.json"
         existing = run_file.exists() or (self.out / MANIFEST).exists()
         if existing and resume:
             saved = json.loads(run_file.read_text()) if run_file.exists() else None
             if saved != identity:
                 raise UserError(
-                    f"{self.out} was built with other sources, shard size or limit; resume with the same ones, "
+                    f"{self.out} was started with other settings, recipes or input files; resume with the same ones, "
                     "or pass --overwrite to start again"
                 )
         elif existing and not overwrite:
@@ -65,8 +67,11 @@ class ShardStore:
             for sub in (self.data_dir, self.quarantine_dir, self.progress_dir):
                 shutil.rmtree(sub, ignore_errors=True)
             (self.out / MANIFEST).unlink(missing_ok=True)
-        for sub in (self.data_dir, self.quarantine_dir, self.progress_dir, self.cache_dir):
-            sub.mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in (self.data_dir, self.quarantine_dir, self.progress_dir, self.cache_dir):
+                sub.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create the output folder {self.out}: {err.strerror}") from None
         for stale in self.out.glob("*/.*.tmp-*"):  # left by a killed run
             stale.unlink(missing_ok=True)
         _atomic_write_bytes(run_file, json.dumps(identity, sort_keys=True).encode())

@@ -40,7 +40,7 @@ class MaskFile:
         full = Path(root) / self.path
         if not full.is_file():
             raise StageError(f"mask file {self.path} is missing")
-        mask = read_mask(full, shape, threshold=self.threshold, value=self.value)
+        mask = read_mask(full, shape, threshold=self.threshold, value=self.value, name=self.path)
         return [Region(label=self.label, mask=mask)] if mask.any() else []
 
 

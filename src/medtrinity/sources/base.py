@@ -137,9 +137,9 @@ def load_recipe(name_or_path: str) -> Recipe:
         if not path.is_file():
             raise UserError(f"recipe file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise UserError(f"recipe {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise UserError(f"recipe {path} is not valid UTF-8 YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise UserError(f"recipe {path} must be a YAML mapping with at least 'name' and 'layout'")
     data.setdefault("name", path.stem)

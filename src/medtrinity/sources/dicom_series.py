@@ -51,27 +51,58 @@ def _sort_key(s: SeriesSlice) -> tuple:
     return (s.position is None, s.position or 0.0, s.instance is None, s.instance or 0, s.file)
 
 
+def _geometry_value(ds, keyword: str, size: int) -> np.ndarray | None:
+    """A multi-valued geometry tag as `size` finite floats; None when absent or corrupt (the slice then
+    sorts by instance number; the read stage reports what is wrong with the file)."""
+    try:
+        value = ds.get(keyword)
+        array = np.asarray(value, float) if value is not None else None
+    except Exception:  # noqa: BLE001 - unparsable values, wrong VR, text where numbers belong
+        return None
+    return array if array is not None and array.shape == (size,) and np.isfinite(array).all() else None
+
+
+def _instance_number(ds) -> int | None:
+    try:
+        number = ds.get("InstanceNumber")
+        return int(number) if number not in (None, "") else None
+    except Exception:  # noqa: BLE001 - a corrupt number only loses the fallback sort key
+        return None
+
+
+def _series_key(ds, rel: str) -> str:
+    try:
+        uid = ds.get("SeriesInstanceUID", "")
+    except Exception:  # noqa: BLE001 - a corrupt UID groups the file by its folder
+        uid = ""
+    return (uid if isinstance(uid, str) else "") or f"folder:{Path(rel).parent.as_posix()}"
+
+
 def list_series(root: Path, files: list[str]) -> tuple[list[DicomSeries], list[str]]:
-    """(series in order of their first file, files that could not be read as DICOM)."""
+    """(series in order of their first file, files that could not be read as DICOM).
+
+    Read under `quiet_pydicom`: validation warnings and log records quote header values."""
     import pydicom
+
+    from medtrinity.sources.imaging import quiet_pydicom
 
     groups: dict[str, list[SeriesSlice]] = {}
     normals: dict[str, np.ndarray | None] = {}
     unreadable: list[str] = []
-    for rel in files:
-        try:
-            ds = pydicom.dcmread(str(root / rel), stop_before_pixels=True, specific_tags=_GEOMETRY_TAGS)
-        except Exception:  # InvalidDicomError, OSError, struct errors: the read stage quarantines it
-            unreadable.append(rel)
-            continue
-        uid = str(ds.get("SeriesInstanceUID", "") or "") or f"folder:{Path(rel).parent.as_posix()}"
-        iop, ipp = ds.get("ImageOrientationPatient"), ds.get("ImagePositionPatient")
-        if uid not in normals:
-            normals[uid] = slice_normal(iop) if iop is not None and len(iop) == 6 else None
-        normal = normals[uid]
-        position = float(np.dot(np.asarray(ipp, float), normal)) if normal is not None and ipp is not None and len(ipp) == 3 else None
-        number = ds.get("InstanceNumber")
-        groups.setdefault(uid, []).append(SeriesSlice(rel, position, int(number) if number not in (None, "") else None))
+    with quiet_pydicom():
+        for rel in files:
+            try:
+                ds = pydicom.dcmread(str(root / rel), stop_before_pixels=True, specific_tags=_GEOMETRY_TAGS)
+            except Exception:  # InvalidDicomError, OSError, struct errors: the read stage quarantines it
+                unreadable.append(rel)
+                continue
+            uid = _series_key(ds, rel)
+            if uid not in normals:
+                iop = _geometry_value(ds, "ImageOrientationPatient", 6)
+                normals[uid] = slice_normal(iop) if iop is not None else None
+            normal, ipp = normals[uid], _geometry_value(ds, "ImagePositionPatient", 3)
+            position = float(np.dot(ipp, normal)) if normal is not None and ipp is not None else None
+            groups.setdefault(uid, []).append(SeriesSlice(rel, position, _instance_number(ds)))
     series = []
     for uid, slices in groups.items():
         normal = normals[uid]

@@ -21,9 +21,12 @@ Patient side (`patient_left_on_image`): "right" when the image's right side show
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +65,32 @@ DICOM_MODALITY_MAP: dict[str, str | None] = {
     "NM": "Nuclear Medicine", "ES": "Endoscopy", "OPT": "OCT", "SM": "Histopathology", "GM": "Microscopy",
     "OT": None, "SC": None,
 }
+
+# BodyPartExamined (0018,0015) defined terms -> organ words. The tag is free text in practice (sites put
+# names and notes there), so only these terms are copied; anything else becomes None.
+BODY_PART_ORGANS: dict[str, str] = {
+    "ABDOMEN": "abdomen", "ABDOMENPELVIS": "abdomen and pelvis", "ABDPELV": "abdomen and pelvis",
+    "CHEST": "chest", "THORAX": "chest", "CHESTABDOMEN": "chest and abdomen", "CHESTABDPELVIS": "chest, abdomen and pelvis",
+    "HEAD": "head", "HEADNECK": "head and neck", "BRAIN": "brain", "SKULL": "skull", "NECK": "neck",
+    "PELVIS": "pelvis", "SPINE": "spine", "CSPINE": "cervical spine", "TSPINE": "thoracic spine",
+    "LSPINE": "lumbar spine", "SSPINE": "sacral spine", "EXTREMITY": "extremity", "ARM": "arm", "HAND": "hand",
+    "WRIST": "wrist", "ELBOW": "elbow", "FOREARM": "forearm", "HUMERUS": "humerus", "LEG": "leg", "FOOT": "foot",
+    "ANKLE": "ankle", "KNEE": "knee", "FEMUR": "femur", "SHOULDER": "shoulder", "CLAVICLE": "clavicle",
+    "HIP": "hip", "BREAST": "breast", "HEART": "heart", "LUNG": "lung", "LIVER": "liver", "KIDNEY": "kidney",
+    "PANCREAS": "pancreas", "SPLEEN": "spleen", "PROSTATE": "prostate", "BLADDER": "bladder", "COLON": "colon",
+    "STOMACH": "stomach", "ESOPHAGUS": "esophagus", "THYROID": "thyroid", "JAW": "jaw", "EYE": "eye",
+    "WHOLEBODY": "whole body", "WHOLE BODY": "whole body",
+}
+# ViewPosition (0018,5101) defined terms (projection radiography and mammography); others become None.
+VIEW_POSITIONS = frozenset({
+    "AP", "PA", "LL", "RL", "LLD", "RLD", "LLO", "RLO", "LATERAL", "LAT", "CC", "MLO", "ML", "LM", "LMO",
+    "XCCL", "XCCM", "FB", "SIO", "ISO",
+})
+_PATIENT_DIRECTION = re.compile(r"^[APLRHF]{1,3}$")  # PatientOrientation values: patient direction letters
+_YBR_PHOTOMETRICS = ("YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_PARTIAL_422", "YBR_ICT", "YBR_RCT")
+# Loggers that print header values or decoder tracebacks while pydicom reads or decodes.
+_DICOM_LOGGERS = ("pydicom", "pydicom.pixels.decoders.base", "pydicom.pixels.utils", "pydicom.pixels.encoders.base",
+                  "pylibjpeg", "openjpeg")
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -139,20 +168,26 @@ def read_image(
 
 
 def read_mask(
-    path: str | Path, expected_shape: tuple[int, int], threshold: int = 127, value: int | None = None
+    path: str | Path, expected_shape: tuple[int, int], threshold: int = 127, value: int | None = None,
+    name: str | None = None,
 ) -> np.ndarray:
     """A bool HxW mask from a mask image: stored value > threshold, or == value for label maps.
 
     Values are the stored ones (no normalisation); RGB masks use the max channel, palette masks their
-    indices. Masks stored as 0/1 need threshold=0.
+    indices. Masks stored as 0/1 need threshold=0. `name` (the mask's path relative to the source root)
+    names the mask in reasons; the file name is used without it, never the absolute path.
     """
     path = Path(path)
-    _check_readable_file(path)
-    values = _read_tiff_mask_values(path) if sniff_format(path) == "tiff" else _read_raster_mask_values(path)
+    name = name or path.name
+    try:
+        _check_readable_file(path)
+        values = _read_tiff_mask_values(path) if sniff_format(path) == "tiff" else _read_raster_mask_values(path)
+    except StageError as e:
+        raise StageError(f"mask {name}: {e}") from e
     height, width = expected_shape
     if values.shape != (height, width):
         raise StageError(
-            f"mask {path.name} is {values.shape[1]}x{values.shape[0]} but its image is {width}x{height}"
+            f"mask {name} is {values.shape[1]}x{values.shape[0]} but its image is {width}x{height}"
         )
     return values == value if value is not None else values > threshold
 
@@ -497,7 +532,8 @@ def dicom_frame_count(path: str | Path) -> int:
     """NumberOfFrames of a DICOM file (1 when absent)."""
     path = Path(path)
     _check_readable_file(path)
-    return _n_frames(_read_dicom_dataset(path, stop_before_pixels=True))
+    with dicom_reading():
+        return _n_frames(_read_dicom_dataset(path, stop_before_pixels=True))
 
 
 def read_dicom_overlay(path: str | Path, group: int = 0x6000, frame: int = 0) -> np.ndarray | None:
@@ -505,6 +541,11 @@ def read_dicom_overlay(path: str | Path, group: int = 0x6000, frame: int = 0) ->
     its OverlayOrigin; None if the file has no overlay in that group or none for that frame."""
     path = Path(path)
     _check_readable_file(path)
+    with dicom_reading():
+        return _read_overlay(path, group, frame)
+
+
+def _read_overlay(path: Path, group: int, frame: int) -> np.ndarray | None:
     ds = _read_dicom_dataset(path, stop_before_pixels=True)  # overlays (60xx) come before pixel data
     _check_frame(frame, _n_frames(ds))
     if (group, 0x0010) not in ds:
@@ -512,14 +553,14 @@ def read_dicom_overlay(path: str | Path, group: int = 0x6000, frame: int = 0) ->
     if (group, 0x3000) not in ds:
         raise StageError(f"overlay {group:04X} is kept in the pixel data's unused bits (retired form): not supported")
     planes = ds.overlay_array(group).astype(bool)
-    first = int(ds.get((group, 0x0051)).value) - 1 if (group, 0x0051) in ds else 0
+    first = int(ds[(group, 0x0051)].value) - 1 if (group, 0x0051) in ds else 0
     if planes.ndim == 3:
         if not 0 <= frame - first < planes.shape[0]:
             return None
         planes = planes[frame - first]
     origin = ds.get((group, 0x0050))
     row0, col0 = (int(origin.value[0]) - 1, int(origin.value[1]) - 1) if origin is not None else (0, 0)
-    return _place(planes, int(ds.Rows), int(ds.Columns), row0, col0)
+    return _place(planes, _count(ds, "Rows") or 0, _count(ds, "Columns") or 0, row0, col0)
 
 
 def _place(plane: np.ndarray, rows: int, cols: int, row0: int, col0: int) -> np.ndarray:
@@ -532,6 +573,50 @@ def _place(plane: np.ndarray, rows: int, cols: int, row0: int, col0: int) -> np.
     return canvas
 
 
+@contextmanager
+def quiet_pydicom() -> Iterator[None]:
+    """pydicom reading without value validation, warnings or log records, restored afterwards.
+
+    Validation warnings quote the invalid header value and decoders log tracebacks quoting the data; header
+    values may be patient identifiers, and stderr is a CLI output. Values are converted lazily on access, so
+    every use of a dataset must happen inside this context, not only dcmread."""
+    from pydicom import config
+
+    loggers = [logging.getLogger(name) for name in _DICOM_LOGGERS]
+    was_disabled = [logger.disabled for logger in loggers]
+    mode = config.settings.reading_validation_mode
+    config.settings.reading_validation_mode = config.IGNORE
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        config.settings.reading_validation_mode = mode
+        for logger, disabled in zip(loggers, was_disabled):
+            logger.disabled = disabled
+
+
+@contextmanager
+def dicom_reading() -> Iterator[None]:
+    """`quiet_pydicom`, and any failure other than StageError/UserError becomes a StageError that names
+    only the exception type: pydicom's messages on corrupt files quote header values."""
+    try:
+        with quiet_pydicom():
+            yield
+    except (StageError, UserError):
+        raise
+    except Exception as e:  # corrupt headers raise ValueError, TypeError, AttributeError, NotImplementedError …
+        raise StageError(f"corrupt DICOM file: could not be parsed ({exception_name(e)})") from e
+
+
+def exception_name(error: BaseException) -> str:
+    """The exception's type as a reader can place it ("ValueError", "struct.error"), never its message."""
+    kind = type(error)
+    return kind.__name__ if kind.__module__ == "builtins" or kind.__name__[0].isupper() else f"{kind.__module__}.{kind.__name__}"
+
+
 def _read_dicom_dataset(path: Path, stop_before_pixels: bool = False) -> Dataset:
     """The dataset, with pixel data (if read) deferred: its bytes load only when decoded."""
     import pydicom
@@ -541,27 +626,97 @@ def _read_dicom_dataset(path: Path, stop_before_pixels: bool = False) -> Dataset
         # force: files without the 128-byte preamble (ACR-NEMA style) are still DICOM.
         ds = pydicom.dcmread(path, force=True, stop_before_pixels=stop_before_pixels, defer_size="64 KB")
     except InvalidDicomError as e:
-        raise StageError(f"not a readable DICOM file: {e}") from e
+        raise StageError("not a readable DICOM file") from e
     except Exception as e:  # truncated headers raise EOFError, struct.error, ValueError …
-        raise StageError(f"truncated or corrupt DICOM: {e}") from e
+        raise StageError(f"truncated or corrupt DICOM file ({exception_name(e)})") from e
     # Forced reading parses anything; without the 'DICM' prefix, ask for elements every image file has.
     if ds.preamble is None and not any(k in ds for k in ("SOPClassUID", "Modality", "Rows")):
         raise StageError("not a DICOM file (no 'DICM' prefix and no DICOM image elements)")
     return ds
 
 
+def _is_truncated(ds: Dataset, path: Path) -> bool:
+    """Whether the file ends inside an element: pydicom stops silently at the end of a cut file, so the
+    last element read is shorter than its stated length, or a partial element header follows it."""
+    from pydicom.dataelem import RawDataElement
+
+    if not ds._dict:
+        return False
+    last = ds._dict[max(ds._dict)]
+    if not isinstance(last, RawDataElement) or last.length == 0xFFFFFFFF:
+        return False
+    end = last.value_tell + last.length
+    return end > path.stat().st_size or 0 < path.stat().st_size - end < 8
+
+
+def _header(ds: Dataset, keyword: str, default: Any = None) -> Any:
+    """A top-level header value; a value pydicom cannot parse is a StageError naming the tag, not its value."""
+    try:
+        return ds.get(keyword, default)
+    except Exception as e:
+        raise StageError(f"corrupt DICOM header (could not parse {keyword})") from e
+
+
+def _header_text(ds: Dataset, keyword: str) -> str:
+    """A code string as upper-case text ("" when absent or not text)."""
+    value = _header(ds, keyword)
+    return value.strip().upper() if isinstance(value, str) else ""
+
+
+def _number(value: Any, keyword: str) -> float:
+    """The first value of a (possibly multi-valued) number tag as a finite float."""
+    try:
+        number = _first(value)
+    except (TypeError, ValueError, IndexError) as e:
+        raise StageError(f"corrupt DICOM header: {keyword} is not a number") from e
+    if not math.isfinite(number):
+        raise StageError(f"corrupt DICOM header: {keyword} is not a number")
+    return number
+
+
+def _count(ds: Dataset, keyword: str) -> int | None:
+    """A positive count tag (Rows, Columns, NumberOfFrames); None when absent."""
+    value = _header(ds, keyword)
+    if value in (None, ""):
+        return None
+    try:
+        count = int(value)
+    except (TypeError, ValueError) as e:
+        raise StageError(f"corrupt DICOM header: {keyword} is not a number") from e
+    if count < 1:
+        raise StageError(f"corrupt DICOM header: {keyword} is {count}")
+    return count
+
+
+def uid_name(value: Any, unknown: str) -> str:
+    """The registered name of a DICOM UID, else `unknown`. Never the value itself: pydicom's UID.name
+    returns the raw value for unregistered UIDs, and a corrupt length makes that value swallow the
+    elements after it (patient name, ID, birth date …)."""
+    from pydicom.uid import UID_dictionary
+
+    return UID_dictionary[value][0] if isinstance(value, str) and value in UID_dictionary else unknown
+
+
 def _n_frames(ds: Dataset) -> int:
-    value = ds.get("NumberOfFrames")
-    return int(value) if value not in (None, "") else 1
+    return _count(ds, "NumberOfFrames") or 1
 
 
 def _transfer_syntax(ds: Dataset):
     """The file's transfer syntax; for files without file meta, the encoding the header was read in."""
-    from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from pydicom.uid import (
+        UID,
+        ExplicitVRBigEndian,
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+        UID_dictionary,
+    )
 
     meta = ds.file_meta
     if "TransferSyntaxUID" in meta:
-        return UID(meta.TransferSyntaxUID)
+        syntax = _header(meta, "TransferSyntaxUID")
+        if not (isinstance(syntax, str) and syntax in UID_dictionary and UID_dictionary[syntax][1] == "Transfer Syntax"):
+            raise StageError("corrupt DICOM header: TransferSyntaxUID is not a known transfer syntax")
+        return UID(syntax)
     implicit, little = ds.original_encoding
     syntax = ImplicitVRLittleEndian if implicit else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
     meta.TransferSyntaxUID = syntax  # on our in-memory copy only, so the decoder knows the layout
@@ -576,10 +731,10 @@ def _check_decoder(syntax) -> None:
     try:
         decoder = get_decoder(syntax)
     except NotImplementedError as e:
-        raise StageError(f"{syntax.name}: pydicom has no decoder for this transfer syntax") from e
+        raise StageError(f"{uid_name(syntax, 'unknown transfer syntax')}: pydicom has no decoder for this transfer syntax") from e
     if not decoder.is_available:
         options = [_install_hint(dep) for dep in decoder.missing_dependencies]
-        raise StageError(f"{syntax.name}: no decoder installed; install one of {', '.join(options)} to decode")
+        raise StageError(f"{uid_name(syntax, 'unknown transfer syntax')}: no decoder installed; install one of {', '.join(options)} to decode")
 
 
 def _install_hint(missing: str) -> str:
@@ -591,7 +746,17 @@ def _install_hint(missing: str) -> str:
 
 def _frame_value(ds: Dataset, frame: int, keyword: str) -> Any:
     """A value at the top level, else in the frame's per-frame functional groups, else the shared ones
-    (enhanced multi-frame CT/MR keep rescale, window, spacing and orientation there)."""
+    (enhanced multi-frame CT/MR keep rescale, window, spacing and orientation there). A value pydicom
+    cannot parse is a StageError naming the tag."""
+    try:
+        return _find_frame_value(ds, frame, keyword)
+    except StageError:
+        raise
+    except Exception as e:
+        raise StageError(f"corrupt DICOM header (could not parse {keyword})") from e
+
+
+def _find_frame_value(ds: Dataset, frame: int, keyword: str) -> Any:
     if keyword in ds:
         return ds[keyword].value
     groups = []
@@ -620,59 +785,75 @@ def _num(value: float) -> str:
 
 
 def _read_dicom_image(path: Path, frame: int | None, window: str | None) -> ImageData:
+    with dicom_reading():
+        return _read_dicom_frame(path, frame, window)
+
+
+def _read_dicom_frame(path: Path, frame: int | None, window: str | None) -> ImageData:
     header = _read_dicom_dataset(path, stop_before_pixels=True)
     syntax = _transfer_syntax(header)
     _check_decoder(syntax)
     n_frames = _n_frames(header)
     index = 0 if frame is None else frame
     _check_frame(index, n_frames)
-    if "Rows" in header and "Columns" in header:
-        _check_pixel_count(int(header.Columns), int(header.Rows))
+    rows, columns = _count(header, "Rows"), _count(header, "Columns")
+    if rows is not None and columns is not None:
+        _check_pixel_count(columns, rows)
     preset = resolve_window(window) if window is not None else None
-    modality = str(header.get("Modality", "") or "").upper()
+    modality = _header_text(header, "Modality")
     if preset is not None and modality != "CT":
-        raise StageError(f"window {window!r} applies to CT (HU) but this file's modality is {modality or 'unknown'}")
+        stated = modality if modality in DICOM_MODALITY_MAP else "unknown"  # a defined term, never free text
+        raise StageError(f"window {window!r} applies to CT (HU) but this file's modality is {stated}")
 
     ds = _read_dicom_dataset(path)
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        sop = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID")
-        kind = f" ({sop.name})" if sop else ""
+        if _is_truncated(ds, path):
+            raise StageError("truncated DICOM file (it ends inside an element)")
+        sop = _header(ds, "SOPClassUID") or _header(ds.file_meta, "MediaStorageSOPClassUID")
+        kind = f" ({uid_name(sop, 'unknown SOP class')})" if sop else ""
         raise StageError(f"DICOM file has no pixel data{kind}")
     _transfer_syntax(ds)
-    pixels, rule = _dicom_pixels(ds, index, preset, modality)
+    pixels, rule = _dicom_pixels(ds, index, preset, modality, syntax)
     return ImageData(
         pixels=pixels,
         intensity=rule,
         spacing=_dicom_spacing(ds, index),
         orientation=_dicom_orientation(ds, index),
         modality_hint=DICOM_MODALITY_MAP.get(modality),
-        body_part=str(ds.get("BodyPartExamined") or "").strip().lower() or None,
+        body_part=BODY_PART_ORGANS.get(_header_text(ds, "BodyPartExamined")),
         n_frames=n_frames,
         patient_left_on_image=_patient_left_on_image(ds, index),
     )
 
 
-def _decode_frame(ds: Dataset, index: int) -> np.ndarray:
+def _decode_frame(ds: Dataset, index: int, syntax) -> np.ndarray:
+    """The frame's stored values. Decoder messages are not passed on: they quote the data, memory addresses
+    and plugin chatter over several lines."""
     from pydicom.pixels import pixel_array
 
     try:
         return pixel_array(ds, index=index)  # YBR_FULL(_422) come back as RGB
     except Exception as e:
-        raise StageError(f"truncated or corrupt DICOM pixel data ({ds.file_meta.TransferSyntaxUID.name}): {e}") from e
+        name = uid_name(syntax, "unknown transfer syntax")
+        if syntax.is_compressed:
+            raise StageError(f"could not decode {name} pixel data") from e
+        raise StageError(f"truncated or corrupt DICOM pixel data ({name})") from e
 
 
-def _dicom_pixels(ds: Dataset, index: int, preset: tuple[str, float, float] | None, modality: str):
+def _dicom_pixels(ds: Dataset, index: int, preset: tuple[str, float, float] | None, modality: str, syntax):
     from pydicom.pixels import apply_color_lut
 
-    values = _decode_frame(ds, index)
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    values = _decode_frame(ds, index, syntax)
+    photometric = _header_text(ds, "PhotometricInterpretation") or "MONOCHROME2"
     if photometric == "PALETTE COLOR":
         rgb = apply_color_lut(values, ds)
         pixels = (rgb >> 8).astype(np.uint8) if rgb.dtype == np.uint16 else rgb.astype(np.uint8)
         return pixels, "PALETTE COLOR converted to RGB"
     if values.ndim == 3:  # samples per pixel 3: RGB, or YBR already converted by the decoder
         pixels, rule = _to_uint8(values, "RGB")
-        return pixels, (f"{photometric} converted to RGB; {rule}" if photometric.startswith("YBR") else rule)
+        if photometric in _YBR_PHOTOMETRICS:
+            return pixels, f"{photometric} converted to RGB; {rule}"
+        return pixels, rule
     pixels, rule = _dicom_gray(ds, index, values, preset, modality)
     if photometric == "MONOCHROME1":
         return 255 - pixels, f"{rule}; MONOCHROME1 inverted"
@@ -691,8 +872,8 @@ def _modality_lut(ds: Dataset, index: int, values: np.ndarray) -> np.ndarray:
     if slope is None and intercept is None:
         return values
     rescale = Dataset()
-    rescale.RescaleSlope = 1.0 if slope is None else float(slope)
-    rescale.RescaleIntercept = 0.0 if intercept is None else float(intercept)
+    rescale.RescaleSlope = 1.0 if slope is None else _number(slope, "RescaleSlope")
+    rescale.RescaleIntercept = 0.0 if intercept is None else _number(intercept, "RescaleIntercept")
     return apply_modality_lut(values, rescale)
 
 
@@ -702,13 +883,13 @@ def _dicom_gray(ds: Dataset, index: int, values: np.ndarray, preset, modality: s
     values = _modality_lut(ds, index, values)
     if modality == "CT":
         if preset is None:
-            body_part = str(ds.get("BodyPartExamined") or "").strip().upper()
+            body_part = _header_text(ds, "BodyPartExamined")
             preset = WINDOW_PRESETS[_CT_WINDOW_BY_BODY_PART.get(body_part, "soft-tissue")]
         label, level, width = preset
         return window_to_uint8(values, level, width), f"CT window {label} (L{_num(level)} W{_num(width)}) HU"
     center, width = _frame_value(ds, index, "WindowCenter"), _frame_value(ds, index, "WindowWidth")
-    if center is not None and width is not None and _first(width) > 0:
-        level, span = _first(center), _first(width)
+    if center is not None and width is not None and _number(width, "WindowWidth") > 0:
+        level, span = _number(center, "WindowCenter"), _number(width, "WindowWidth")
         function = str(_frame_value(ds, index, "VOILUTFunction") or "LINEAR").upper()
         rule = f"DICOM window L{_num(level)}/W{_num(span)}" + (" sigmoid" if function == "SIGMOID" else "")
         low, high = percentile_range(values)
@@ -727,37 +908,61 @@ def _dicom_spacing(ds: Dataset, index: int) -> list[float] | None:
     """PixelSpacing (row, column mm), else ImagerPixelSpacing (at the detector, for projection images)."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         value = _frame_value(ds, index, keyword)
-        if value is not None and len(value) == 2:
-            spacing = [float(v) for v in value]
+        if value is not None and isinstance(value, Sequence) and len(value) == 2:
+            spacing = [_number(v, keyword) for v in value]
             if all(v > 0 for v in spacing):
                 return spacing
     return None
 
 
-def _dicom_orientation(ds: Dataset, index: int) -> str | None:
+def _image_orientation(ds: Dataset, index: int) -> list[float] | None:
+    """ImageOrientationPatient as six finite numbers, or None."""
     iop = _frame_value(ds, index, "ImageOrientationPatient")
-    if iop is not None and len(iop) == 6:
-        return ",".join(_num(round(float(v), 4) + 0.0) for v in iop)  # + 0.0 turns -0.0 into 0
-    view = str(ds.get("ViewPosition") or "").strip()
-    rows_cols = ds.get("PatientOrientation")
+    if iop is None or not isinstance(iop, Sequence) or len(iop) != 6:
+        return None
+    return [_number(v, "ImageOrientationPatient") for v in iop]
+
+
+def _view_position(ds: Dataset) -> str | None:
+    """ViewPosition when it is a defined term (free text there may name the patient)."""
+    view = _header_text(ds, "ViewPosition")
+    return view if view in VIEW_POSITIONS else None
+
+
+def _patient_orientation(ds: Dataset) -> tuple[str, str] | None:
+    """PatientOrientation (rows, columns) when both are patient direction letters (A P L R H F)."""
+    value = _header(ds, "PatientOrientation")
+    if isinstance(value, str):
+        value = value.split("\\")
+    if not isinstance(value, Sequence) or len(value) != 2:
+        return None
+    parts = [str(v).strip().upper() for v in value]
+    return (parts[0], parts[1]) if all(_PATIENT_DIRECTION.match(p) for p in parts) else None
+
+
+def _dicom_orientation(ds: Dataset, index: int) -> str | None:
+    iop = _image_orientation(ds, index)
+    if iop is not None:
+        return ",".join(_num(round(v, 4) + 0.0) for v in iop)  # + 0.0 turns -0.0 into 0
+    view = _view_position(ds)
+    rows_cols = _patient_orientation(ds)
     parts = [view] if view else []
-    if rows_cols is not None and len(rows_cols) == 2:
+    if rows_cols is not None:
         parts.append(f"rows {rows_cols[0]}, columns {rows_cols[1]}")
     return "; ".join(parts) or None
 
 
 def _patient_left_on_image(ds: Dataset, index: int) -> str | None:
     """See the module docstring for the rules."""
-    iop = _frame_value(ds, index, "ImageOrientationPatient")
-    if iop is not None and len(iop) == 6:
-        row_x = float(iop[0])
+    iop = _image_orientation(ds, index)
+    if iop is not None:
+        row_x = iop[0]
         if abs(row_x) > 0.7:
             return "right" if row_x > 0 else "left"
         return None
-    rows_cols = ds.get("PatientOrientation")
-    if rows_cols is not None and len(rows_cols) == 2 and str(rows_cols[0]):
-        toward_image_right = str(rows_cols[0]).upper()[0]
-        return {"L": "right", "R": "left"}.get(toward_image_right)
-    if str(ds.get("ViewPosition") or "").strip().upper() in ("PA", "AP"):
+    rows_cols = _patient_orientation(ds)
+    if rows_cols is not None:
+        return {"L": "right", "R": "left"}.get(rows_cols[0][0])
+    if _view_position(ds) in ("PA", "AP"):
         return "right"
     return None

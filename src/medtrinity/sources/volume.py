@@ -100,9 +100,28 @@ def _load_uncached(path: Path, labels: bool) -> Volume:
     except StageError:
         raise
     except Exception as e:  # nibabel raises ImageFileError, OSError (gzip), EOFError, ValueError …
-        raise StageError(f"{path.name}: not a readable NIfTI volume ({type(e).__name__}: {e})") from e
+        raise StageError(f"{path.name}: not a readable NIfTI volume ({_nifti_problem(path, e)})") from e
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
     return Volume(data=data, affine=np.asarray(img.affine, dtype=np.float64), zooms=zooms)
+
+
+def _nifti_problem(path: Path, error: Exception) -> str:
+    """What is wrong with an unreadable NIfTI file, in words. nibabel's messages carry the absolute path and
+    library class names, so they are classified here, never passed on."""
+    import gzip
+    import zlib
+
+    if not path.is_file():
+        return "file not found"
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if path.name.lower().endswith(".gz") and head != b"\x1f\x8b":
+        return "not gzip"
+    if isinstance(error, (EOFError, gzip.BadGzipFile, zlib.error)) or "Expected" in str(error):
+        return "truncated or corrupt data"
+    if "Cannot work out file type" in str(error):
+        return "truncated, or no NIfTI header"
+    return f"corrupt header or data ({type(error).__name__})"
 
 
 def volume_shape(path: str | Path) -> tuple[int, ...]:
@@ -113,7 +132,7 @@ def volume_shape(path: str | Path) -> tuple[int, ...]:
         img = nib.load(str(path))
         ornt = nib.orientations.io_orientation(img.affine)
     except Exception as e:
-        raise StageError(f"{Path(path).name}: not a readable NIfTI volume ({type(e).__name__}: {e})") from e
+        raise StageError(f"{Path(path).name}: not a readable NIfTI volume ({_nifti_problem(Path(path), e)})") from e
     shape = img.shape[:3]
     return tuple(int(shape[int(ax)]) for ax in np.argsort(ornt[:, 0]))
 

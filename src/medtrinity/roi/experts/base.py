@@ -170,6 +170,18 @@ def resolve_expert_choice(
     return choice
 
 
+def check_expert_choice(choice: str | Mapping[str, str] | None, where: str = "expert") -> None:
+    """Raise UserError now for a name no expert has (a choice is a name, auto, none or a mapping of them)."""
+    names = list(choice.values()) if isinstance(choice, Mapping) else [choice]
+    for name in names:
+        if name is None:
+            continue
+        if not isinstance(name, str):
+            raise UserError(f"{where} must be an expert name, 'auto', 'none' or a mapping of modality to name")
+        if name.strip().lower() not in ("", "none", AUTO) and name not in expert_names():
+            raise UserError(f"{where}: unknown expert {name!r}; known experts: {', '.join(expert_names())}")
+
+
 # How an expert's regions meet the source's own (a recipe's `expert_mode`):
 #   "fill" (default): ground truth first — the expert runs only where the source gives no region;
 #   "add": the expert runs on every image and its regions follow the source's (an expert region that

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+from medtrinity.errors import UserError
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
 from medtrinity.sources.layout_util import IMAGE_SUFFIXES, check_matches, list_files
 
@@ -28,7 +29,13 @@ class ClassFolderLayout:
         self.recipe, self.root = recipe, root
         self.images = recipe.options.get("images", "*/*")
         self.classes: dict = recipe.options.get("classes", {}) or {}
-        self.normal = set(recipe.options.get("normal", []))
+        if not isinstance(self.classes, dict) or not all(isinstance(v, dict) for v in self.classes.values()):
+            raise UserError(f"recipe {recipe.name}: options.classes must map a class folder to "
+                            "{label: …, disease: …}, e.g. TUM: {label: tumor epithelium}")
+        normal = recipe.options.get("normal", [])
+        if not isinstance(normal, list):
+            raise UserError(f"recipe {recipe.name}: options.normal must be a list of class folders, e.g. [NORM]")
+        self.normal = set(normal)
 
     def _image_files(self) -> list[str]:
         files = list_files(self.root, self.images)

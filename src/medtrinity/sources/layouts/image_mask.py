@@ -32,8 +32,22 @@ class ImageMaskLayout:
         opts = recipe.options
         self.images = require_option(opts, "images", recipe.name, '"images/*.png"')
         self.masks = require_option(opts, "masks", recipe.name, '"masks/{stem}.png"')
-        self.threshold = int(opts.get("threshold", 127))
-        self.exclude = list(opts.get("exclude", []))
+        try:
+            self.threshold = int(opts.get("threshold", 127))
+        except (TypeError, ValueError):
+            raise UserError(f"recipe {recipe.name}: options.threshold must be a whole number, e.g. 127") from None
+        self.exclude = opts.get("exclude", [])
+        if not isinstance(self.exclude, list) or not all(isinstance(e, str) for e in self.exclude):
+            raise UserError(f"recipe {recipe.name}: options.exclude must be a list of globs, e.g. [\"*_mask*\"]")
+        if not isinstance(self.masks, str):
+            raise UserError(f"recipe {recipe.name}: options.masks must be a pattern such as \"masks/{{stem}}.png\"")
+        try:
+            self.masks.format(stem="x", name="x.png", parent="images")
+        except (KeyError, IndexError, ValueError) as err:
+            raise UserError(
+                f"recipe {recipe.name}: options.masks {self.masks!r} uses an unknown placeholder {err}; "
+                "use {stem}, {name} or {parent}"
+            ) from None
         self.missing_mask = opts.get("missing_mask", "quarantine")
         if self.missing_mask not in ("quarantine", "normal"):
             raise UserError(f"recipe {recipe.name}: options.missing_mask must be 'quarantine' or 'normal'")
