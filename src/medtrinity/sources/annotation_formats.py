@@ -158,7 +158,7 @@ def coco_segmentation_mask(segmentation: Any, height: int, width: int) -> np.nda
         warnings.filterwarnings("ignore", message=".*__array__ implementation doesn't accept a copy keyword")
         try:
             return mask_utils.decode(rle).astype(bool)
-        except Exception as e:  # pycocotools raises plain exceptions on corrupt counts
+        except Exception:  # pycocotools raises plain exceptions on corrupt counts
             raise ValueError("RLE segmentation cannot be decoded") from None
 
 

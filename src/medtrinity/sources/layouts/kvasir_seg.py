@@ -63,7 +63,7 @@ def parse_bbox_entry(image_id: str, entry: object, default_label: str) -> Kvasir
             for b in entry["bbox"]
         ]
         return KvasirBoxes(image_id, int(entry["height"]), int(entry["width"]), boxes)
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError):
         problem = "malformed entry; expected height, width, bbox[xmin, ymin, xmax, ymax]"
         return KvasirBoxes(image_id, None, None, [], problem=problem)
 
