@@ -59,7 +59,14 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="medtrinity", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(
+        prog="medtrinity",
+        description="Turn medical image collections into multigranular {image, ROIs, description} training data.",
+        epilog="examples:\n  medtrinity demo --out medtrinity-demo\n"
+               "  medtrinity build --source busi:/data/Dataset_BUSI_with_GT --out out/ --workers 2\n"
+               "  medtrinity kb search default \"pneumothorax chest X-ray\"",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"medtrinity {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
