@@ -1,4 +1,4 @@
-"""Adapter: a SAM or MedSAM checkpoint on the user's disk, run through `segment-anything` with a box prompt.
+"""Adapter: a SAM or MedSAM checkpoint on the user's disk, run with `segment-anything`'s network and a box prompt.
 
     expert: sam
     expert_options:
@@ -11,12 +11,21 @@ The network is built here from the architecture (the `segment_anything` builders
 read the file themselves) and the state dict is loaded strictly, so a checkpoint of another size is an
 error, not a silent mismatch. A MedSAM file that wraps its weights under "model" is unwrapped. Each box
 prompt gives the best of SAM's three candidate masks (its own predicted IoU is the region's score).
+
+Only `segment_anything.modeling` is used, loaded under an alias of its own: the package's `__init__` imports
+`SamPredictor`, whose transforms import torchvision, and PyPI's torchvision does not install beside the CPU
+torch this project pins. The predictor's inference (resize, normalise, encode, decode) is redone here with
+the same math; the test checks it against `SamPredictor` wherever torchvision is importable.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -24,7 +33,12 @@ import numpy as np
 from medtrinity import records
 from medtrinity.errors import UserError
 from medtrinity.roi.experts import local_model, ops
-from medtrinity.roi.experts.base import check_pixels, expert_source, get_expert, register_expert
+from medtrinity.roi.experts.base import (
+    check_pixels,
+    expert_source,
+    get_expert,
+    register_expert,
+)
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels (x1/y1 exclusive)
 
@@ -71,13 +85,48 @@ def architecture_for(model_type: str, overrides: Mapping[str, Any] | None) -> Sa
     return replace(PRESETS[model_type], **values)
 
 
+MODELING_ALIAS = "_medtrinity_sam_modeling"  # sys.modules name of segment_anything/modeling loaded alone
+
+
+def sam_modeling() -> ModuleType:
+    """`segment_anything.modeling` (Sam, ImageEncoderViT, ...) without running `segment_anything/__init__`.
+
+    The modeling folder imports only torch and its own siblings (relatively), so it loads as a package of
+    its own; `find_spec` of the top-level package locates it on disk without executing it.
+    """
+    loaded = sys.modules.get(MODELING_ALIAS)
+    if loaded is not None:
+        return loaded
+    local_model.optional_import("torch", "sam", "sam")
+    package = importlib.util.find_spec("segment_anything")
+    if package is None or not package.submodule_search_locations:
+        raise UserError("expert sam needs the `segment_anything` package: pip install 'medtrinity[sam]'")
+    folder = Path(next(iter(package.submodule_search_locations))) / "modeling"
+    spec = importlib.util.spec_from_file_location(
+        MODELING_ALIAS, folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    if spec is None or spec.loader is None or not folder.is_dir():
+        raise UserError(f"expert sam: no segment_anything/modeling under {folder.parent}; reinstall medtrinity[sam]")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[MODELING_ALIAS] = module  # before exec: its relative imports look the parent up here
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        for name in [name for name in sys.modules if name == MODELING_ALIAS or name.startswith(MODELING_ALIAS + ".")]:
+            del sys.modules[name]
+        raise
+    return module
+
+
 def build_sam(arch: SamArchitecture):
     """An untrained `segment_anything.modeling.Sam` of this architecture, in eval mode."""
     from functools import partial
 
     import torch
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
+    modeling = sam_modeling()
+    ImageEncoderViT, MaskDecoder, PromptEncoder = modeling.ImageEncoderViT, modeling.MaskDecoder, modeling.PromptEncoder
+    Sam, TwoWayTransformer = modeling.Sam, modeling.TwoWayTransformer
     embedding = arch.image_size // arch.patch_size
     sam = Sam(
         image_encoder=ImageEncoderViT(
@@ -122,6 +171,68 @@ def load_sam(file, arch: SamArchitecture):
     return sam
 
 
+def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(height, width) with the longest side scaled to `long_side`, rounded as `ResizeLongestSide` does."""
+    scale = long_side * 1.0 / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+def resize_longest_side(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    """ResizeLongestSide.apply_image: torchvision's resize of a PIL image is PIL's (antialiased) bilinear."""
+    from PIL import Image
+
+    height, width = preprocess_shape(rgb.shape[0], rgb.shape[1], long_side)
+    return np.array(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR))
+
+
+def scale_box(box: Box, original_size: tuple[int, int], long_side: int) -> np.ndarray:
+    """ResizeLongestSide.apply_boxes: the box in the resized image's pixels, as a 1x4 float array."""
+    new_height, new_width = preprocess_shape(original_size[0], original_size[1], long_side)
+    corners = np.asarray(box, dtype=np.float64).reshape(2, 2)
+    corners[:, 0] *= new_width / original_size[1]
+    corners[:, 1] *= new_height / original_size[0]
+    return corners.reshape(1, 4)
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """SAM's image embedding and the two sizes its masks are mapped back through."""
+
+    features: Any  # torch.Tensor 1xCxhxw
+    input_size: tuple[int, int]  # resized, before padding
+    original_size: tuple[int, int]
+
+
+def encode_image(model, rgb: np.ndarray) -> EncodedImage:
+    """SamPredictor.set_image: resize, normalise and pad (`model.preprocess`), run the image encoder."""
+    import torch
+
+    if model.image_format == "BGR":
+        rgb = rgb[..., ::-1]
+    resized = resize_longest_side(np.ascontiguousarray(rgb), model.image_encoder.img_size)
+    tensor = torch.as_tensor(resized).permute(2, 0, 1).contiguous()[None]
+    with torch.inference_mode():
+        features = model.image_encoder(model.preprocess(tensor))
+    return EncodedImage(features, (resized.shape[0], resized.shape[1]), (rgb.shape[0], rgb.shape[1]))
+
+
+def predict_box(model, image: EncodedImage, box: Box) -> tuple[np.ndarray, np.ndarray]:
+    """SamPredictor.predict(box=..., multimask_output=True): 3xHxW boolean masks and their predicted IoUs."""
+    import torch
+
+    scaled = scale_box(box, image.original_size, model.image_encoder.img_size)
+    with torch.inference_mode():
+        sparse, dense = model.prompt_encoder(
+            points=None, boxes=torch.as_tensor(scaled, dtype=torch.float)[None], masks=None
+        )
+        low_res, ious = model.mask_decoder(
+            image_embeddings=image.features, image_pe=model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True,
+        )
+        masks = model.postprocess_masks(low_res, image.input_size, image.original_size) > model.mask_threshold
+    return masks[0].numpy(), ious[0].numpy()
+
+
 @register_expert
 class SamExpert:
     name = "sam"
@@ -141,9 +252,8 @@ class SamExpert:
             raise UserError(f"expert sam: prompt must be foreground or image, got {prompt!r}")
         file = local_model.local_weights(model, self.name)
         torch = local_model.optional_import("torch", self.name, "sam")
-        predictor_module = local_model.optional_import("segment_anything.predictor", self.name, "sam")
         torch.set_num_threads(threads)
-        self.predictor = predictor_module.SamPredictor(load_sam(file, architecture_for(model_type, architecture)))
+        self.model = load_sam(file, architecture_for(model_type, architecture))
         self.prompt, self.label = prompt, label
         self.version = local_model.weights_version(file, version)
 
@@ -174,12 +284,11 @@ class SamExpert:
             default_label = self.label or (labels[0] if labels else "object")
             boxes = [(default_label, self.default_box(pixels, modality, organ))]
         rgb = pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
-        self.predictor.set_image(np.ascontiguousarray(rgb), image_format="RGB")
+        image = encode_image(self.model, rgb)
         found = []
         for label, box in boxes:
-            masks, ious, _ = self.predictor.predict(box=np.asarray(box, dtype=np.float32), multimask_output=True)
+            masks, ious = predict_box(self.model, image, box)
             best = int(np.argmax(ious))
             if masks[best].any():
                 found.append(ops.make_region(masks[best], label, float(ious[best]), self.source))
-        self.predictor.reset_image()
         return found
