@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medtrinity.errors import UserError
+from medtrinity.yaml_files import read_yaml_mapping, validation_error
 
 
 class SourceSpec(BaseModel):
@@ -83,22 +83,14 @@ class BuildConfig(BaseModel):
         return self.model_dump(mode="json", exclude={"resume", "overwrite", "workers", "engine", "out", "concurrency"})
 
 
-def config_error(err: ValidationError, where: str) -> UserError:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "config"
-    return UserError(f"{where}: {loc}: {first['msg']}")
+config_error = validation_error  # the name the CLI uses
 
 
 def load_config_file(path: str | Path, **overrides) -> BuildConfig:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise UserError(f"config {path} is not valid UTF-8 YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"config {path} must be a mapping with 'sources' and 'out'")
+    data = read_yaml_mapping(path, "config", "'sources' and 'out'")
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return BuildConfig(**data)

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal, Protocol
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from medtrinity.errors import UserError
+from medtrinity.yaml_files import read_yaml_mapping, validation_error
 from medtrinity.records import MODALITIES, Region, sample_id
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -136,19 +136,12 @@ def load_recipe(name_or_path: str) -> Recipe:
             )
         if not path.is_file():
             raise UserError(f"recipe file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise UserError(f"recipe {path} is not valid UTF-8 YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"recipe {path} must be a YAML mapping with at least 'name' and 'layout'")
+    data = read_yaml_mapping(path, "recipe", "at least 'name' and 'layout'")
     data.setdefault("name", path.stem)
     try:
         recipe = Recipe(**data)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UserError(f"recipe {path}: {where}: {first['msg']}") from None
+        raise validation_error(err, f"recipe {path}") from None
     if recipe.modality is not None and recipe.modality not in MODALITIES:
         raise UserError(f"recipe {path}: modality '{recipe.modality}' is not one of {', '.join(MODALITIES)}")
     return recipe
