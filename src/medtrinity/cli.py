@@ -28,7 +28,10 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
                    help="describer backend (default: grounded, no model needed; see docs/BACKENDS.md)")
     p.add_argument("--kb", metavar="KBDIR", help="knowledge base: a folder from `kb build`, `default` (core + HPO + ICD-10-CM; the default) or `core`")
     p.add_argument("--top-k", type=int, dest="top_k", help="passages retrieved per image (default 3)")
-    p.add_argument("--engine", choices=["local"], help="execution engine (default: local)")
+    p.add_argument("--engine", choices=["local", "ray"],
+                   help="local: this machine's process pool (default); ray: shards as Ray tasks (pip install 'medtrinity[ray]')")
+    p.add_argument("--ray-address", dest="ray_address", metavar="ADDRESS",
+                   help="with --engine ray: a running cluster (default: start Ray on this machine with --workers CPUs)")
     p.add_argument("--workers", type=int, help="worker processes (default 1)")
     p.add_argument("--shard-size", type=int, dest="shard_size", help="records per Parquet shard (default 1000)")
     p.add_argument("--limit", type=int, help="at most N images from each source")
@@ -97,7 +100,7 @@ def cmd_build(args) -> int:
     flags = {k: getattr(args, k) for k in ("out", "describer", "kb", "top_k", "engine", "workers", "shard_size",
                                             "limit", "on_contradiction", "resume", "overwrite", "model", "base_url",
                                             "api_key_env", "concurrency", "overlay", "request_timeout",
-                                            "max_attempts", "max_tokens", "expert", "expert_mode")}
+                                            "max_attempts", "max_tokens", "expert", "expert_mode", "ray_address")}
     sources = [SourceSpec.parse(s) for s in args.source or []]
     if args.config:
         config = load_config_file(args.config, **flags, **({"sources": sources} if sources else {}))

@@ -32,7 +32,8 @@ class BuildConfig(BaseModel):
     describer: str = "grounded"
     kb: str | None = None  # knowledge index folder; None = the bundled default
     top_k: int = Field(3, ge=0, le=50)
-    engine: Literal["local"] = "local"
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = None  # a running Ray cluster (ray://… or host:port); None starts a local Ray
     workers: int = Field(1, ge=1, le=256)
     shard_size: int = Field(1000, ge=1, le=100_000)
     limit: int | None = Field(None, ge=1)  # at most this many images from each source
@@ -80,7 +81,7 @@ class BuildConfig(BaseModel):
     def run_identity(self) -> dict:
         """What must not change between a run and its --resume: every setting that shapes a record or decides
         which items land in which shard (not how fast they are made)."""
-        return self.model_dump(mode="json", exclude={"resume", "overwrite", "workers", "engine", "out", "concurrency"})
+        return self.model_dump(mode="json", exclude={"resume", "overwrite", "workers", "engine", "ray_address", "out", "concurrency"})
 
 
 config_error = validation_error  # the name the CLI uses

@@ -143,6 +143,10 @@ def describer_usage(store: ShardStore) -> dict[str, int] | None:
 
 
 def _engine(config: BuildConfig):
+    if config.engine == "ray":
+        from medtrinity.pipeline.ray_engine import run_ray
+
+        return run_ray
     from medtrinity.pipeline.local import run_local
 
-    return {"local": run_local}[config.engine]
+    return run_local
