@@ -333,3 +333,12 @@ def test_one_label_on_several_rois_is_numbered_and_verifies():
     )
     sample.description = description.text
     assert all(check.ok for check in verify(sample))
+
+
+def test_a_passage_without_a_full_stop_gives_a_bounded_background_sentence():
+    from medtrinity.describe.grounded import MAX_BACKGROUND_CHARS, background_sentence
+    from medtrinity.records import Passage
+
+    sentence = background_sentence([Passage(id="p1", title="t", text="word " * 100_000, score=1.0)])
+    assert sentence.startswith("Background: word word") and sentence.endswith("… [p1].")
+    assert len(sentence) < MAX_BACKGROUND_CHARS + 40

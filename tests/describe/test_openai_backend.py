@@ -264,3 +264,18 @@ def test_repair_is_quarantine_for_the_deterministic_describer_and_keep_keeps_fai
         stage(wrong)
     kept = VerifyStage("keep", grounded)(wrong)
     assert [c.name for c in kept.checks if not c.ok] == ["side"]
+
+
+def test_replies_with_odd_types_become_readable_reasons_or_are_ignored():
+    from medtrinity.describe.openai_compat import _reply_from_json
+    from medtrinity.errors import StageError
+
+    with pytest.raises(StageError, match="the server's answer is a int, not text"):
+        _reply_from_json({"choices": [{"message": {"content": 5}}]})
+    with pytest.raises(StageError, match="the server's answer is a dict, not text"):
+        _reply_from_json({"choices": [{"message": {"content": {"a": 1}}}]})
+    reply = _reply_from_json({"choices": [{"message": {"content": "{}"}, "finish_reason": "stop"}],
+                              "usage": ["not", "a", "mapping"]})
+    assert (reply.content, reply.prompt_tokens, reply.completion_tokens) == ("{}", 0, 0)
+    reply = _reply_from_json({"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": "ten"}})
+    assert reply.prompt_tokens == 0

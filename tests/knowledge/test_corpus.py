@@ -173,3 +173,13 @@ def test_forced_format_and_errors(tmp_path):
         list(read_corpus([tmp_path / "missing.jsonl"]))
     with pytest.raises(UserError, match="unknown corpus format"):
         list(read_corpus([notes], fmt="csv"))
+
+
+def test_a_byte_order_mark_and_crlf_lose_no_passage(tmp_path):
+    from medtrinity.knowledge.corpus import LoadReport, read_jsonl
+
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"id": "a", "title": "A", "text": "first"}\r\n{"id": "b", "title": "B", "text": "second"}\r\n')
+    report = LoadReport()
+    assert [p["id"] for p in read_jsonl(path, report)] == ["a", "b"]
+    assert report.skipped_total == 0

@@ -132,3 +132,22 @@ def test_a_jpeg_read_as_stored_keeps_its_own_bytes_and_other_images_become_png(t
     jpeg, png = by_file["images/a.jpg"]["image"], by_file["images/b.png"]["image"]
     assert jpeg["bytes"] == (root / "images" / "a.jpg").read_bytes() and jpeg["path"].endswith(".jpg")
     assert png["bytes"][:8] == b"\x89PNG\r\n\x1a\n" and png["path"].endswith(".png")
+
+
+def test_a_batch_stage_that_raises_quarantines_its_batch_and_the_run_goes_on(toy_dataset, tmp_path):
+    from medtrinity.pipeline.shard import process_batch
+    from medtrinity.sources.base import load_recipe, open_source
+
+    recipe, root = toy_dataset
+    items = list(open_source(load_recipe(str(recipe)), root).items())[:3]
+
+    class BrokenBatchStage:
+        name = "describe"
+
+        def process_batch(self, records):
+            raise AttributeError("'int' object has no attribute 'strip'")
+
+    rows, bad = process_batch(items, [BrokenBatchStage()], tmp_path / "errors.log")
+    assert rows == [] and [b["stage"] for b in bad] == ["describe"] * 3
+    assert bad[0]["reason"] == "unexpected AttributeError: 'int' object has no attribute 'strip'"
+    assert "AttributeError" in (tmp_path / "errors.log").read_text()

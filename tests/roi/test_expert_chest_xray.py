@@ -40,7 +40,7 @@ def test_synthetic_lung_fields_match_the_known_masks():
     assert dice(by_label["lung field (image left)"].mask, lungs["left"]) >= 0.8
     assert dice(by_label["lung field (image right)"].mask, lungs["right"]) >= 0.8
     assert all(r.score > 0.5 for r in regions)
-    assert all(r.source == "expert:chest-xray-lungs@1.0" for r in regions)
+    assert all(r.source == "expert:chest-xray-lungs@1.1" for r in regions)
 
 
 def test_a_named_finding_adds_the_more_opaque_lung_with_a_lower_score():
@@ -52,10 +52,17 @@ def test_a_named_finding_adds_the_more_opaque_lung_with_a_lower_score():
     assert opaque.score < min(r.score for r in regions[:2])
 
 
-def test_similar_lungs_give_a_low_confidence_opacity_region():
+def test_similar_lungs_put_the_finding_on_no_side():
     image, _ = synthetic_chest(left_level=0.3, right_level=0.3)
     regions = get_expert("chest-xray-lungs").locate(image, "X-Ray", "chest", ["Effusion"])
-    assert regions[-1].label == "Effusion (more opaque lung)" and regions[-1].score < 0.2
+    assert sorted(r.label for r in regions) == ["lung field (image left)", "lung field (image right)"]
+
+
+def test_devices_and_uncertain_labels_are_not_placed_on_a_side():
+    image, _ = synthetic_chest(left_level=0.3, right_level=0.45)
+    for labels in (["Support Devices"], ["Cardiomegaly (uncertain)"], ["no lung opacity / not normal"]):
+        regions = get_expert("chest-xray-lungs").locate(image, "X-Ray", "chest", labels)
+        assert not any("more opaque" in r.label for r in regions), labels
 
 
 def test_an_image_without_enclosed_dark_fields_gives_nothing():

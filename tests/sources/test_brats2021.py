@@ -50,10 +50,13 @@ def test_brats_build_writes_the_chosen_slices_with_exact_label_regions(tmp_path)
         assert row["origin"]["orientation"] == f"axial RAS z={k}mm"
         assert row["origin"]["intensity"] == "percentile 0.5-99.5 to 8-bit (over the volume)"
         present = [v for v, b in BRATS_BLOCKS.items() if b[4] <= k < b[5]]
-        assert sorted(r["label"] for r in row["rois"]) == sorted(NAMES[v] for v in present)
+        source_rois = [r for r in row["rois"] if r["source"] == "annotation"]
+        assert sorted(r["label"] for r in source_rois) == sorted(NAMES[v] for v in present)
         assert row["disease"] == ("glioma" if present else None)
         assert row["labels"] == ([NAMES[v] for v in sorted(present)] if present else ["normal"])
-        for roi in row["rois"]:
+        if not present:  # a label-free "normal" slice: the expert outlines the primary organ
+            assert row["rois"] and all(r["source"].startswith("expert:") for r in row["rois"])
+        for roi in source_rois:
             value = next(v for v, n in NAMES.items() if n == roi["label"])
             assert iou(roi["bbox"], axial_box(BRATS_BLOCKS[value])) >= 0.95
             assert roi["bbox"] == axial_box(BRATS_BLOCKS[value])

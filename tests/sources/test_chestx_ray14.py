@@ -111,3 +111,15 @@ def test_wrong_folder_names_the_missing_file(tmp_path):
     (tmp_path / "Data_Entry_2017.csv").write_text("Image Index,Finding Labels\n")
     with pytest.raises(UserError, match="images/ is missing"):
         open_source(load_recipe("chestx-ray14"), tmp_path)
+
+
+def test_view_position_gives_the_orientation_and_the_patient_side(tmp_path):
+    root = make_chestx_ray14(tmp_path / "cxr14")
+    _, rows, _ = build(root, tmp_path / "out")
+    by_name = {Path(r["origin"]["file"]).name: r for r in rows}
+    for name, (_, view, *_rest) in IMAGES.items():
+        assert by_name[name]["origin"]["orientation"] == view
+        # frontal views follow the radiological convention, so a lateralised ROI gets its patient side
+        sided = [roi for roi in by_name[name]["rois"] if roi["position"]["horizontal"] in ("left", "left-center", "right", "right-center")]
+        if sided:
+            assert "patient's" in by_name[name]["attributes"]["roi"]

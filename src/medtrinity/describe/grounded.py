@@ -254,9 +254,16 @@ def local_global_attribute(sample: Sample) -> str:
 
 
 # ---------------------------------------------------------------- knowledge and the paragraph
+# A passage without a full stop (a malformed corpus line) must not pour itself into the description.
+MAX_BACKGROUND_CHARS = 400
+
+
 def first_sentence(text: str) -> str:
-    collapsed = " ".join(text.split())
-    return _SENTENCE_END.split(collapsed, maxsplit=1)[0].rstrip(" .!?")
+    collapsed = " ".join(text[: 20 * MAX_BACKGROUND_CHARS].split())
+    sentence = _SENTENCE_END.split(collapsed, maxsplit=1)[0].rstrip(" .!?")
+    if len(sentence) > MAX_BACKGROUND_CHARS:
+        sentence = sentence[:MAX_BACKGROUND_CHARS].rsplit(" ", 1)[0] + " …"
+    return sentence
 
 
 def top_passage(knowledge: list[Passage]) -> Passage | None:

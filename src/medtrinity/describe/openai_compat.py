@@ -93,10 +93,19 @@ def _reply_from_json(data: Any) -> Reply:
         raise StageError(f"the server's reply is not a chat completion: {_snippet(json.dumps(data))!r}") from None
     if isinstance(content, list):  # some servers return content parts
         content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    usage = data.get("usage") or {}
-    return Reply(content=content or "", finish_reason=choice.get("finish_reason"),
-                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                 completion_tokens=int(usage.get("completion_tokens") or 0))
+    if content is not None and not isinstance(content, str):
+        raise StageError(f"the server's answer is a {type(content).__name__}, not text")
+    finish = choice.get("finish_reason") if isinstance(choice, dict) else None
+    return Reply(content=content or "", finish_reason=finish if isinstance(finish, str) else None,
+                 prompt_tokens=_token_count(data, "prompt_tokens"),
+                 completion_tokens=_token_count(data, "completion_tokens"))
+
+
+def _token_count(data: Any, field: str) -> int:
+    """A usage count, or 0 when the server reports none or something unreadable (usage is informational)."""
+    usage = data.get("usage") if isinstance(data, dict) else None
+    value = usage.get(field) if isinstance(usage, dict) else None
+    return value if isinstance(value, int) and value >= 0 else 0
 
 
 def _run_sync(coroutine):
@@ -295,8 +304,9 @@ class OpenAICompatDescriber:
             wait: float | None = None
             self.usage.requests += 1
             try:
-                response = await client.post("/chat/completions", json=body)
-            except httpx.TimeoutException:
+                # httpx's timeout bounds each read; wait_for bounds the whole call (a server trickling bytes).
+                response = await asyncio.wait_for(client.post("/chat/completions", json=body), self.timeout)
+            except (httpx.TimeoutException, asyncio.TimeoutError):
                 reason = f"no answer within {self.timeout:g} s"
             except httpx.TransportError as err:
                 reason = f"connection to {self.base_url} failed ({type(err).__name__})"

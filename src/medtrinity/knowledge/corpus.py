@@ -78,8 +78,8 @@ class _FileTally:
 
 def _open_text(path: Path) -> IO[str]:
     if path.name.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace")
+    return open(path, encoding="utf-8-sig", errors="replace")  # -sig: a byte-order mark is not text
 
 
 def _open_binary(path: Path) -> IO[bytes]:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
-from medtrinity.errors import StageError
+from medtrinity.errors import StageError, UserError
 from medtrinity.pipeline.config import BuildConfig
 from medtrinity.pipeline.stages import build_stages
 from medtrinity.pipeline.store import ShardStore
@@ -59,7 +59,14 @@ def describer_usage(stages: list) -> dict[str, int] | None:
 def run_stage(stage, records: list, errors_log: Path | None = None) -> list:
     """The stage's output for each record, or the exception that record failed with (never raises)."""
     if hasattr(stage, "process_batch"):
-        return stage.process_batch(records)
+        try:
+            return stage.process_batch(records)
+        except UserError:
+            raise  # e.g. a model server refusing the key: the run stops, as it would in-process
+        except Exception as err:  # a failing batch stage must not lose the run: its records are quarantined
+            if not isinstance(err, StageError):
+                _log_unexpected(errors_log, records[0] if records else None, stage.name)
+            return [err] * len(records)
     outputs = []
     for record in records:
         try:
@@ -67,12 +74,17 @@ def run_stage(stage, records: list, errors_log: Path | None = None) -> list:
         except StageError as err:
             outputs.append(err)
         except Exception as err:  # a bug or a library failure: keep the run going, keep the evidence
-            if errors_log is not None:
-                file = getattr(record, "file", None) or getattr(record.origin, "file", "?")
-                with errors_log.open("a") as fh:
-                    fh.write(f"--- {record.source} {file} stage={stage.name}\n{traceback.format_exc()}\n")
+            _log_unexpected(errors_log, record, stage.name)
             outputs.append(err)
     return outputs
+
+
+def _log_unexpected(errors_log: Path | None, record, stage_name: str) -> None:
+    if errors_log is None or record is None:
+        return
+    file = getattr(record, "file", None) or getattr(getattr(record, "origin", None), "file", "?")
+    with errors_log.open("a") as fh:
+        fh.write(f"--- {record.source} {file} stage={stage_name}\n{traceback.format_exc()}\n")
 
 
 def failure_reason(err: BaseException) -> str:

@@ -49,14 +49,21 @@ def tidy_lung(part: np.ndarray) -> np.ndarray:
     return ops.fill_holes(ops.disk_closing(part, max(3.0, 0.025 * max(part.shape))))
 
 
+# Contrast score between the two lung fields below which neither is called the more opaque one.
+MIN_OPACITY_DIFFERENCE = 0.2
+# Labels that name no lung finding: nothing to place on a side.
+NOT_A_LUNG_FINDING = ("support devices", "no lung opacity", "not normal", "(uncertain)")
+
+
 def finding_names(labels: list[str]) -> list[str]:
-    return [label for label in labels if label.strip().lower() not in NORMAL_LABELS]
+    return [label for label in labels if label.strip().lower() not in NORMAL_LABELS
+            and not any(word in label.lower() for word in NOT_A_LUNG_FINDING)]
 
 
 @register_expert
 class ChestXrayLungsExpert(ClassicalExpert):
     name = "chest-xray-lungs"
-    version = "1.0"
+    version = "1.1"
 
     def find(self, image: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[Finding]:
         gray = ops.smooth(ops.to_gray(image), 2.0)
@@ -80,7 +87,9 @@ class ChestXrayLungsExpert(ClassicalExpert):
         if findings and len(sides) == 2:
             opaque_side = max(sides, key=lambda side: float(gray[sides[side]].mean()))
             other = sides["left" if opaque_side == "right" else "right"]
-            # confidence that one lung really is more opaque: the contrast between the two fields
+            # confidence that one lung really is more opaque: the contrast between the two fields. Below the
+            # floor the lungs look alike, and naming a side for the finding would be an invention.
             difference = ops.contrast_score(gray, sides[opaque_side], other)
-            found.append((sides[opaque_side], f"{', '.join(findings)} (more opaque lung)", min(score, difference)))
+            if difference >= MIN_OPACITY_DIFFERENCE:
+                found.append((sides[opaque_side], f"{', '.join(findings)} (more opaque lung)", min(score, difference)))
         return found

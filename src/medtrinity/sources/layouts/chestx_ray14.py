@@ -25,6 +25,7 @@ from typing import Iterator
 from medtrinity.errors import UserError
 from medtrinity.sources.annotation_formats import PixelBox, parse_float
 from medtrinity.sources.annotations import SourceProblem
+from medtrinity.sources.qa_text import patient_left_for_view
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
 
 ENTRY_CSVS = ("Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv")
@@ -169,4 +170,12 @@ class ChestXray14Layout:
                 source=r.name, root=str(self.root), file=paths.get(image, f"images/{image}"), modality=r.modality,
                 organ=r.organ, disease=", ".join(l for l in labels if l != "normal") or None, labels=labels,
                 split=splits.get(image, r.split), reference_text=text, annotations=annotations, expert=r.expert,
+                orientation=view_position(entry["view"]), patient_left_on_image=patient_left_for_view(entry["view"]),
             )
+
+
+def view_position(view: str) -> str | None:
+    """The table's View Position when it is a known projection (PA, AP, …); free text is not copied."""
+    from medtrinity.sources.imaging import VIEW_POSITIONS
+
+    return view.upper() if view.upper() in VIEW_POSITIONS else None
