@@ -15,3 +15,10 @@ def test_caption_says_what_is_unknown():
         "Fundus photograph of the retina with no abnormality reported by the source."
     )
     assert coarse_caption(None, "colon", None, []).startswith("Medical image of unknown modality of the colon")
+
+
+def test_caption_lists_and_organ_labels_read_naturally():
+    assert coarse_caption("X-Ray", "chest", "atelectasis, pleural thickening", ["Atelectasis", "Pleural Thickening"]) == (
+        "X-ray image of the chest showing atelectasis, pleural thickening."
+    )
+    assert coarse_caption("CT", "kidney", None, ["kidney"]) == "CT image of the kidney; no finding is given by the source."

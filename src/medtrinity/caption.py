@@ -35,8 +35,11 @@ def coarse_caption(modality: str | None, organ: str | None, disease: str | None,
     phrase = modality_phrase(modality)
     text = phrase[0].upper() + phrase[1:]
     text += f" of the {organ}" if organ else " (organ not specified by the source)"
-    findings = [label for label in labels if label.lower() not in NORMAL_LABELS]
-    if disease:
+    # A label that only names the organ ("kidney" on a kidney CT) is anatomy, not a finding.
+    findings = [label for label in labels if label.lower() not in NORMAL_LABELS | {(organ or "").lower()}]
+    if disease and "," in disease:  # a list of findings takes no article
+        text += f" showing {disease}"
+    elif disease:
         text += f" showing {_article(disease)} {disease}"
     elif findings:
         text += " showing " + ", ".join(dict.fromkeys(findings))
