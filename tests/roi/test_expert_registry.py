@@ -190,3 +190,12 @@ def test_merge_fill_keeps_ground_truth_and_add_appends_what_is_new():
     assert merge_expert_regions(truth, [same, other], "add") == truth + [other]
     with pytest.raises(UserError, match="expert_mode"):
         merge_expert_regions(truth, [], "replace")
+
+
+def test_the_lung_field_expert_is_chosen_for_frontal_chest_views_only():
+    from medtrinity.roi.experts.base import resolve_expert_choice
+
+    assert resolve_expert_choice("auto", "X-Ray", "chest", "PA") == "chest-xray-lungs"
+    assert resolve_expert_choice("auto", "X-Ray", "chest", None) == "chest-xray-lungs"
+    assert resolve_expert_choice("auto", "X-Ray", "chest", "LATERAL") == "foreground"
+    assert resolve_expert_choice("auto", "X-Ray", "chest", "LL") == "foreground"

@@ -94,7 +94,8 @@ class LocateStage:
     def _run_expert(self, sample: Sample, choice, options: dict):
         from medtrinity.roi.experts.base import resolve_expert_choice
 
-        name = resolve_expert_choice(choice, sample.modality, sample.organ)
+        view = (sample.origin.orientation or "").split(";")[0].strip() or None  # "PA; rows L, columns F" -> PA
+        name = resolve_expert_choice(choice, sample.modality, sample.organ, view)
         if name is None:
             return []
         args = (sample.pixels, sample.modality, sample.organ, sample.labels)

@@ -117,13 +117,18 @@ def _norm(text: str | None) -> str:
     return (text or "").strip().lower()
 
 
+# Projection views that show the lungs superimposed, not side by side: the chest expert does not apply.
+LATERAL_VIEWS = {"ll", "rl", "lateral", "lat", "lld", "rld"}
+
+
 def default_expert_for(
-    modality: str, organ: str | None = None, overrides: Mapping[str, str] | None = None
+    modality: str, organ: str | None = None, overrides: Mapping[str, str] | None = None, view: str | None = None
 ) -> str:
     """The expert to run on an image of this modality (and organ) that has no region from its source.
 
     `overrides` (from a recipe or the config) maps "Modality" or "Modality/organ" to an expert name; the
-    organ-specific key wins. Matching is case-insensitive.
+    organ-specific key wins. Matching is case-insensitive. `view` is a projection radiograph's view
+    (PA, AP, LATERAL …) when known: the lung-field expert needs a frontal one.
     """
     mod, org = _norm(modality), _norm(organ)
     if overrides:
@@ -138,6 +143,8 @@ def default_expert_for(
                 return choice
     for pair_modality, organs, expert in _BY_MODALITY_ORGAN:
         if mod == pair_modality and org in organs:
+            if expert == "chest-xray-lungs" and _norm(view) in LATERAL_VIEWS:
+                return FALLBACK_EXPERT
             return expert
     return _BY_MODALITY.get(mod, FALLBACK_EXPERT)
 
@@ -146,7 +153,7 @@ AUTO = "auto"
 
 
 def resolve_expert_choice(
-    choice: str | Mapping[str, str] | None, modality: str, organ: str | None = None
+    choice: str | Mapping[str, str] | None, modality: str, organ: str | None = None, view: str | None = None
 ) -> str | None:
     """The expert a recipe's `expert:` asks for on this image, or None for no expert.
 
@@ -160,11 +167,11 @@ def resolve_expert_choice(
         mod, org = _norm(modality), _norm(organ)
         table = {_norm(key): value for key, value in choice.items()}
         picked = next((table[key] for key in (f"{mod}/{org}", mod) if key in table), AUTO)
-        return resolve_expert_choice(picked, modality, organ)
+        return resolve_expert_choice(picked, modality, organ, view)
     if not isinstance(choice, str):
         raise UserError(f"expert must be a name, 'auto' or a mapping of modality to name, got {choice!r}")
     if choice.strip().lower() == AUTO:
-        return default_expert_for(modality, organ)
+        return default_expert_for(modality, organ, view=view)
     if choice not in expert_names():
         raise UserError(f"unknown expert {choice!r}; known experts: {', '.join(expert_names())}")
     return choice
