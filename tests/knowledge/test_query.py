@@ -49,7 +49,7 @@ def test_build_query_weights_the_finding_and_drops_repeats():
 
 def test_build_query_without_a_finding_is_about_the_organ_not_the_captions_wording():
     caption = "CT image of the head; no finding is given by the source."
-    assert build_query(caption, [], None, "head", "CT") == "head. head. CT"
+    assert build_query(caption, [], None, "head", "CT") == "head. head. CT. brain skull"  # not the pancreas's head
     assert build_query(caption, [], None, None, None) == normalise_terms(caption)  # nothing else to go on
 
 
@@ -58,12 +58,12 @@ def test_build_query_expands_label_codes():
         "basal cell carcinoma. basal cell carcinoma. skin. Dermoscopy"
     )
     assert build_query("X-Ray image of the chest", ["Pleural_Thickening"], None, "chest", "X-Ray") == (
-        "Pleural Thickening. Pleural Thickening. chest. X-ray"
+        "Pleural Thickening. Pleural Thickening. chest. X-ray. thorax lungs"
     )
 
 
 def test_build_query_skips_uninformative_terms():
     assert build_query("", ["0", "1"], None, None, "Other") == ""
-    assert build_query("  ", [], "Cardiomegaly", "chest", "Other") == "Cardiomegaly. Cardiomegaly. chest"
+    assert build_query("  ", [], "Cardiomegaly", "chest", "Other") == "Cardiomegaly. Cardiomegaly. chest. thorax lungs"
     # The same term given as disease and label counts once (then doubled as the finding).
     assert build_query("", ["pneumonia", "Pneumonia"], "pneumonia", None, None) == "pneumonia. pneumonia"

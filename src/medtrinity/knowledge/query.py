@@ -130,6 +130,15 @@ def _distinct(terms: list[str | None], seen: set[str]) -> list[str]:
     return kept
 
 
+ORGAN_CONTEXT = {
+    "head": "brain skull",
+    "chest": "thorax lungs",
+    "abdomen": "abdominal organs",
+    "spine": "vertebrae",
+    "pelvis": "pelvic organs",
+}
+
+
 def build_query(
     coarse_caption: str,
     labels: list[str],
@@ -146,7 +155,9 @@ def build_query(
     seen: set[str] = set()
     finding = _distinct([disease, *labels], seen)
     organ_words = _distinct([organ], seen)
-    modality_words = _distinct([modality], seen)
+    # Organ names that are also common words elsewhere ("head" of the pancreas or femur) get their anatomy.
+    context = [ORGAN_CONTEXT[organ.lower()]] if organ and organ.lower() in ORGAN_CONTEXT else []
+    modality_words = _distinct([modality], seen) + context
     # Without a finding the organ is the topic, so it gets the weight. The caption only repeats these
     # fields, with wording ("not specified by the source") that would match passages about nothing here.
     parts = finding + finding + organ_words + (organ_words if not finding else []) + modality_words
