@@ -279,3 +279,18 @@ def test_replies_with_odd_types_become_readable_reasons_or_are_ignored():
     assert (reply.content, reply.prompt_tokens, reply.completion_tokens) == ("{}", 0, 0)
     reply = _reply_from_json({"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": "ten"}})
     assert reply.prompt_tokens == 0
+
+
+def test_a_redirect_is_followed_to_the_answer():
+    calls = []
+
+    def script(body, headers):
+        calls.append(1)
+        if len(calls) == 1:
+            return Scripted(status=307, body="", headers={"Location": "/v2/chat/completions"})
+        return Scripted(body=completion(GOOD))
+
+    with ChatServer(script) as server:
+        (result,) = client(server).describe_batch([tiny_sample()])
+    assert not isinstance(result, BaseException), result
+    assert result.text == "A CT image with one nodule." and len(calls) == 2

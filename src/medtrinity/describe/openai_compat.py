@@ -250,7 +250,7 @@ class OpenAICompatDescriber:
             clients = [
                 await stack.enter_async_context(httpx.AsyncClient(
                     base_url=self.base_url, headers=self._headers, limits=limits, verify=self._tls,
-                    timeout=httpx.Timeout(self.timeout)))
+                    timeout=httpx.Timeout(self.timeout), follow_redirects=True))  # a proxy moving the API
                 for _ in range(-(-self.concurrency // POOL_SIZE))
             ]
 
