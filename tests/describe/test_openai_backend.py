@@ -294,3 +294,13 @@ def test_a_redirect_is_followed_to_the_answer():
         (result,) = client(server).describe_batch([tiny_sample()])
     assert not isinstance(result, BaseException), result
     assert result.text == "A CT image with one nodule." and len(calls) == 2
+
+
+def test_identical_requests_in_flight_together_are_paid_once(tmp_path):
+    with ChatServer(lambda body, headers: Scripted(body=completion(GOOD), delay=0.2)) as server:
+        describer = client(server, concurrency=8, cache_dir=str(tmp_path / "cache"))
+        sample = tiny_sample()
+        results = describer.describe_batch([sample, sample, sample, sample])
+    assert all(r.text == "A CT image with one nodule." for r in results)
+    assert len(server.requests) == 1
+    assert (describer.usage.requests, describer.usage.cache_hits) == (1, 3)

@@ -254,10 +254,12 @@ class OpenAICompatDescriber:
                 for _ in range(-(-self.concurrency // POOL_SIZE))
             ]
 
+            inflight: dict[str, asyncio.Future] = {}  # identical requests of this batch share one call
+
             async def run(job: _Job) -> Reply:
                 slot = await slots.get()
                 try:
-                    return await self._cached_call(clients[slot // POOL_SIZE], job)
+                    return await self._cached_call(clients[slot // POOL_SIZE], job, inflight)
                 finally:
                     slots.put_nowait(slot)
 
@@ -269,12 +271,28 @@ class OpenAICompatDescriber:
         inputs = {"messages": messages, "max_tokens": self.max_tokens, "temperature": self.temperature}
         return request_key(BACKEND, self.model, job.prompt_version, inputs)
 
-    async def _cached_call(self, client, job: _Job) -> Reply:
+    async def _cached_call(self, client, job: _Job, inflight: dict[str, asyncio.Future] | None = None) -> Reply:
         messages = job.build()  # may raise StageError (no pixels): that record's result
         key = self._key(job, messages) if self.cache is not None else None
         if key is not None and (hit := self.cache.get(key)) is not None:
             self.usage.cache_hits += 1
             return Reply(hit.answer, hit.finish_reason, hit.prompt_tokens, hit.completion_tokens)
+        if key is not None and inflight is not None:
+            if key in inflight:  # the same request is already on its way: wait for its answer, pay once
+                self.usage.cache_hits += 1
+                return await asyncio.shield(inflight[key])
+            pending = inflight[key] = asyncio.get_running_loop().create_future()
+            pending.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved" noise
+            try:
+                reply = await self._paid_call(client, job, messages, key)
+            except BaseException as err:
+                pending.set_exception(err)
+                raise
+            pending.set_result(reply)
+            return reply
+        return await self._paid_call(client, job, messages, key)
+
+    async def _paid_call(self, client, job: _Job, messages: list[dict[str, Any]], key: str | None) -> Reply:
         reply = await self._call_with_retries(client, messages)
         self.usage.prompt_tokens += reply.prompt_tokens
         self.usage.completion_tokens += reply.completion_tokens
