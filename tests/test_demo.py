@@ -65,3 +65,14 @@ def test_demo_loads_with_datasets(demo_out):
     ds = datasets.load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
     image = ds[0]["image"]
     assert (image.width, image.height) == (ds[0]["width"], ds[0]["height"])
+
+
+def test_every_passage_id_in_the_demo_can_be_looked_up_in_the_knowledge_base(demo_out):
+    from medtrinity.knowledge.hybrid import open_kb
+
+    out, _ = demo_out
+    kb = open_kb(None)  # the KB the build used (no --kb): `medtrinity kb search default --id ID`
+    for row in pq.read_table(out / "data" / "part-00000.parquet", columns=["knowledge"]).to_pylist():
+        for passage in row["knowledge"]:
+            found = kb.get(passage["id"])
+            assert found is not None and (found.title, found.text) == (passage["title"], passage["text"])

@@ -36,7 +36,8 @@ def coarse_caption(modality: str | None, organ: str | None, disease: str | None,
     text = phrase[0].upper() + phrase[1:]
     text += f" of the {organ}" if organ else " (organ not specified by the source)"
     # A label that only names the organ ("kidney" on a kidney CT) is anatomy, not a finding.
-    findings = [label for label in labels if label.lower() not in NORMAL_LABELS | {(organ or "").lower()}]
+    not_findings = NORMAL_LABELS | {(organ or "").lower()}
+    findings = [label for label in labels if label.lower() not in not_findings]
     if disease and "," in disease:  # a list of findings takes no article
         text += f" showing {disease}"
     elif disease:

@@ -93,14 +93,13 @@ def make_parser() -> argparse.ArgumentParser:
 def cmd_build(args) -> int:
     from pydantic import ValidationError
 
-    from medtrinity.pipeline.config import BuildConfig, SourceSpec, config_error, load_config_file
+    from medtrinity.pipeline.config import BuildConfig, SourceSpec, load_config_file
     from medtrinity.pipeline.runner import run_build
     from medtrinity.report_console import print_summary
+    from medtrinity.yaml_files import validation_error
 
-    flags = {k: getattr(args, k) for k in ("out", "describer", "kb", "top_k", "engine", "workers", "shard_size",
-                                            "limit", "on_contradiction", "resume", "overwrite", "model", "base_url",
-                                            "api_key_env", "concurrency", "overlay", "request_timeout",
-                                            "max_attempts", "max_tokens", "expert", "expert_mode", "ray_address")}
+    # Every config field that has a flag of the same name (dest); a new flag needs nothing here.
+    flags = {k: getattr(args, k) for k in BuildConfig.model_fields if hasattr(args, k)}
     sources = [SourceSpec.parse(s) for s in args.source or []]
     if args.config:
         config = load_config_file(args.config, **flags, **({"sources": sources} if sources else {}))
@@ -112,7 +111,7 @@ def cmd_build(args) -> int:
         try:
             config = BuildConfig(sources=sources, **{k: v for k, v in flags.items() if v is not None})
         except ValidationError as err:
-            raise config_error(err, "build") from None
+            raise validation_error(err, "build") from None
     manifest = run_build(config)
     print_summary(manifest, Path(config.out))
     totals = manifest["totals"]
@@ -126,15 +125,16 @@ def cmd_build(args) -> int:
 def cmd_demo(args) -> int:
     from pydantic import ValidationError
 
-    from medtrinity.pipeline.config import BuildConfig, SourceSpec, config_error
+    from medtrinity.pipeline.config import BuildConfig, SourceSpec
     from medtrinity.pipeline.runner import run_build
     from medtrinity.report_console import print_examples, print_summary
+    from medtrinity.yaml_files import validation_error
 
     try:
         config = BuildConfig(sources=[SourceSpec(recipe="demo", path=".")], out=args.out, workers=args.workers,
                              overwrite=True)
     except ValidationError as err:
-        raise config_error(err, "demo") from None
+        raise validation_error(err, "demo") from None
     manifest = run_build(config)
     print_summary(manifest, Path(config.out))
     print_examples(Path(config.out), n=3)

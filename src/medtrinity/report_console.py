@@ -34,12 +34,13 @@ def print_summary(manifest: dict, out: Path) -> None:
 
 def print_examples(out: Path, n: int = 3) -> None:
     """Examples from different modalities, so the demo shows its range."""
-    shown, seen_modalities = 0, set()
+    seen_modalities: set[str] = set()
     for path in sorted((out / "data").glob("part-*.parquet")):
         table = pq.read_table(path, columns=["id", "modality", "origin", "description"])
         for row in table.to_pylist():
-            if shown == n or row["modality"] in seen_modalities:
+            if row["modality"] in seen_modalities:
                 continue
+            if len(seen_modalities) == n:
+                return  # enough shown: the remaining shards need not be read
             seen_modalities.add(row["modality"])
-            shown += 1
             print(f"\n[{row['modality']}] {row['origin']['file']} (id {row['id']})\n{row['description']}")

@@ -84,9 +84,6 @@ class BuildConfig(BaseModel):
         return self.model_dump(mode="json", exclude={"resume", "overwrite", "workers", "engine", "ray_address", "out", "concurrency"})
 
 
-config_error = validation_error  # the name the CLI uses
-
-
 def load_config_file(path: str | Path, **overrides) -> BuildConfig:
     path = Path(path)
     if not path.is_file():
@@ -96,4 +93,4 @@ def load_config_file(path: str | Path, **overrides) -> BuildConfig:
     try:
         return BuildConfig(**data)
     except ValidationError as err:
-        raise config_error(err, f"config {path}") from None
+        raise validation_error(err, f"config {path}") from None

@@ -120,26 +120,11 @@ def run_build(config: BuildConfig, show_progress: bool = True) -> dict:
         },
         "elapsed_seconds": round(time.monotonic() - started, 2),
     }
-    usage = describer_usage(store)
+    usage = store.describer_usage()
     if usage is not None:
         manifest["describer_usage"] = usage
     store.write_manifest(manifest)
     return manifest
-
-
-def describer_usage(store: ShardStore) -> dict[str, int] | None:
-    """Requests, cache hits, retries and tokens of the model describer, summed over the finished shards."""
-    import json
-
-    totals: dict[str, int] = {}
-    found = False
-    for marker in sorted(store.progress_dir.glob("part-*.json")):
-        usage = json.loads(marker.read_text()).get("describer_usage")
-        if usage:
-            found = True
-            for key, value in usage.items():
-                totals[key] = totals.get(key, 0) + int(value)
-    return totals if found else None
 
 
 def _engine(config: BuildConfig):

@@ -9,21 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable
 
 from medtrinity.errors import StageError
 from medtrinity.pipeline.config import BuildConfig
-from medtrinity.records import Check, Description, Origin, Sample
+from medtrinity.pipeline.store import ShardStore
+from medtrinity.records import Check, Description, Origin, Sample, image_extension
 from medtrinity.sources.base import SourceItem
-
-
-FALLBACK_EXPERT = "foreground"
-
-
-class Stage(Protocol):
-    name: str
-
-    def __call__(self, record): ...
 
 
 class ReadStage:
@@ -32,11 +24,11 @@ class ReadStage:
     name = "read"
 
     def __call__(self, item: SourceItem) -> Sample:
+        from medtrinity.sources.annotations import SourceProblem
         from medtrinity.sources.imaging import read_image
 
-        from medtrinity.sources.annotations import SourceProblem
-
-        for problem in (a for a in item.annotations if isinstance(a, SourceProblem)):
+        problem = next((a for a in item.annotations if isinstance(a, SourceProblem)), None)
+        if problem is not None:
             raise StageError(problem.reason)  # the source's own entry is broken: say so, not "file missing"
         if not item.path.is_file():
             broken = item.path.is_symlink()
@@ -92,7 +84,7 @@ class LocateStage:
         return self._experts[key]
 
     def _run_expert(self, sample: Sample, choice, options: dict):
-        from medtrinity.roi.experts.base import resolve_expert_choice
+        from medtrinity.roi.experts.base import FALLBACK_EXPERT, resolve_expert_choice
 
         view = (sample.origin.orientation or "").split(";")[0].strip() or None  # "PA; rows L, columns F" -> PA
         name = resolve_expert_choice(choice, sample.modality, sample.organ, view)
@@ -137,15 +129,16 @@ class RetrieveStage:
 
 def describer_options(config: BuildConfig) -> dict:
     """The options a describer backend is built with, from the build config."""
+    cache_dir = str(ShardStore(config.out).cache_dir)
     if config.describer == "openai":
         return {
             "model": config.model, "base_url": config.base_url, "api_key_env": config.api_key_env,
             "concurrency": config.concurrency, "overlay": config.overlay,
-            "cache_dir": str(Path(config.out) / "cache"), "timeout": config.request_timeout,
+            "cache_dir": cache_dir, "timeout": config.request_timeout,
             "max_attempts": config.max_attempts, "backoff": config.retry_backoff, "max_tokens": config.max_tokens,
         }
     if config.describer == "transformers":
-        return {"model": config.model, "overlay": config.overlay, "cache_dir": str(Path(config.out) / "cache"),
+        return {"model": config.model, "overlay": config.overlay, "cache_dir": cache_dir,
                 "max_new_tokens": config.max_tokens}
     return {}
 
@@ -259,7 +252,7 @@ class EncodeStage:
         if (item is not None and item.frame is None and item.path.suffix.lower() in (".jpg", ".jpeg")
                 and (sample.origin.intensity or "").endswith("as stored")):
             data = item.path.read_bytes()
-            if data[:2] == b"\xff\xd8":
+            if image_extension(data) == "jpg":
                 sample.image_bytes = data
                 return sample
         sample.image_bytes = encode_png(sample.pixels)

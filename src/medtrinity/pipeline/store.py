@@ -94,21 +94,28 @@ class ShardStore:
                   **(extra or {})}
         _atomic_write_bytes(self.progress_dir / f"{name}.json", json.dumps(marker).encode())
 
+    def markers(self) -> list[dict[str, Any]]:
+        """The markers of the finished shards, in shard order."""
+        return [json.loads(p.read_text()) for p in sorted(self.progress_dir.glob("part-*.json"))]
+
     def source_counts(self) -> dict[str, dict[str, int]]:
         totals: dict[str, Counter] = {}
-        for marker in sorted(self.progress_dir.glob("part-*.json")):
-            for source, counts in json.loads(marker.read_text())["sources"].items():
+        for marker in self.markers():
+            for source, counts in marker["sources"].items():
                 totals.setdefault(source, Counter()).update(counts)
         return {s: {k: int(c[k]) for k in ("seen", "written", "quarantined")} for s, c in sorted(totals.items())}
+
+    def describer_usage(self) -> dict[str, int] | None:
+        """Requests, cache hits, retries and tokens of the model describer, summed over the finished shards."""
+        usages = [m["describer_usage"] for m in self.markers() if m.get("describer_usage")]
+        if not usages:
+            return None
+        totals: Counter = Counter()
+        for usage in usages:
+            totals.update({key: int(value) for key, value in usage.items()})
+        return dict(totals)
 
     def write_manifest(self, manifest: dict[str, Any]) -> Path:
         path = self.out / MANIFEST
         _atomic_write_bytes(path, (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode())
         return path
-
-
-def read_manifest(out: str | Path) -> dict[str, Any]:
-    path = Path(out) / MANIFEST
-    if not path.is_file():
-        raise UserError(f"{out} is not a medtrinity build (no {MANIFEST}); build one with `medtrinity build` or `medtrinity demo`")
-    return json.loads(path.read_text())

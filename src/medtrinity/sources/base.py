@@ -95,7 +95,6 @@ LAYOUTS_PACKAGE = "medtrinity.sources.layouts"
 def register_layout(name: str):
     def wrap(cls: type) -> type:
         _LAYOUTS[name] = cls
-        cls.layout_name = name
         return cls
 
     return wrap
