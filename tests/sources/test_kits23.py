@@ -6,13 +6,11 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from medtrinity.errors import UserError
-from medtrinity.pipeline.config import BuildConfig
-from medtrinity.pipeline.runner import run_build
 
+from fixtures.build import box_iou as iou, build_source, read_rows as rows
 from fixtures.volumes import KITS_BLOCKS, SHAPE, axial_box, kits_affine, make_kits23
 
 NAMES = {1: "kidney", 2: "tumor", 3: "cyst"}
@@ -22,17 +20,7 @@ EXPECTED_SLICES = [2, 4, 5, 6, 7, 8, 9, 10, 11, 13]
 
 
 def build(source: str, out: Path) -> dict:
-    return run_build(BuildConfig(sources=[source], out=str(out)), show_progress=False)
-
-
-def rows(out: Path, folder: str = "data") -> list[dict]:
-    return [r for p in sorted((out / folder).glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
-
-
-def iou(a: list[int], b: list[int]) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])
-    return ix / (area(a) + area(b) - ix)
+    return build_source(source, out)[0]
 
 
 @pytest.mark.parametrize("under_dataset", [True, False])

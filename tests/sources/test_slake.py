@@ -12,18 +12,12 @@ from medtrinity.errors import UserError
 from medtrinity.sources.base import load_recipe, open_source
 
 from fixtures.slake import IMAGES, make_slake, write_image
-from fixtures.build import build_source
+from fixtures.build import box_iou as iou, build_source
 
 
 def build(root: Path, out: Path) -> tuple[dict, dict[str, dict], dict[str, dict]]:
     manifest, rows, bad = build_source(f"slake:{root}", out)
     return manifest, {r["origin"]["file"]: r for r in rows}, bad
-
-
-def iou(a: list[float], b: list[float]) -> float:
-    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
 
 
 def test_build_reads_boxes_modality_organ_split_and_english_qa(tmp_path):

@@ -5,26 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from medtrinity.errors import UserError
-from medtrinity.pipeline.config import BuildConfig
-from medtrinity.pipeline.runner import run_build
 from medtrinity.sources.base import load_recipe, open_source
 from medtrinity.sources.layouts.vqa_rad import stated_modality
 
+from fixtures.build import build_source
 from fixtures.vqa_rad import ENTRIES, IMAGES, entry, make_vqa_rad
 
 FOLDER = "VQA_RAD Image Folder"
 
 
 def build(source: str, out: Path) -> tuple[dict, dict[str, dict], dict[str, dict]]:
-    manifest = run_build(BuildConfig(sources=[source], out=str(out)), show_progress=False)
-    rows = {r["origin"]["file"]: r for p in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
-    bad = {r["file"]: r for p in sorted((out / "quarantine").glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
-    return manifest, rows, bad
+    manifest, rows, bad = build_source(source, out)
+    return manifest, {r["origin"]["file"]: r for r in rows}, bad
 
 
 @pytest.mark.parametrize(("question", "answer", "expected"), [

@@ -1,6 +1,7 @@
 """Helpers the QA and chest-radiograph layouts share: CSV rows with their line numbers, CheXpert label
-columns, "Q: … A: …" reference text, radiograph view positions, and an item that stands for a row too
-broken to become a record (it lands in the quarantine with the row's problem as the reason).
+columns, QA entries grouped by image, "Q: … A: …" reference text, radiograph view positions, and an item
+that stands for a row too broken to become a record (it lands in the quarantine with the row's problem as
+the reason).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import gzip
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from medtrinity.sources.base import SourceItem
 from medtrinity.sources.annotations import SourceProblem
@@ -102,12 +103,25 @@ def disease_from_labels(labels: Iterable[str]) -> str | None:
 
 def qa_reference_text(pairs: Iterable[tuple[str, str]]) -> str | None:
     """QA pairs as reference text, one "Q: … A: …" line each, in the source's order, duplicates dropped."""
-    lines: list[str] = []
-    for question, answer in pairs:
-        line = f"Q: {' '.join(str(question).split())} A: {' '.join(str(answer).split())}"
-        if line not in lines:
-            lines.append(line)
-    return "\n".join(lines) or None
+    lines = (f"Q: {' '.join(str(question).split())} A: {' '.join(str(answer).split())}" for question, answer in pairs)
+    return "\n".join(dict.fromkeys(lines)) or None
+
+
+def qa_entries_by_image(
+    data: Any, table: str, key: str, source: str, root: str
+) -> tuple[dict[str, list[dict]], list[SourceItem]]:
+    """A QA file's entries grouped by the image their `key` field names (stripped), in file order, and one
+    problem item per entry that names no image (file "<table>#entry<i>")."""
+    by_image: dict[str, list[dict]] = {}
+    problems: list[SourceItem] = []
+    for index, entry in enumerate(data if isinstance(data, list) else [data]):
+        name = entry.get(key) if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            problems.append(problem_item(f"{table} entry {index}: no {key}", source=source, root=root,
+                                         file=f"{table}#entry{index}"))
+            continue
+        by_image.setdefault(name.strip(), []).append(entry)
+    return by_image, problems
 
 
 def patient_left_for_view(view: str | None) -> str | None:

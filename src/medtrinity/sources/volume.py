@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medtrinity.errors import StageError
+from medtrinity.errors import StageError, UserError
 from medtrinity.sources.annotations import SourceProblem
 
 if TYPE_CHECKING:
@@ -58,6 +58,14 @@ def check_axis(axis: str | None) -> str:
     axis = axis or "axial"
     if axis not in AXES:
         raise StageError(f"axis {axis!r} is not one of {', '.join(AXES)}")
+    return axis
+
+
+def axis_option(options: dict, recipe_name: str) -> str:
+    """A volume recipe's options.axis (axial when unset), checked before any work."""
+    axis = options.get("axis") or "axial"
+    if axis not in AXES:
+        raise UserError(f"recipe {recipe_name}: options.axis must be axial, coronal or sagittal")
     return axis
 
 
@@ -162,8 +170,9 @@ def world_position(volume: Volume, index: int, axis: str) -> float:
     return float((volume.affine @ np.array([*centre, 1.0]))[AXIS_INDEX[axis]])
 
 
-def default_slice(volume: Volume, axis: str) -> int:
-    return volume.data.shape[AXIS_INDEX[axis]] // 2
+def default_slice(shape: tuple[int, ...], axis: str) -> int:
+    """The middle slice along `axis` of a canonical shape: the slice read when none is given."""
+    return shape[AXIS_INDEX[axis]] // 2
 
 
 def read_volume_slice(
@@ -179,7 +188,7 @@ def read_volume_slice(
 
     axis = check_axis(axis)
     volume = load_volume(path)
-    index = default_slice(volume, axis) if slice_index is None else int(slice_index)
+    index = default_slice(volume.data.shape, axis) if slice_index is None else int(slice_index)
     values = slice_layout(volume.data, index, axis)
     _check_pixel_count(values.shape[1], values.shape[0])
     if window is not None:
@@ -221,21 +230,28 @@ class LabelMapSlice:
     def resolve(self, root: Path, item, shape: tuple[int, int]) -> list:
         from medtrinity.records import Region
 
-        label_path, image_path = Path(root) / self.path, Path(root) / self.image
+        label_path = Path(root) / self.path
         if not label_path.is_file():
             raise StageError(f"label map {self.path} is missing")
-        label_shape, image_shape = volume_shape(label_path), volume_shape(image_path)
-        if label_shape != image_shape:
-            raise StageError(
-                f"label map {self.path} has shape {'x'.join(map(str, label_shape))} but its image "
-                f"{self.image} has {'x'.join(map(str, image_shape))}"
-            )
+        image_shape = check_same_shape(Path(root), self.path, self.image)
         axis = check_axis(item.axis)
-        index = default_slice(load_volume(image_path), axis) if item.slice is None else item.slice
+        index = default_slice(image_shape, axis) if item.slice is None else item.slice  # header shape: no voxels read
         values = read_label_slice(label_path, index, axis)
         if values.shape != tuple(shape):
             raise StageError(f"label map {self.path} slice is {values.shape[1]}x{values.shape[0]}, image {shape[1]}x{shape[0]}")
-        return [Region(label=name, mask=values == value) for value, name in sorted(self.labels.items()) if (values == value).any()]
+        masks = ((name, values == value) for value, name in sorted(self.labels.items()))
+        return [Region(label=name, mask=mask) for name, mask in masks if mask.any()]
+
+
+def check_same_shape(root: Path, label_map: str, image: str) -> tuple[int, ...]:
+    """The image volume's canonical shape; StageError when the label map's differs (masks would not line up)."""
+    label_shape, image_shape = volume_shape(root / label_map), volume_shape(root / image)
+    if label_shape != image_shape:
+        raise StageError(
+            f"label map {label_map} has shape {'x'.join(map(str, label_shape))} but its image "
+            f"{image} has {'x'.join(map(str, image_shape))}"
+        )
+    return image_shape
 
 
 @dataclass(frozen=True)
@@ -255,8 +271,6 @@ class SliceChoice:
 
     @classmethod
     def from_options(cls, options: dict, recipe_name: str) -> "SliceChoice":
-        from medtrinity.errors import UserError
-
         per_label = options.get("per_label", 5)
         every, normal = options.get("every", 1), options.get("normal_slices", 2)
         ok = (per_label == "all" or (isinstance(per_label, int) and per_label >= 1)) and isinstance(every, int) \
@@ -294,8 +308,8 @@ def choose_slices(label_data: np.ndarray, axis: str, labels: dict[int, str], cho
         largest = max(present, key=lambda s: (areas[value][s], -s))  # ties: the lowest slice
         rest = [s for s in present if s != largest]
         chosen.update([largest, *evenly_spaced(rest, choice.per_label - 1)])
-    any_label = np.isin(moved, list(labels)).reshape(moved.shape[0], -1).any(axis=1)
-    label_free = [int(s) for s in np.flatnonzero(~any_label)]
+    labelled_area = sum(areas.values(), np.zeros(moved.shape[0], dtype=np.int64))  # no second pass over the volume
+    label_free = [int(s) for s in np.flatnonzero(labelled_area == 0)]
     result = {s: [labels[v] for v in sorted(labels) if areas[v][s]] for s in sorted(chosen)}
     for s in evenly_spaced(label_free, choice.normal_slices, interior=True):
         result[s] = ["normal"]
@@ -325,12 +339,7 @@ def labelled_volume_items(
         yield item(None, [], SourceProblem(f"label map {label_map} is missing"))
         return
     try:
-        label_shape, image_shape = volume_shape(root / label_map), volume_shape(root / image)
-        if label_shape != image_shape:
-            raise StageError(
-                f"label map {label_map} has shape {'x'.join(map(str, label_shape))} but its image "
-                f"{image} has {'x'.join(map(str, image_shape))}"
-            )
+        check_same_shape(root, label_map, image)
         label_data = load_volume(root / label_map, labels=True).data
     except StageError as e:
         yield item(None, [], SourceProblem(str(e)))

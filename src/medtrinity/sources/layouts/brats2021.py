@@ -16,7 +16,7 @@ from typing import Iterator
 
 from medtrinity.errors import UserError
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
-from medtrinity.sources.volume import SliceChoice, check_axis, labelled_volume_items
+from medtrinity.sources.volume import SliceChoice, axis_option, labelled_volume_items
 
 SEQUENCES = ("flair", "t1", "t1ce", "t2")
 BRATS_LABELS = {1: "necrotic tumor core", 2: "peritumoral edema", 4: "GD-enhancing tumor"}
@@ -35,10 +35,7 @@ class Brats2021Layout:
         self.sequence = opts.get("sequence", "flair")
         if self.sequence not in SEQUENCES:
             raise UserError(f"recipe {recipe.name}: options.sequence must be one of {', '.join(SEQUENCES)}")
-        try:
-            self.axis = check_axis(opts.get("axis", "axial"))
-        except Exception:
-            raise UserError(f"recipe {recipe.name}: options.axis must be axial, coronal or sagittal") from None
+        self.axis = axis_option(opts, recipe.name)
         self.choice = SliceChoice.from_options(opts, recipe.name)
 
     def _cases(self) -> list[Path]:
@@ -47,8 +44,9 @@ class Brats2021Layout:
         if cases:
             return cases
         for sub in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            if _case_dirs(sub):
-                return _case_dirs(sub)
+            cases = _case_dirs(sub)
+            if cases:
+                return cases
         return []
 
     def check(self) -> None:

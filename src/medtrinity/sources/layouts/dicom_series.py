@@ -61,7 +61,7 @@ class DicomSeriesLayout:
         listed = []
         for s in series:
             for index in choose_series_slices(len(s.slices), self.every, self.max_per_series):
-                listed.append(self._item(s.files[index], index, s.axis))
+                listed.append(self._item(s.slices[index].file, index, s.axis))  # s.files builds a list per call
         # Series in order of their first file name, slices in anatomical order, then unreadable files.
         yield from listed
         yield from (self._item(f, None, None) for f in unreadable)

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from medtrinity.errors import StageError, UserError
-from medtrinity.records import Region
-from medtrinity.sources.annotations import MaskFile
+from medtrinity.errors import UserError
+from medtrinity.sources.annotations import MaskFile, SourceProblem
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
 
 SPLITS = {"Training": "train", "Validation": "validation", "Test": "test"}
@@ -38,17 +36,6 @@ DIAGNOSES = {
     "VASC": "vascular lesion",
 }
 _IMAGE = re.compile(r"^ISIC_\d+\.jpe?g$", re.IGNORECASE)
-
-
-@dataclass
-class BadDiagnosisRow:
-    """A Task 3 row that names this image but cannot be read: the record is quarantined with its place."""
-
-    where: str  # "<csv>: row <n>"
-    problem: str
-
-    def resolve(self, root: Path, item, shape: tuple[int, int]) -> list[Region]:
-        raise StageError(f"{self.where}: {self.problem}")
 
 
 def input_folder(split: str) -> str:
@@ -130,7 +117,7 @@ class Isic2018Layout:
         if diagnosis is not None:
             where, code, problem = diagnosis
             if problem:
-                annotations.insert(0, BadDiagnosisRow(where, problem))
+                annotations.insert(0, SourceProblem(f"{where}: {problem}"))  # quarantines the image
             else:
                 disease, labels = DIAGNOSES[code], [self.label, code]
         return SourceItem(

@@ -14,7 +14,7 @@ from typing import Iterator
 
 from medtrinity.errors import UserError
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
-from medtrinity.sources.volume import SliceChoice, check_axis, labelled_volume_items
+from medtrinity.sources.volume import SliceChoice, axis_option, labelled_volume_items
 
 KITS_LABELS = {1: "kidney", 2: "tumor", 3: "cyst"}
 NOT_DISEASE = ("kidney", "cyst")  # labels that do not show the recipe's disease (renal tumor)
@@ -29,10 +29,7 @@ class Kits23Layout:
         opts = recipe.options
         self.window = opts.get("window", "soft-tissue")
         resolve_window(self.window)  # UserError for an unknown window, before any work
-        try:
-            self.axis = check_axis(opts.get("axis", "axial"))
-        except Exception:
-            raise UserError(f"recipe {recipe.name}: options.axis must be axial, coronal or sagittal") from None
+        self.axis = axis_option(opts, recipe.name)
         self.choice = SliceChoice.from_options(opts, recipe.name)
 
     def _cases(self) -> list[str]:

@@ -55,11 +55,11 @@ class MimicCxrJpgLayout:
         self.recipe, self.root = recipe, root
 
     def check(self) -> None:
-        for name in (METADATA,):
-            if find_table(self.root, name) is None:
-                raise UserError(f"{self.recipe.name} expects {METADATA}, {CHEXPERT}, {SPLIT} and files/ under {self.root}: {name} is missing")
+        expects = f"{self.recipe.name} expects {METADATA}, {CHEXPERT}, {SPLIT} and files/ under {self.root}"
+        if find_table(self.root, METADATA) is None:
+            raise UserError(f"{expects}: {METADATA} is missing")
         if not (self.root / "files").is_dir():
-            raise UserError(f"{self.recipe.name} expects {METADATA}, {CHEXPERT}, {SPLIT} and files/ under {self.root}: files/ is missing")
+            raise UserError(f"{expects}: files/ is missing")
 
     def _table(self, name: str) -> list[CsvRow]:
         path = find_table(self.root, name)

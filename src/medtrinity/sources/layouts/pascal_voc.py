@@ -63,13 +63,14 @@ class PascalVocLayout:
 
     def _parse(self, xml_file: str) -> tuple[str, list]:
         """(image file relative to root, annotations) of one XML file."""
-        stem_image = self._image_by_stem(PurePosixPath(xml_file).stem)
+        stem = PurePosixPath(xml_file).stem
         try:
             tree = ET.parse(self.root / xml_file).getroot()
         except ET.ParseError as e:
-            return stem_image, [SourceProblem(f"{xml_file}: not well-formed XML ({e})")]
+            return self._image_by_stem(stem), [SourceProblem(f"{xml_file}: not well-formed XML ({e})")]
         filename = (tree.findtext("filename") or "").strip()
-        image = f"{self.images}/{filename}" if filename else stem_image
+        # The folder is globbed only for XML naming no image: a glob per file would scan it once per image.
+        image = f"{self.images}/{filename}" if filename else self._image_by_stem(stem)
         annotations: list = []
         for index, obj in enumerate(tree.findall("object"), start=1):
             where = f"{xml_file} object {index}"

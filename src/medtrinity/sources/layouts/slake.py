@@ -21,7 +21,7 @@ from typing import Any, Iterator
 from medtrinity.errors import StageError, UserError
 from medtrinity.records import Region
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
-from medtrinity.sources.qa_text import problem_item, qa_reference_text
+from medtrinity.sources.qa_text import problem_item, qa_entries_by_image, qa_reference_text
 
 QA_FILES = {"test.json": "test", "validate.json": "val", "train.json": "train"}  # precedence: most held-out first
 MODALITY_NAMES = {"ct": "CT", "mri": "MRI", "x-ray": "X-Ray", "xray": "X-Ray"}
@@ -103,13 +103,10 @@ class SlakeLayout:
             except (ValueError, UnicodeDecodeError) as err:
                 problems.append(problem_item(source=r.name, root=str(self.root), file=name, problem=f"{name}: not valid JSON ({err})"))
                 continue
-            for index, entry in enumerate(data if isinstance(data, list) else [data]):
-                img_name = entry.get("img_name") if isinstance(entry, dict) else None
-                if not isinstance(img_name, str) or not img_name.strip():
-                    problems.append(problem_item(source=r.name, root=str(self.root), file=f"{name}#entry{index}",
-                                                problem=f"{name} entry {index}: no img_name"))
-                    continue
-                entries.setdefault(img_name, []).append(entry)
+            by_image, unnamed = qa_entries_by_image(data, name, "img_name", source=r.name, root=str(self.root))
+            problems += unnamed
+            for img_name, found in by_image.items():
+                entries.setdefault(img_name, []).extend(found)
                 split_of.setdefault(img_name, split)
         for img_name in sorted(entries, key=_image_number):
             yield self._item(img_name, entries[img_name], split_of[img_name])

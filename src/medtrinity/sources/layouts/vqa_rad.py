@@ -26,7 +26,7 @@ from typing import Any, Iterator
 from medtrinity.errors import UserError
 from medtrinity.records import MODALITIES
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
-from medtrinity.sources.qa_text import problem_item, qa_reference_text
+from medtrinity.sources.qa_text import problem_item, qa_entries_by_image, qa_reference_text
 
 QA_FILE = "VQA_RAD Dataset Public.json"
 IMAGE_FOLDER = "VQA_RAD Image Folder"
@@ -76,15 +76,7 @@ class VqaRadLayout:
             data = json.loads((self.root / QA_FILE).read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as err:
             raise UserError(f"{self.root / QA_FILE} is not valid JSON: {err}") from None
-        by_image: dict[str, list[dict]] = {}
-        problems: list[SourceItem] = []
-        for index, entry in enumerate(data if isinstance(data, list) else [data]):
-            name = entry.get("image_name") if isinstance(entry, dict) else None
-            if not isinstance(name, str) or not name.strip():
-                problems.append(problem_item(source=r.name, root=str(self.root), file=f"{QA_FILE}#entry{index}",
-                                            problem=f"{QA_FILE} entry {index}: no image_name"))
-                continue
-            by_image.setdefault(name.strip(), []).append(entry)
+        by_image, problems = qa_entries_by_image(data, QA_FILE, "image_name", source=r.name, root=str(self.root))
         for name in sorted(by_image):
             yield self._item(name, by_image[name])
         yield from problems
