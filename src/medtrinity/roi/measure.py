@@ -20,6 +20,7 @@ import numpy as np
 
 from medtrinity.errors import StageError
 from medtrinity.records import ROI
+from medtrinity.roi.geometry import bbox_of_mask, rle_to_mask
 
 # Ring around the ROI.
 MIN_RING_WIDTH = 5
@@ -87,12 +88,11 @@ def default_ring_width(pixels_inside: int) -> int:
 
 
 def _crop_around(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
+    x0, y0, x1, y1 = bbox_of_mask(mask)
     height, width = mask.shape
     return (
-        slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, height)),
-        slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, width)),
+        slice(max(y0 - margin, 0), min(y1 + margin, height)),
+        slice(max(x0 - margin, 0), min(x1 + margin, width)),
     )
 
 
@@ -163,8 +163,6 @@ def measure_region(pixels: np.ndarray, mask: np.ndarray, ring_width: int | None 
 def mask_for_roi(roi: ROI, height: int, width: int) -> np.ndarray:
     """Bool HxW mask of an ROI: its RLE decoded, or its box filled when it has no mask."""
     if roi.mask is not None:
-        from medtrinity.roi.geometry import rle_to_mask
-
         decoded = rle_to_mask(roi.mask)
         if decoded.shape != (height, width):
             raise StageError(

@@ -15,6 +15,7 @@ import numpy as np
 
 from medtrinity import records
 from medtrinity.errors import StageError, UserError
+from medtrinity.roi.experts import ops
 
 
 @runtime_checkable
@@ -117,6 +118,13 @@ def _norm(text: str | None) -> str:
     return (text or "").strip().lower()
 
 
+def _pick(table: Mapping[str, str], modality: str, organ: str | None) -> tuple[str, str] | None:
+    """(key, value) of the table's "Modality/organ" entry, else its "Modality" one (case-insensitive), else None."""
+    mod, org = _norm(modality), _norm(organ)
+    normalised = {_norm(key): value for key, value in table.items()}
+    return next(((key, normalised[key]) for key in (f"{mod}/{org}", mod) if key in normalised), None)
+
+
 # Projection views that show the lungs superimposed, not side by side: the chest expert does not apply.
 LATERAL_VIEWS = {"ll", "rl", "lateral", "lat", "lld", "rld"}
 
@@ -131,16 +139,13 @@ def default_expert_for(
     (PA, AP, LATERAL …) when known: the lung-field expert needs a frontal one.
     """
     mod, org = _norm(modality), _norm(organ)
-    if overrides:
-        table = {_norm(key): value for key, value in overrides.items()}
-        for key in (f"{mod}/{org}", mod):
-            if key in table:
-                choice = table[key]
-                if choice not in expert_names():
-                    raise UserError(
-                        f"expert {choice!r} chosen for {key!r} is unknown; known experts: {', '.join(expert_names())}"
-                    )
-                return choice
+    if overrides and (picked := _pick(overrides, modality, organ)) is not None:
+        key, choice = picked
+        if choice not in expert_names():
+            raise UserError(
+                f"expert {choice!r} chosen for {key!r} is unknown; known experts: {', '.join(expert_names())}"
+            )
+        return choice
     for pair_modality, organs, expert in _BY_MODALITY_ORGAN:
         if mod == pair_modality and org in organs:
             if expert == "chest-xray-lungs" and _norm(view) in LATERAL_VIEWS:
@@ -164,10 +169,8 @@ def resolve_expert_choice(
     if choice is None or (isinstance(choice, str) and choice.strip().lower() in ("", "none")):
         return None
     if isinstance(choice, Mapping):
-        mod, org = _norm(modality), _norm(organ)
-        table = {_norm(key): value for key, value in choice.items()}
-        picked = next((table[key] for key in (f"{mod}/{org}", mod) if key in table), AUTO)
-        return resolve_expert_choice(picked, modality, organ, view)
+        picked = _pick(choice, modality, organ)
+        return resolve_expert_choice(AUTO if picked is None else picked[1], modality, organ, view)
     if not isinstance(choice, str):
         raise UserError(f"expert must be a name, 'auto' or a mapping of modality to name, got {choice!r}")
     if choice.strip().lower() == AUTO:
@@ -250,8 +253,6 @@ class ClassicalExpert:
     def locate(
         self, pixels: np.ndarray, modality: str, organ: str | None, labels: list[str]
     ) -> list[records.Region]:
-        from medtrinity.roi.experts import ops
-
         check_pixels(pixels, self.name)
         image = ops.downscale(pixels, self.work_side)
         found: list[records.Region] = []

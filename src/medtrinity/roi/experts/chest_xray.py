@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from medtrinity.caption import NORMAL_LABELS
 from medtrinity.roi.experts import ops
 from medtrinity.roi.experts.base import ClassicalExpert, Finding, register_expert
 
 MIN_LUNG_FRACTION = 0.02  # each lung field covers at least this much of a frontal chest film
-NORMAL_LABELS = {"normal", "no finding", "no findings", "no abnormality", "healthy", "none"}
 
 
 def lung_candidates(gray: np.ndarray) -> list[np.ndarray]:
@@ -53,10 +53,11 @@ def tidy_lung(part: np.ndarray) -> np.ndarray:
 MIN_OPACITY_DIFFERENCE = 0.2
 # Labels that name no lung finding: nothing to place on a side.
 NOT_A_LUNG_FINDING = ("support devices", "no lung opacity", "not normal", "(uncertain)")
+NO_FINDING_LABELS = NORMAL_LABELS | {"no abnormality", "none"}  # the caption's, and two more seen on chest films
 
 
 def finding_names(labels: list[str]) -> list[str]:
-    return [label for label in labels if label.strip().lower() not in NORMAL_LABELS
+    return [label for label in labels if label.strip().lower() not in NO_FINDING_LABELS
             and not any(word in label.lower() for word in NOT_A_LUNG_FINDING)]
 
 

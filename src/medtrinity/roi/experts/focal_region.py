@@ -43,8 +43,11 @@ def candidates(smoothed: np.ndarray, field: np.ndarray, polarities: tuple[str, .
     return found
 
 
-def rank(smoothed: np.ndarray, part: np.ndarray, field: np.ndarray) -> tuple[float, float]:
-    """(confidence, ranking key): contrast against its own surroundings times compactness; centrality ranks."""
+def rank(
+    smoothed: np.ndarray, part: np.ndarray, field: np.ndarray, centre: np.ndarray, radius: float
+) -> tuple[float, float]:
+    """(confidence, ranking key): contrast against its own surroundings times compactness; centrality
+    (distance from the field's `centre`, in field radii) ranks."""
     from skimage.measure import regionprops
 
     prop = regionprops(part.astype(np.uint8))[0]
@@ -54,8 +57,7 @@ def rank(smoothed: np.ndarray, part: np.ndarray, field: np.ndarray) -> tuple[flo
     # unlike a contrast-to-noise ratio it does not grow as smoothing flattens a blob of speckle
     contrast = abs(inside - around) / max(inside, around, 1e-6)
     confidence = contrast * prop.solidity
-    radius = np.sqrt(field.sum() / np.pi)
-    offset = np.linalg.norm(np.array(prop.centroid) - np.argwhere(field).mean(axis=0)) / radius
+    offset = np.linalg.norm(np.array(prop.centroid) - centre) / radius
     return confidence, confidence * (1.0 - 0.5 * min(1.0, float(offset)))
 
 
@@ -70,7 +72,11 @@ class FocalRegionExpert(ClassicalExpert):
         smoothed = ops.smooth(gray, max(2.0, min(gray.shape) / 100))
         ultrasound = modality.strip().lower() == "ultrasound"
         polarities = ("dark",) if ultrasound else ("dark", "bright")
-        scored = [(rank(smoothed, part, field), part, pol) for part, pol in candidates(smoothed, field, polarities)]
+        centre, radius = np.argwhere(field).mean(axis=0), float(np.sqrt(field.sum() / np.pi))
+        scored = [
+            (rank(smoothed, part, field, centre, radius), part, pol)
+            for part, pol in candidates(smoothed, field, polarities)
+        ]
         if not scored:
             return []
         (confidence, _), part, polarity = max(scored, key=lambda item: item[0][1])

@@ -126,11 +126,12 @@ class OnnxExpert:
 
     def model_input(self, pixels: np.ndarray) -> np.ndarray:
         """The image as the model wants it: resized, channel-ordered, normalised, batched."""
-        image = ops.to_rgb(pixels) * 255.0  # float RGB 0..255
         if self.channels == "gray":
             image = ops.to_gray(pixels)[..., None] * 255.0
-        elif self.channels == "bgr":
-            image = image[..., ::-1]
+        else:
+            image = ops.to_rgb(pixels) * 255.0  # float RGB 0..255
+            if self.channels == "bgr":
+                image = image[..., ::-1]
         if self.size is not None and image.shape[:2] != self.size:
             from skimage.transform import resize
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from medtrinity import records
+from medtrinity.roi.geometry import bbox_of_mask
 
 _LUMA = np.array([0.2125, 0.7154, 0.0721])  # ITU-R BT.709, as skimage.color.rgb2gray
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """Float gray image in [0, 1] from uint8 gray or RGB."""
+    """Float gray image in [0, 1] from uint8 gray or RGB.
+
+    Not `roi.measure.to_gray` (BT.601, 0-255 scale): the experts' thresholds were tuned on this scale.
+    """
     values = image.astype(np.float64) / 255.0
     return values if values.ndim == 2 else values @ _LUMA
 
@@ -103,10 +107,9 @@ def disk_closing(mask: np.ndarray, radius: float) -> np.ndarray:
 
     if not mask.any():
         return mask.astype(bool)
-    rows, cols = np.nonzero(mask)
+    left, top, x1, y1 = bbox_of_mask(mask)
     pad = int(np.ceil(radius)) + 2
-    top, left = rows.min(), cols.min()
-    crop = np.pad(mask[top : rows.max() + 1, left : cols.max() + 1], pad)
+    crop = np.pad(mask[top:y1, left:x1], pad)
     grown = ndimage.distance_transform_edt(~crop) <= radius
     closed_crop = ndimage.distance_transform_edt(grown) > radius
     closed = np.zeros(mask.shape, dtype=bool)
@@ -127,10 +130,10 @@ def ring(mask: np.ndarray, width: float) -> np.ndarray:
     band = np.zeros(mask.shape, dtype=bool)
     if not mask.any():
         return band
-    rows, cols = np.nonzero(mask)
+    x0, y0, x1, y1 = bbox_of_mask(mask)
     reach = int(np.ceil(width)) + 1  # only the mask's box grown by the width can be in the band
-    top, left = max(0, rows.min() - reach), max(0, cols.min() - reach)
-    bottom, right = rows.max() + reach + 1, cols.max() + reach + 1
+    top, left = max(0, y0 - reach), max(0, x0 - reach)
+    bottom, right = y1 + reach, x1 + reach
     crop = mask[top:bottom, left:right]
     band[top:bottom, left:right] = ~crop & (ndimage.distance_transform_edt(~crop) <= max(1.0, width))
     return band
@@ -154,8 +157,7 @@ def circularity(mask: np.ndarray) -> float:
 
 
 def make_region(mask: np.ndarray, label: str, score: float, source: str) -> records.Region:
-    rows, cols = np.nonzero(mask)
-    bbox = (float(cols.min()), float(rows.min()), float(cols.max() + 1), float(rows.max() + 1))
+    bbox = tuple(float(v) for v in bbox_of_mask(mask))
     return records.Region(
         label=label, source=source, mask=mask.astype(bool), bbox=bbox, score=round(float(np.clip(score, 0, 1)), 3)
     )
