@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from medtrinity.describe.cache import CACHE_FILE, RequestCache, request_key
+from medtrinity.describe.base import Reply
+from medtrinity.describe.cache import CACHE_FILE, RequestCache, open_cache, request_key
 
 INPUTS = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
                                                     {"type": "text", "text": "describe"}]}], "max_tokens": 512}
@@ -36,6 +37,16 @@ def test_answers_and_usage_survive_reopening(tmp_path):
     assert (hit.answer, hit.finish_reason, hit.prompt_tokens, hit.completion_tokens) == ('{"description": "x"}', "stop", 120, 30)
     assert len(reopened) == 1 and (tmp_path / "cache" / CACHE_FILE).is_file()
     assert reopened._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_reply_put_is_the_reply_got_back_and_no_folder_means_no_cache(tmp_path):
+    cache = open_cache(tmp_path / "cache")
+    key = request_key("transformers", "m", "v1", INPUTS)
+    assert cache.get_reply(key) is None
+    reply = Reply('{"description": "y"}', "length", prompt_tokens=7, completion_tokens=3)
+    cache.put_reply(key, reply, backend="transformers", model="m", prompt_version="v1")
+    assert cache.get_reply(key) == reply and cache.get(key).answer == '{"description": "y"}'
+    assert open_cache(None) is None
 
 
 _WRITER = """

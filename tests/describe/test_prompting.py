@@ -6,15 +6,18 @@ import json
 
 import pytest
 
+from medtrinity.describe.base import Reply
 from medtrinity.describe.prompting import (
     PROMPT_VERSION,
     describer_label,
+    description_or_error,
     parse_answer,
+    previous_answer_json,
     render_prompt,
     render_repair_prompt,
 )
 from medtrinity.errors import StageError
-from medtrinity.records import ROI, Attributes, Check, Origin, Passage, Position, Sample
+from medtrinity.records import ROI, Attributes, Check, Description, Origin, Passage, Position, Sample
 
 FIELDS = {"modality": "CT", "structures": "liver", "roi": "one lesion", "texture": "dark",
           "local_global": "compresses the portal vein", "description": "A CT image of the liver with one lesion."}
@@ -73,6 +76,21 @@ def test_repair_prompt_names_each_failed_check():
 def test_describer_label_records_backend_model_and_prompt_versions():
     assert describer_label("openai", "gpt-4o") == f"openai:gpt-4o prompt={PROMPT_VERSION}"
     assert describer_label("openai", "gpt-4o", repaired=True) == "openai:gpt-4o prompt=multigranular-v1+repair-v1"
+
+
+def test_the_previous_answer_is_the_sample_description_as_the_six_field_json():
+    described = sample(attributes=Attributes(modality="CT", structures="liver", roi="one lesion", texture="dark",
+                                             local_global="compresses the portal vein"),
+                       description="A CT image of the liver with one lesion.")
+    assert previous_answer_json(described) == json.dumps(FIELDS)  # the fields in the prompt's order
+
+
+def test_a_reply_becomes_a_labelled_description_or_the_reason_it_cannot():
+    described = description_or_error(Reply(json.dumps(FIELDS), "stop"), "openai:m prompt=x")
+    assert isinstance(described, Description) and described.describer == "openai:m prompt=x"
+    assert described.text == "A CT image of the liver with one lesion." and described.attributes.texture == "dark"
+    refused = description_or_error(Reply("no JSON here", "stop"), "openai:m")
+    assert isinstance(refused, StageError) and str(refused) == "answer is not JSON: 'no JSON here'"
 
 
 @pytest.mark.parametrize("wrap", [

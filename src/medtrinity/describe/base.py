@@ -82,6 +82,11 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
+    def add_tokens(self, reply: Reply) -> None:
+        """Count the tokens of a reply the model was paid for (not of one served from the cache)."""
+        self.prompt_tokens += reply.prompt_tokens
+        self.completion_tokens += reply.completion_tokens
+
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medtrinity.describe.base import Reply
+
 CACHE_FILE = "requests.sqlite"
 BUSY_TIMEOUT_MS = 30_000
 
@@ -52,6 +54,11 @@ def request_key(backend: str, model: str, prompt_version: str, inputs: Any) -> s
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def open_cache(folder: str | Path | None) -> RequestCache | None:
+    """The request cache in `folder`, or None (every call is made) when no folder is given."""
+    return None if folder is None else RequestCache(folder)
+
+
 class RequestCache:
     """Thread-safe within a process (one connection, one lock); process-safe through SQLite's WAL."""
 
@@ -84,6 +91,16 @@ class RequestCache:
                 (key, backend, model, prompt_version, answer, finish_reason, int(prompt_tokens),
                  int(completion_tokens), time.time()),
             )
+
+    def get_reply(self, key: str) -> Reply | None:
+        """The cached answer as the Reply a backend works with, or None."""
+        hit = self.get(key)
+        return None if hit is None else Reply(hit.answer, hit.finish_reason, hit.prompt_tokens, hit.completion_tokens)
+
+    def put_reply(self, key: str, reply: Reply, *, backend: str, model: str, prompt_version: str) -> None:
+        self.put(key, backend=backend, model=model, prompt_version=prompt_version, answer=reply.content,
+                 finish_reason=reply.finish_reason, prompt_tokens=reply.prompt_tokens,
+                 completion_tokens=reply.completion_tokens)
 
     def __len__(self) -> int:
         with self._lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from medtrinity.caption import NORMAL_LABELS
 from medtrinity.describe.base import register_describer
 from medtrinity.describe.vocabulary import (
     BRIGHTNESS_WORDS,
@@ -27,7 +28,7 @@ from medtrinity.records import ROI, Attributes, Description, Passage, Position, 
 GROUNDED_VERSION = "1"
 MAX_ROIS_LISTED = 5  # the roi attribute lists at most this many, largest first, and says how many in all
 MAX_ROIS_TEXTURED = 3  # the texture attribute measures at most this many (one sentence each)
-NORMAL_WORDS = frozenset({"normal", "no finding", "no findings", "healthy", "no disease", "none", "negative"})
+NORMAL_WORDS = frozenset(NORMAL_LABELS | {"none", "negative"})  # the caption's, plus words a disease field uses
 _INNER_HORIZONTAL = frozenset({"left-center", "center", "right-center"})
 _INNER_VERTICAL = frozenset({"upper-middle", "middle", "lower-middle"})
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])")

@@ -25,16 +25,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from medtrinity.describe.base import Reply, Usage, register_describer
+from medtrinity.describe.cache import open_cache, request_key
 from medtrinity.describe.prompting import (
-    ANSWER_FIELDS,
     ANSWER_SCHEMA,
-    PROMPT_VERSION,
-    REPAIR_VERSION,
     SYSTEM_PROMPT,
     describer_label,
-    parse_answer,
+    description_or_error,
+    previous_answer_json,
+    prompt_versions,
     render_prompt,
     render_repair_prompt,
+    snippet,
 )
 from medtrinity.errors import StageError, UserError
 from medtrinity.records import Check, Description, Sample
@@ -43,7 +44,7 @@ BACKEND = "openai"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 POOL_SIZE = 8  # connections per HTTP client: httpcore's pool bookkeeping grows ~quadratically with its size
 MAX_RETRY_AFTER_S = 300.0  # a longer Retry-After is cut to this, so a record never waits forever
-_SNIPPET = 160
+_snippet = partial(snippet, limit=160)  # a server's error page is shown a little longer than a model's answer
 
 
 @dataclass
@@ -78,11 +79,6 @@ def retry_after_seconds(value: str | None) -> float | None:
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff (base·2^(attempt-1), at most `cap`) with jitter in [50%, 100%] of it."""
     return min(cap, base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-
-
-def _snippet(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _SNIPPET else flat[:_SNIPPET] + "…"
 
 
 def _reply_from_json(data: Any) -> Reply:
@@ -159,12 +155,7 @@ class OpenAICompatDescriber:
         self.structured_output: bool | None = None  # None: not known yet; False: the server refused it
         key = os.environ.get(api_key_env, "")
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
-        if cache_dir is None:
-            self.cache = None
-        else:
-            from medtrinity.describe.cache import RequestCache
-
-            self.cache = RequestCache(cache_dir)
+        self.cache = open_cache(cache_dir)
 
     def __repr__(self) -> str:  # never shows the headers (the key)
         return f"OpenAICompatDescriber(model={self.model!r}, base_url={self.base_url!r})"
@@ -183,12 +174,12 @@ class OpenAICompatDescriber:
 
     def describe_batch(self, samples: list[Sample]) -> list[Description | BaseException]:
         """One Description per sample, or the StageError that sample failed with (in order)."""
-        jobs = [_Job(partial(self._first_messages, sample), PROMPT_VERSION) for sample in samples]
+        jobs = [_Job(partial(self._first_messages, sample), prompt_versions()) for sample in samples]
         return self._answers(jobs, describer_label(BACKEND, self.model))
 
     def repair_batch(self, items: list[tuple[Sample, list[Check]]]) -> list[Description | BaseException]:
         """Ask once more for each sample, naming its failed checks after the model's own first answer."""
-        jobs = [_Job(partial(self._repair_messages, sample, failed), f"{PROMPT_VERSION}+{REPAIR_VERSION}")
+        jobs = [_Job(partial(self._repair_messages, sample, failed), prompt_versions(repaired=True))
                 for sample, failed in items]
         return self._answers(jobs, describer_label(BACKEND, self.model, repaired=True))
 
@@ -212,11 +203,8 @@ class OpenAICompatDescriber:
         ]
 
     def _repair_messages(self, sample: Sample, failed: list[Check]) -> list[dict[str, Any]]:
-        previous = {"modality": sample.attributes.modality, "structures": sample.attributes.structures,
-                    "roi": sample.attributes.roi, "texture": sample.attributes.texture,
-                    "local_global": sample.attributes.local_global, "description": sample.description}
         return self._first_messages(sample) + [
-            {"role": "assistant", "content": json.dumps({k: previous[k] for k in ANSWER_FIELDS})},
+            {"role": "assistant", "content": previous_answer_json(sample)},
             {"role": "user", "content": render_repair_prompt(failed)},
         ]
 
@@ -225,16 +213,7 @@ class OpenAICompatDescriber:
         for reply in replies:
             if isinstance(reply, UserError):  # a wrong key, URL or model: no record can succeed
                 raise reply
-        results: list[Description | BaseException] = []
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                results.append(reply)
-                continue
-            try:
-                results.append(parse_answer(reply.content, reply.finish_reason).to_description(label))
-            except StageError as err:
-                results.append(err)
-        return results
+        return [reply if isinstance(reply, BaseException) else description_or_error(reply, label) for reply in replies]
 
     async def _run_jobs(self, jobs: list[_Job]) -> list[Reply | BaseException]:
         import httpx
@@ -266,17 +245,15 @@ class OpenAICompatDescriber:
             return list(await asyncio.gather(*(run(job) for job in jobs), return_exceptions=True))
 
     def _key(self, job: _Job, messages: list[dict[str, Any]]) -> str:
-        from medtrinity.describe.cache import request_key
-
         inputs = {"messages": messages, "max_tokens": self.max_tokens, "temperature": self.temperature}
         return request_key(BACKEND, self.model, job.prompt_version, inputs)
 
     async def _cached_call(self, client, job: _Job, inflight: dict[str, asyncio.Future] | None = None) -> Reply:
         messages = job.build()  # may raise StageError (no pixels): that record's result
         key = self._key(job, messages) if self.cache is not None else None
-        if key is not None and (hit := self.cache.get(key)) is not None:
+        if key is not None and (hit := self.cache.get_reply(key)) is not None:
             self.usage.cache_hits += 1
-            return Reply(hit.answer, hit.finish_reason, hit.prompt_tokens, hit.completion_tokens)
+            return hit
         if key is not None and inflight is not None:
             if key in inflight:  # the same request is already on its way: wait for its answer, pay once
                 self.usage.cache_hits += 1
@@ -294,12 +271,9 @@ class OpenAICompatDescriber:
 
     async def _paid_call(self, client, job: _Job, messages: list[dict[str, Any]], key: str | None) -> Reply:
         reply = await self._call_with_retries(client, messages)
-        self.usage.prompt_tokens += reply.prompt_tokens
-        self.usage.completion_tokens += reply.completion_tokens
+        self.usage.add_tokens(reply)
         if key is not None:
-            self.cache.put(key, backend=BACKEND, model=self.model, prompt_version=job.prompt_version,
-                           answer=reply.content, finish_reason=reply.finish_reason,
-                           prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+            self.cache.put_reply(key, reply, backend=BACKEND, model=self.model, prompt_version=job.prompt_version)
         return reply
 
     def _body(self, messages: list[dict[str, Any]]) -> dict[str, Any]:

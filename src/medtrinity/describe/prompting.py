@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
+from medtrinity.describe.base import Reply
 from medtrinity.errors import StageError
 from medtrinity.records import ATTRIBUTE_NAMES, Attributes, Check, Description, Sample
 
@@ -55,10 +56,14 @@ class Answer:
         return Description(attributes=self.attributes, text=self.text, describer=describer)
 
 
+def prompt_versions(repaired: bool = False) -> str:
+    """The prompt version(s) behind an answer: 'multigranular-v1', or 'multigranular-v1+repair-v1' after a repair."""
+    return f"{PROMPT_VERSION}+{REPAIR_VERSION}" if repaired else PROMPT_VERSION
+
+
 def describer_label(backend: str, model: str, repaired: bool = False) -> str:
     """The record's `describer`: backend, model and prompt version(s), e.g. 'openai:gpt-4o prompt=multigranular-v1'."""
-    label = f"{backend}:{model} prompt={PROMPT_VERSION}"
-    return label + f"+{REPAIR_VERSION}" if repaired else label
+    return f"{backend}:{model} prompt={prompt_versions(repaired)}"
 
 
 # ---------------------------------------------------------------- rendering
@@ -106,10 +111,16 @@ def render_repair_prompt(failed: list[Check]) -> str:
     return _template(REPAIR_VERSION).render(failed=failed).strip()
 
 
+def previous_answer_json(sample: Sample) -> str:
+    """The sample's current description as the model's own JSON answer: the assistant turn of a repair."""
+    return json.dumps({**asdict(sample.attributes), "description": sample.description})
+
+
 # ---------------------------------------------------------------- parsing
-def _snippet(text: str) -> str:
+def snippet(text: str, limit: int = _SNIPPET) -> str:
+    """`text` on one line, cut to `limit` characters: enough of an answer to show in a quarantine reason."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= _SNIPPET else flat[:_SNIPPET] + "…"
+    return flat if len(flat) <= limit else flat[:limit] + "…"
 
 
 def _json_objects(text: str):
@@ -162,7 +173,7 @@ def parse_answer(text: str | None, finish_reason: str | None = None) -> Answer:
     if text is None or not text.strip():
         raise StageError("answer is empty: the model returned no text")
     if finish_reason == "length":
-        raise StageError(f"answer is truncated: the model hit its token limit after {_snippet(text)!r}")
+        raise StageError(f"answer is truncated: the model hit its token limit after {snippet(text)!r}")
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     objects = [obj for candidate in candidates for obj in _json_objects(candidate)]
     for obj in objects:
@@ -170,5 +181,13 @@ def parse_answer(text: str | None, finish_reason: str | None = None) -> Answer:
         if answer is not None:
             return answer
     if objects:
-        raise StageError(f"answer is not JSON with a description: {_snippet(text)!r}")
-    raise StageError(f"answer is not JSON: {_snippet(text)!r}")
+        raise StageError(f"answer is not JSON with a description: {snippet(text)!r}")
+    raise StageError(f"answer is not JSON: {snippet(text)!r}")
+
+
+def description_or_error(reply: Reply, label: str) -> Description | StageError:
+    """The Description in a model's reply, or the StageError saying why there is none (the record's result)."""
+    try:
+        return parse_answer(reply.content, reply.finish_reason).to_description(label)
+    except StageError as error:
+        return error

@@ -11,22 +11,23 @@ record's quarantine reason), never a crash. torch and transformers are imported 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from medtrinity.describe.base import Reply, Usage, register_describer
+from medtrinity.describe.cache import open_cache, request_key
 from medtrinity.describe.prompting import (
     PROMPT_VERSION,
-    REPAIR_VERSION,
     SYSTEM_PROMPT,
     describer_label,
-    parse_answer,
+    description_or_error,
+    previous_answer_json,
+    prompt_versions,
     render_prompt,
     render_repair_prompt,
 )
@@ -133,11 +134,7 @@ class TransformersDescriber:
         self.batch_size = int(batch_size)
         self.overlay = bool(overlay)
         self.usage = Usage()
-        self.cache = None
-        if cache_dir is not None:
-            from medtrinity.describe.cache import RequestCache
-
-            self.cache = RequestCache(cache_dir)
+        self.cache = open_cache(cache_dir)
         self._load(device, dtype)
 
     def _load(self, device: str | None, dtype: str | None) -> None:
@@ -210,17 +207,14 @@ class TransformersDescriber:
         user = [{"type": "image"}, {"type": "text", "text": render_prompt(sample, overlay=self.overlay)}]
         messages = [{"role": "user", "content": user}]
         if failed:
-            previous = {**asdict(sample.attributes), "description": sample.description}
             messages += [
-                {"role": "assistant", "content": [{"type": "text", "text": json.dumps(previous)}]},
+                {"role": "assistant", "content": [{"type": "text", "text": previous_answer_json(sample)}]},
                 {"role": "user", "content": [{"type": "text", "text": render_repair_prompt(failed)}]},
             ]
         key = self._key(messages, image)
         return _Request(messages=messages, image=image, key=key, repaired=bool(failed))
 
     def _key(self, messages: list[dict[str, Any]], image: Any) -> str:
-        from medtrinity.describe.cache import request_key
-
         inputs = {
             "messages": messages, "system": SYSTEM_PROMPT, "image_sha256": hashlib.sha256(image.tobytes()).hexdigest(),
             "image_size": list(image.size), "generation": {"max_new_tokens": self.max_new_tokens, "greedy": True},
@@ -255,10 +249,10 @@ class TransformersDescriber:
             if isinstance(request, Exception):
                 results[index] = request
                 continue
-            cached = self.cache.get(request.key) if self.cache is not None else None
+            cached = self.cache.get_reply(request.key) if self.cache is not None else None
             if cached is not None:
                 self.usage.cache_hits += 1
-                results[index] = self._description(cached.answer, cached.finish_reason, request.repaired)
+                results[index] = self._description(cached, request.repaired)
             else:
                 pending.append((index, request))
         for start in range(0, len(pending), self.batch_size):
@@ -268,7 +262,7 @@ class TransformersDescriber:
                     results[index] = reply
                     continue
                 self._record(request, reply)
-                results[index] = self._description(reply.content, reply.finish_reason, request.repaired)
+                results[index] = self._description(reply, request.repaired)
         return results  # type: ignore[return-value]
 
     def _generate_resilient(self, requests: list[_Request]) -> list[Reply | Exception]:
@@ -309,24 +303,16 @@ class TransformersDescriber:
 
     def _record(self, request: _Request, reply: Reply) -> None:
         self.usage.requests += 1
-        self.usage.prompt_tokens += reply.prompt_tokens
-        self.usage.completion_tokens += reply.completion_tokens
+        self.usage.add_tokens(reply)
         if self.cache is not None:
-            self.cache.put(
-                request.key, backend=BACKEND, model=self.model_name,
-                prompt_version=f"{PROMPT_VERSION}+{REPAIR_VERSION}" if request.repaired else PROMPT_VERSION,
-                answer=reply.content, finish_reason=reply.finish_reason,
-                prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-            )
+            self.cache.put_reply(request.key, reply, backend=BACKEND, model=self.model_name,
+                                 prompt_version=prompt_versions(request.repaired))
 
-    def _description(self, text: str, finish_reason: str | None, repaired: bool) -> Description | StageError:
-        try:
-            answer = parse_answer(text, finish_reason)
-        except StageError as error:
-            if finish_reason == "length":
-                return StageError(f"{error} (max_new_tokens={self.max_new_tokens})")
-            return error
-        return answer.to_description(describer_label(BACKEND, self.model_name, repaired=repaired))
+    def _description(self, reply: Reply, repaired: bool) -> Description | StageError:
+        result = description_or_error(reply, describer_label(BACKEND, self.model_name, repaired=repaired))
+        if isinstance(result, StageError) and reply.finish_reason == "length":
+            return StageError(f"{result} (max_new_tokens={self.max_new_tokens})")
+        return result
 
 
 def _raise_or_return(result: Description | Exception) -> Description:

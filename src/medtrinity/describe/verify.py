@@ -17,6 +17,7 @@ from medtrinity.describe.vocabulary import (
     NUMBER_WORDS,
     ORGAN_WORD_PATTERN,
     PAIRED_STRUCTURE_PATTERN,
+    alternation,
     canonical_organ,
     modalities_named,
     organ_group,
@@ -32,17 +33,13 @@ _BACKGROUND = re.compile(r"Background:.*?\[[A-Za-z0-9][\w.:/-]*\]\.?", re.DOTALL
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def _alternatives(words: tuple[str, ...] | list[str]) -> str:
-    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-
-
 # A position word is never part of a longer hyphenated word ("middle" in "lower-middle").
 _POSITION = re.compile(
-    rf"(?<![\w-])({_alternatives(VERTICAL_WORDS)})\s+({_alternatives(HORIZONTAL_WORDS)})(?![\w-])", re.IGNORECASE
+    rf"(?<![\w-])({alternation(VERTICAL_WORDS)})\s+({alternation(HORIZONTAL_WORDS)})(?![\w-])", re.IGNORECASE
 )
 _PERCENT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:%|percent\b|per\s+cent\b)", re.IGNORECASE)
 _COUNT = re.compile(
-    rf"(?<![\w.-])(\d+|{_alternatives(list(NUMBER_WORDS))})\s+"
+    rf"(?<![\w.-])(\d+|{alternation(NUMBER_WORDS)})\s+"
     r"(?:(?:distinct|separate|annotated|marked|localised|localized)\s+)?"
     r"(?:regions?\s+of\s+interest|ROIs?|regions?)\b",
     re.IGNORECASE,

@@ -7,6 +7,13 @@ whatever grounded writes is something verify can check.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+
+
+def alternation(words: Iterable[str]) -> str:
+    """A regex alternation of `words`, longest first, so a phrase wins over a shorter word it starts with."""
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
 
 # ---------------------------------------------------------------- modalities
 # How a describer names each modality in text. Each name contains a phrase that MODALITY_PATTERNS reads back.
@@ -152,7 +159,7 @@ ORGANS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "blood": (None, ("blood", "blood smear")),
 }
 _ORGAN_BY_WORD: dict[str, str] = {word: organ for organ, (_, words) in ORGANS.items() for word in words}
-ORGAN_WORD_PATTERN = "|".join(sorted((re.escape(w) for w in _ORGAN_BY_WORD), key=len, reverse=True))
+ORGAN_WORD_PATTERN = alternation(_ORGAN_BY_WORD)
 
 
 def canonical_organ(word: str | None) -> str | None:
@@ -174,7 +181,7 @@ PAIRED_STRUCTURES = (
     "lung", "lungs", "kidney", "breast", "adrenal", "adrenal gland", "ovary", "hemithorax", "hemisphere",
     "cerebral hemisphere", "upper lobe", "middle lobe", "lower lobe", "hilum", "pleural effusion",
 )
-PAIRED_STRUCTURE_PATTERN = "|".join(sorted((re.escape(w) for w in PAIRED_STRUCTURES), key=len, reverse=True))
+PAIRED_STRUCTURE_PATTERN = alternation(PAIRED_STRUCTURES)
 # The centre band of the image (normalised x in [0.4, 0.6)) is the "center" horizontal word: no side.
 HORIZONTAL_SIDE: dict[str, str | None] = {
     "left": "left", "left-center": "left", "center": None, "right-center": "right", "right": "right",

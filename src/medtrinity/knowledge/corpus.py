@@ -51,8 +51,8 @@ class LoadReport:
 class _FileTally:
     """Skips within one file, so the file gets one warning with a few examples instead of one per line."""
 
-    def __init__(self, path: Path, report: LoadReport) -> None:
-        self.path, self.report = path, report
+    def __init__(self, path: Path, report: LoadReport | None) -> None:
+        self.path, self.report = path, report if report is not None else LoadReport()
         self.skipped = 0  # malformed items only: the ones a warning is about
         self.examples: list[str] = []
 
@@ -125,7 +125,7 @@ def _medrag_source(path: Path) -> str:
 
 def read_medrag(path: str | Path, report: LoadReport | None = None) -> Iterator[Passage]:
     """MedRAG chunks: `content` is the chunk, `contents` the title and chunk joined (used when content is absent)."""
-    path, report = Path(path), report if report is not None else LoadReport()
+    path = Path(path)
     tally, source = _FileTally(path, report), _medrag_source(path)
     for number, item in _json_lines(path, tally):
         pid, title = item.get("id"), _clean(item.get("title"))
@@ -141,7 +141,7 @@ def read_medrag(path: str | Path, report: LoadReport | None = None) -> Iterator[
 
 def read_jsonl(path: str | Path, report: LoadReport | None = None) -> Iterator[Passage]:
     """Plain passages `{"id", "title", "text"}` (an optional `source` is kept), one JSON object a line."""
-    path, report = Path(path), report if report is not None else LoadReport()
+    path = Path(path)
     tally = _FileTally(path, report)
     for number, item in _json_lines(path, tally):
         pid, title, text = item.get("id"), item.get("title", ""), _clean(item.get("text"))
@@ -192,7 +192,7 @@ def read_pubmed(path: str | Path, report: LoadReport | None = None) -> Iterator[
     """
     import xml.etree.ElementTree as ET
 
-    path, report = Path(path), report if report is not None else LoadReport()
+    path = Path(path)
     tally = _FileTally(path, report)
     number = 0
     try:
@@ -277,7 +277,7 @@ def read_obo(path: str | Path, report: LoadReport | None = None) -> Iterator[Pas
 
     Obsolete terms and terms without a `def:` are skipped and counted, as are malformed stanzas.
     """
-    path, report = Path(path), report if report is not None else LoadReport()
+    path = Path(path)
     tally = _FileTally(path, report)
     source = _stem(path)
     with _open_text(path) as lines:
@@ -308,7 +308,7 @@ def read_markdown(path: str | Path, report: LoadReport | None = None, root: Path
 
     Text before the first heading is a section titled by the file name; headings inside code fences are text.
     """
-    path, report = Path(path), report if report is not None else LoadReport()
+    path = Path(path)
     tally = _FileTally(path, report)
     name = path.relative_to(root).with_suffix("").as_posix() if root else path.stem
     sections: list[tuple[str, list[str]]] = [(path.stem.replace("_", " ").replace("-", " "), [])]

@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from medtrinity.knowledge.index import KnowledgeIndex, default_index, load_index
+from medtrinity.knowledge.index import QUERY_CACHE_SIZE, KnowledgeIndex, default_index, load_index
 from medtrinity.records import Passage
 
 RRF_K = 60
 FUSION_DEPTH = 50  # how deep each ranking is read before fusing
-QUERY_CACHE_SIZE = 4096
 
 
 class IdRetriever(Protocol):
