@@ -21,6 +21,20 @@ MODALITIES = (
 HORIZONTAL_WORDS = ("left", "left-center", "center", "right-center", "right")
 VERTICAL_WORDS = ("top", "upper-middle", "middle", "lower-middle", "bottom")
 ATTRIBUTE_NAMES = ("modality", "structures", "roi", "texture", "local_global")
+# What a label means (declared per recipe, `sources/label_kinds.py`); a describer calls only "finding" a finding.
+LABEL_KINDS = (
+    "finding",  # an abnormality the source records ("pneumothorax", "polyp", "renal tumor")
+    "uncertain",  # a finding the source marks as uncertain ("Pneumonia (uncertain)")
+    "negative",  # a finding the source says is absent ("no pneumothorax")
+    "normal",  # the source calls the image normal ("No Finding", "normal")
+    "anatomy",  # a normal structure ("kidney", "left lung", "lung field")
+    "tissue",  # a tissue class of a pathology tile ("adipose tissue", "debris", "background")
+    "stain",  # how a slide was stained ("IHC (DAB) stain")
+    "study",  # what kind of examination it is ("whole-body bone scan")
+    "device",  # lines, tubes and implants ("Support Devices")
+    "region",  # a region an expert outlined by its appearance, claiming no diagnosis ("foreground", "focal region")
+    "label",  # a label whose meaning the recipe does not declare: never called a finding
+)
 
 
 def sample_id(source: str, file: str, slice_index: int | None = None, frame: int | None = None) -> str:
@@ -38,6 +52,8 @@ class Origin:
     spacing: list[float] | None = None
     orientation: str | None = None
     intensity: str | None = None
+    # "left"/"right": the image side that shows the patient's left, where the source's orientation says so.
+    patient_left_on_image: str | None = None
 
 
 @dataclass
@@ -55,6 +71,7 @@ class ROI:
     area_ratio: float  # percent of the image, one decimal
     mask: dict | None = None  # COCO RLE {"size": [h, w], "counts": str}
     score: float | None = None
+    kind: str = "label"  # one of LABEL_KINDS: what the label means
 
 
 @dataclass
@@ -82,10 +99,32 @@ class Check:
 
 
 @dataclass
+class Claim:
+    """One statement of a description, with the record field it rests on, so it can be checked on its own.
+
+    attribute: which of ATTRIBUTE_NAMES the sentence belongs to, or "knowledge" for a quoted passage.
+    kind: what is claimed ("modality", "organ", "finding", "position", "area", "brightness", …; the grounded
+        describer's kinds are listed in docs/TRUTHFULNESS.md).
+    subject: index into `rois` of the ROI the claim is about, or None for the whole image.
+    value: the stated value, as the record holds it ("MRI", "upper-middle left", "0.6", "mt-liver-003").
+    evidence: the field the value comes from ("modality", "rois[0].position", "labels[1]", "knowledge[0]").
+    text: the sentence (or clause) that states it.
+    """
+
+    attribute: str
+    kind: str
+    value: str
+    evidence: str
+    text: str
+    subject: int | None = None
+
+
+@dataclass
 class Description:
     attributes: Attributes
     text: str
     describer: str
+    claims: list[Claim] = field(default_factory=list)
 
 
 @dataclass
@@ -97,6 +136,7 @@ class Region:
     mask: np.ndarray | None = None  # bool HxW
     bbox: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 (x1/y1 exclusive)
     score: float | None = None
+    kind: str | None = None  # LABEL_KINDS; None: the record's label_kinds decide (an expert states its own)
 
 
 @dataclass
@@ -109,6 +149,7 @@ class Sample:
     organ: str | None = None
     disease: str | None = None
     labels: list[str] = field(default_factory=list)
+    label_kinds: dict[str, str] = field(default_factory=dict)  # label (of `labels` and of ROIs) -> LABEL_KINDS
     reference_text: str | None = None
     width: int = 0
     height: int = 0
@@ -119,11 +160,13 @@ class Sample:
     attributes: Attributes = field(default_factory=Attributes)
     describer: str = ""
     checks: list[Check] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
     image_bytes: bytes | None = None  # PNG of `pixels`, made when the record is written
     # transient: never written
     pixels: np.ndarray | None = None  # uint8, HxW (gray) or HxWx3 (RGB): the image as seen by the describer
     regions: list[Region] = field(default_factory=list)
-    patient_left_on_image: str | None = None  # "left"/"right" image side showing the patient's left, if known
+    # "left"/"right": the image side showing the patient's left, if known; written as origin.patient_left_on_image
+    patient_left_on_image: str | None = None
     expert: str | None = None  # expert to run when the source gives no region
     item: Any = None  # the SourceItem this sample was read from
 
@@ -139,6 +182,7 @@ _ROI = pa.struct([
     ("score", pa.float32()),
     ("position", _POSITION),
     ("area_ratio", pa.float64()),  # float64 so 0.6 reads back as 0.6
+    ("kind", pa.string()),
 ])
 _ORIGIN = pa.struct([
     ("file", pa.string()),
@@ -148,10 +192,20 @@ _ORIGIN = pa.struct([
     ("spacing", pa.list_(pa.float64())),
     ("orientation", pa.string()),
     ("intensity", pa.string()),
+    ("patient_left_on_image", pa.string()),
 ])
 _PASSAGE = pa.struct([("id", pa.string()), ("title", pa.string()), ("text", pa.string()), ("score", pa.float32())])
 _ATTRIBUTES = pa.struct([(name, pa.string()) for name in ATTRIBUTE_NAMES])
 _CHECK = pa.struct([("name", pa.string()), ("ok", pa.bool_()), ("detail", pa.string())])
+_CLAIM = pa.struct([
+    ("attribute", pa.string()),
+    ("kind", pa.string()),
+    ("subject", pa.int32()),
+    ("value", pa.string()),
+    ("evidence", pa.string()),
+    ("text", pa.string()),
+])
+_LABEL_KIND = pa.struct([("label", pa.string()), ("kind", pa.string())])
 # The same struct as Hugging Face's `Image` feature, so `datasets` decodes the column as images.
 IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
@@ -167,6 +221,7 @@ SCHEMA = pa.schema(
         ("organ", pa.string()),
         ("disease", pa.string()),
         ("labels", pa.list_(pa.string())),
+        ("label_kinds", pa.list_(_LABEL_KIND)),
         ("origin", _ORIGIN),
         ("rois", pa.list_(_ROI)),
         ("coarse_caption", pa.string()),
@@ -176,6 +231,7 @@ SCHEMA = pa.schema(
         ("reference_text", pa.string()),
         ("describer", pa.string()),
         ("checks", pa.list_(_CHECK)),
+        ("claims", pa.list_(_CLAIM)),
     ],
     # Only the image column needs a hint; `datasets` infers the rest from the Arrow types.
     metadata={b"huggingface": json.dumps({"info": {"features": {"image": {"_type": "Image"}}}}).encode()},
@@ -204,7 +260,8 @@ def sample_to_row(sample: Sample) -> dict[str, Any]:
         "organ": sample.organ,
         "disease": sample.disease,
         "labels": list(sample.labels),
-        "origin": asdict(sample.origin),
+        "label_kinds": [{"label": label, "kind": kind} for label, kind in sample.label_kinds.items()],
+        "origin": asdict(sample.origin) | {"patient_left_on_image": sample.patient_left_on_image},
         "rois": [asdict(roi) for roi in sample.rois],
         "coarse_caption": sample.coarse_caption,
         "knowledge": [asdict(p) for p in sample.knowledge],
@@ -213,6 +270,7 @@ def sample_to_row(sample: Sample) -> dict[str, Any]:
         "reference_text": sample.reference_text,
         "describer": sample.describer,
         "checks": [asdict(c) for c in sample.checks],
+        "claims": [asdict(c) for c in sample.claims],
     }
 
 
@@ -221,17 +279,21 @@ def row_to_sample(row: dict[str, Any]) -> Sample:
     rois = [
         ROI(
             bbox=list(r["bbox"]), label=r["label"], source=r["source"], position=Position(**r["position"]),
-            area_ratio=r["area_ratio"], mask=r["mask"], score=r["score"],
+            area_ratio=r["area_ratio"], mask=r["mask"], score=r["score"], kind=r.get("kind") or "label",
         )
         for r in row["rois"]
     ]
+    origin = Origin(**row["origin"])
     return Sample(
-        id=row["id"], source=row["source"], split=row["split"], origin=Origin(**row["origin"]),
+        id=row["id"], source=row["source"], split=row["split"], origin=origin,
         modality=row["modality"], organ=row["organ"], disease=row["disease"], labels=list(row["labels"]),
+        label_kinds={k["label"]: k["kind"] for k in row.get("label_kinds") or []},
+        patient_left_on_image=origin.patient_left_on_image,
         reference_text=row["reference_text"], width=row["width"], height=row["height"], rois=rois,
         coarse_caption=row["coarse_caption"], knowledge=[Passage(**p) for p in row["knowledge"]],
         description=row["description"], attributes=Attributes(**row["attributes"]), describer=row["describer"],
-        checks=[Check(**c) for c in row["checks"]], image_bytes=row["image"]["bytes"],
+        checks=[Check(**c) for c in row["checks"]], claims=[Claim(**c) for c in row.get("claims") or []],
+        image_bytes=row["image"]["bytes"],
     )
 
 

@@ -144,8 +144,8 @@ def describer_options(config: BuildConfig) -> dict:
 
 
 def _apply(sample: Sample, description: Description) -> Sample:
-    sample.attributes, sample.description, sample.describer = (
-        description.attributes, description.text, description.describer,
+    sample.attributes, sample.description, sample.describer, sample.claims = (
+        description.attributes, description.text, description.describer, description.claims,
     )
     return sample
 
