@@ -25,6 +25,7 @@ ATTRIBUTE_NAMES = ("modality", "structures", "roi", "texture", "local_global")
 LABEL_KINDS = (
     "finding",  # an abnormality the source records ("pneumothorax", "polyp", "renal tumor")
     "uncertain",  # a finding the source marks as uncertain ("Pneumonia (uncertain)")
+    "case",  # a finding recorded for the whole case or volume, not located on this image (a KiTS tumour-free slice)
     "negative",  # a finding the source says is absent ("no pneumothorax")
     "normal",  # the source calls the image normal ("No Finding", "normal")
     "anatomy",  # a normal structure ("kidney", "left lung", "lung field")
