@@ -2,8 +2,12 @@
 
 A chat-completions server on 127.0.0.1 answers every request after exactly LATENCY seconds (asyncio, so
 it never limits concurrency itself). The describer sends N requests at concurrency C; the ideal rate is
-C / LATENCY, and the ratio measured / ideal shows the client's own overhead (prompt rendering, PNG + base64
+C / LATENCY, and the ratio measured / ideal shows the client's own overhead (prompt rendering, image
 encoding, HTTP, parsing). No cache, so every record is a real request.
+
+It also prints the bytes one request carries for a real fundus photograph stored as a JPEG (scikit-image's
+retina, 1411x1411): as a full-size PNG data URL (the client before issue 17), as the stored JPEG bytes, and
+as the JPEG resized to the default --max-image-side of 1024.
 
     .venv/bin/python bench/describer.py                 # concurrency 8, 32, 128; 200 ms latency
     .venv/bin/python bench/describer.py --latency 0.5 --concurrency 16 64 --waves 4
@@ -14,8 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import tempfile
 import threading
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -34,7 +41,8 @@ def _response(body: bytes) -> bytes:
     return head.encode() + body
 
 
-async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, latency: float) -> None:
+async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, latency: float,
+                            body_sizes: list[int]) -> None:
     reply = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER},
                                      "finish_reason": "stop"}],
                         "usage": {"prompt_tokens": 500, "completion_tokens": 60}}).encode()
@@ -44,6 +52,7 @@ async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
             length = next((int(line.split(b":", 1)[1]) for line in header.split(b"\r\n")
                            if line.lower().startswith(b"content-length:")), 0)
             await reader.readexactly(length)
+            body_sizes.append(length)
             await asyncio.sleep(latency)
             writer.write(_response(reply))
             await writer.drain()
@@ -58,6 +67,7 @@ class FixedLatencyServer:
 
     def __init__(self, latency: float) -> None:
         self.latency = latency
+        self.body_sizes: list[int] = []  # bytes of each request body received
         self.loop = asyncio.new_event_loop()
         self.port = 0
         ready = threading.Event()
@@ -65,7 +75,7 @@ class FixedLatencyServer:
         def run() -> None:
             asyncio.set_event_loop(self.loop)
             server = self.loop.run_until_complete(asyncio.start_server(
-                lambda r, w: _serve_connection(r, w, latency), "127.0.0.1", 0, backlog=1024))
+                lambda r, w: _serve_connection(r, w, latency, self.body_sizes), "127.0.0.1", 0, backlog=1024))
             self.port = server.sockets[0].getsockname()[1]
             ready.set()
             self.loop.run_forever()
@@ -109,6 +119,37 @@ def measure(url: str, concurrency: int, waves: int, latency: float) -> dict:
             "requests_per_s": round(rate, 1), "ideal_per_s": round(ideal, 1), "ratio": round(rate / ideal, 3)}
 
 
+def fundus_sample(folder: Path, stored_as_jpeg: bool) -> Sample:
+    """scikit-image's retina photograph (1411x1411 RGB), stored as a JPEG file; `stored_as_jpeg` False: a sample
+    the client can only encode from its pixels (as it did for every image before issue 17)."""
+    from PIL import Image
+    from skimage import data
+
+    path = folder / "retina.jpg"
+    if not path.exists():
+        Image.fromarray(data.retina()).save(path, quality=90)
+    pixels = np.asarray(Image.open(path))
+    roi = ROI(bbox=[600, 500, 800, 700], label="optic disc", source="annotation", position=Position("center", "middle"),
+              area_ratio=2.0)
+    return Sample(id="retina", source="bench", origin=Origin(file="retina.jpg", intensity="8-bit RGB as stored"),
+                  modality="Fundus photography", organ="eye", width=pixels.shape[1], height=pixels.shape[0],
+                  pixels=pixels, rois=[roi], item=SimpleNamespace(path=path, frame=None) if stored_as_jpeg else None)
+
+
+def bytes_per_request(server: FixedLatencyServer) -> list[tuple[str, int]]:
+    """Request body bytes for one fundus JPEG, sent the old way and the new ways."""
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        cases = [("full-size PNG (before)", False, 0), ("stored JPEG, --max-image-side 0", True, 0),
+                 ("stored JPEG resized, --max-image-side 1024", True, 1024)]
+        for label, stored, side in cases:
+            describer = get_describer("openai", model="bench", base_url=server.url, max_image_side=side, timeout=60)
+            before = len(server.body_sizes)
+            describer.describe_batch([fundus_sample(Path(folder), stored)])
+            rows.append((label, sum(server.body_sizes[before:])))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2, help="server latency in seconds (default 0.2)")
@@ -122,6 +163,9 @@ def main() -> None:
             row = measure(server.url, concurrency, args.waves, args.latency)
             print(f"{row['concurrency']:>11} {row['requests']:>8} {row['requests_per_s']:>8} "
                   f"{row['ideal_per_s']:>8} {row['ratio']:>6}" + (f"  ({row['failed']} failed)" if row["failed"] else ""))
+        print("\nbytes per request, a 1411x1411 fundus photograph stored as JPEG:")
+        for label, size in bytes_per_request(server):
+            print(f"  {label:<44} {size:>10,}")
     finally:
         server.stop()
 

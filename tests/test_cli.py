@@ -118,3 +118,19 @@ def test_recipe_option_mistakes_and_undecodable_files(tmp_path):
     assert_one_line_error(run("build", str(binary)), "not valid UTF-8 YAML")
     assert_one_line_error(run("build", "--source", f"{binary}:{tmp_path}", "--out", str(tmp_path / "o")),
                           "not valid UTF-8 YAML")
+
+
+def test_demo_refuses_an_existing_build_without_overwrite(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    Image.new("L", (16, 16)).save(tmp_path / "images" / "a.png")
+    Image.new("L", (16, 16)).save(tmp_path / "masks" / "a.png")
+    out = tmp_path / "o"
+    assert run("build", "--source", f"{_recipe(tmp_path)}:{tmp_path}", "--out", str(out)).returncode == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert_one_line_error(run("demo", "--out", str(out)),
+                          f"{out} already holds a build; pass --overwrite to replace it, or give another --out")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert "--overwrite" in run("demo", "--help").stdout

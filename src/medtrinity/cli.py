@@ -9,8 +9,13 @@ from pathlib import Path
 
 from medtrinity import __version__
 from medtrinity.describe.base import describer_names
+from medtrinity.describe.verify_cli import add_verify_command, run_verify
 from medtrinity.errors import UserError
+from medtrinity.evaluate.cli import add_eval_command, run_eval
+from medtrinity.export.cli import add_export_command, run_export
 from medtrinity.knowledge.cli import add_kb_commands, run_kb
+from medtrinity.report.cli import add_report_command, run_report
+from medtrinity.viewer.cli import add_view_command, run_view
 
 EXIT_USER_ERROR = 2
 
@@ -33,32 +38,52 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-address", dest="ray_address", metavar="ADDRESS",
                    help="with --engine ray: a running cluster (default: start Ray on this machine with --workers CPUs)")
     p.add_argument("--workers", type=int, help="worker processes (default 1)")
-    p.add_argument("--shard-size", type=int, dest="shard_size", help="records per Parquet shard (default 1000)")
+    p.add_argument("--shard-size", type=int, dest="shard_size",
+                   help="records per Parquet shard (default 1000, fewer on a small input so every worker gets work; "
+                        "--resume keeps the size the build started with)")
+    p.add_argument("--gpus-per-model", type=float, dest="gpus_per_model", metavar="N",
+                   help="with --engine ray: GPUs each model actor holds (fractions share a GPU; default none)")
     p.add_argument("--limit", type=int, help="at most N images from each source")
     p.add_argument("--on-contradiction", dest="on_contradiction", choices=["repair", "quarantine", "keep"],
                    help="a description that contradicts the record: ask the model once more naming the "
                         "contradiction, quarantine if it persists (repair, default), quarantine it, or keep it "
                         "with failed checks")
+    p.add_argument("--pixel-phi", dest="pixel_phi", choices=["redact", "quarantine", "keep"],
+                   help="text burned into the pixels (names, IDs, dates): redact it on every image, quarantine "
+                        "images that show it, or keep it (default: redact on ultrasound, secondary-capture and "
+                        "DICOM marked BurnedInAnnotation, and on recipes that declare burned-in text)")
     p.add_argument("--expert", metavar="NAME",
                    help="expert ROI locator for every source: a name, 'auto' (by modality) or 'none' (default: each recipe's)")
     p.add_argument("--expert-mode", dest="expert_mode", choices=["fill", "add"],
                    help="fill: experts only where the source has no region (default); add: beside the source's regions")
+    p.add_argument("--expert-option", dest="expert_option", action="append", metavar="KEY=VALUE",
+                   help="an option of the --expert, e.g. checkpoint=/models/sam.pth (VALUE read as YAML); repeatable")
     model = p.add_argument_group("model backends (openai, transformers)")
     model.add_argument("--model", help="model name the server serves (openai) or model folder (transformers)")
     model.add_argument("--base-url", dest="base_url",
                        help="OpenAI-compatible server, e.g. http://localhost:8000/v1 (default: api.openai.com)")
     model.add_argument("--api-key-env", dest="api_key_env", metavar="VAR",
                        help="environment variable holding the API key (default OPENAI_API_KEY; never logged)")
-    model.add_argument("--concurrency", type=int, help="requests in flight per worker (default 8)")
+    model.add_argument("--concurrency", type=int,
+                       help="requests in flight in the whole build, shared by the workers (default 8)")
     model.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=None,
                        help="send the model a copy of the image with the ROIs outlined (default: no)")
     model.add_argument("--request-timeout", type=float, dest="request_timeout",
-                       help="seconds per request before it is retried (default 120)")
+                       help="seconds per request before it is retried (default 600)")
     model.add_argument("--max-attempts", type=int, dest="max_attempts",
                        help="attempts per request before the record is quarantined (default 5)")
     model.add_argument("--max-tokens", type=int, dest="max_tokens", help="answer length limit (default 1024)")
+    model.add_argument("--structured-output", dest="structured_output",
+                       choices=["auto", "json_schema", "json_object", "none"],
+                       help="JSON output mode asked of the server (default auto: the strictest it accepts)")
+    model.add_argument("--max-image-side", type=int, dest="max_image_side", metavar="N",
+                       help="longest side, in pixels, of the image sent to the model (default 1024; 0 = full "
+                            "size); the stored image is never resized")
     p.add_argument("--resume", action="store_true", default=None, help="continue an interrupted build in --out")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace a finished build in --out")
+    p.add_argument("--retry-transient", dest="retry_transient", action="store_true", default=None,
+                   help="with --resume: also redo the records quarantined for a transient reason (model server "
+                        "unreachable, timeout, HTTP 429/5xx after every retry)")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -75,8 +100,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="build a dataset from the bundled real images (no download)",
                           description="Build a dataset from real medical images that installed packages ship.")
-    demo.add_argument("--out", default="medtrinity-demo", help="output folder (default: ./medtrinity-demo; replaced)")
+    demo.add_argument("--out", default="medtrinity-demo", help="output folder (default: ./medtrinity-demo)")
     demo.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo build in --out")
 
     build = sub.add_parser(
         "build", help="build a dataset from one or more sources",
@@ -87,6 +113,11 @@ def make_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("recipes", help="list the named recipes and the layout each expects")
     add_kb_commands(sub)
+    add_verify_command(sub)
+    add_view_command(sub)
+    add_report_command(sub)
+    add_export_command(sub)
+    add_eval_command(sub)
     return parser
 
 
@@ -111,7 +142,9 @@ def cmd_build(args) -> int:
         try:
             config = BuildConfig(sources=sources, **{k: v for k, v in flags.items() if v is not None})
         except ValidationError as err:
-            raise validation_error(err, "build") from None
+            raise validation_error(err, "build", model=BuildConfig) from None
+    if args.expert_option:
+        config = _with_expert_options(config, args.expert_option)
     manifest = run_build(config)
     print_summary(manifest, Path(config.out))
     totals = manifest["totals"]
@@ -122,19 +155,50 @@ def cmd_build(args) -> int:
     return 0
 
 
+def _with_expert_options(config, pairs: list[str]):
+    """The config with `--expert-option KEY=VALUE` pairs added to the options of its one named expert."""
+    import os
+
+    import yaml
+
+    from medtrinity.roi.experts.base import check_expert_options, named_experts
+
+    names = named_experts(config.expert) if isinstance(config.expert, str) else []
+    if len(names) != 1:
+        raise UserError("--expert-option sets an option of the --expert NAME expert: give --expert (sam, onnx, "
+                        "cellpose …) with it, or use the build config's experts: section")
+    name, options, given = names[0], dict(config.experts.get(names[0], {})), {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--expert-option '{pair}' must be KEY=VALUE, e.g. checkpoint=/models/sam.pth")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        if key.strip() in ("checkpoint", "model") and text:  # a path: the same for every worker, wherever it runs
+            value = os.path.abspath(os.path.expanduser(text))
+        given[key.strip()] = value
+    check_expert_options(name, given, "--expert-option")  # a misspelled key, named as the user wrote it
+    return config.model_copy(update={"experts": {**config.experts, name: {**options, **given}}})
+
+
 def cmd_demo(args) -> int:
     from pydantic import ValidationError
 
     from medtrinity.pipeline.config import BuildConfig, SourceSpec
     from medtrinity.pipeline.runner import run_build
+    from medtrinity.pipeline.store import ShardStore
     from medtrinity.report_console import print_examples, print_summary
     from medtrinity.yaml_files import validation_error
 
     try:
         config = BuildConfig(sources=[SourceSpec(recipe="demo", path=".")], out=args.out, workers=args.workers,
-                             overwrite=True)
+                             overwrite=args.overwrite)
     except ValidationError as err:
         raise validation_error(err, "demo") from None
+    if not args.overwrite and ShardStore(config.out).holds_build():  # the demo has no --resume: say only this
+        raise UserError(f"{config.out} already holds a build; pass --overwrite to replace it, or give another --out")
     manifest = run_build(config)
     print_summary(manifest, Path(config.out))
     print_examples(Path(config.out), n=3)
@@ -155,7 +219,9 @@ def cmd_recipes(args) -> int:
     return 0
 
 
-COMMANDS = {"build": cmd_build, "demo": cmd_demo, "recipes": cmd_recipes, "kb": run_kb}
+COMMANDS = {"build": cmd_build, "demo": cmd_demo, "recipes": cmd_recipes, "kb": run_kb, "verify": run_verify,
+            "view": run_view, "report": run_report, "export": run_export,
+            "eval": run_eval}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,6 +55,12 @@ class Origin:
     intensity: str | None = None
     # "left"/"right": the image side that shows the patient's left, where the source's orientation says so.
     patient_left_on_image: str | None = None
+    # Boxes [x0, y0, x1, y1] (x1/y1 exclusive) blacked out because text was burned in there (never the text)
+    redacted: list[list[int]] | None = None
+    # A source that is itself a compiled dataset names each image its own way: its id for the image (MedTrinity-25M's
+    # `id`) and the dataset it took the image from (its `source` column: "chexpert", "brats" …). None elsewhere.
+    source_id: str | None = None
+    source_dataset: str | None = None
 
 
 @dataclass
@@ -67,7 +73,7 @@ class Position:
 class ROI:
     bbox: list[int]  # [x0, y0, x1, y1], x1/y1 exclusive
     label: str
-    source: str  # "annotation" or "expert:<name>@<version>"
+    source: str  # "annotation", "expert:<name>@<version>" or "recovered:<name>@<version>" (found in the source's pixels)
     position: Position
     area_ratio: float  # percent of the image, one decimal
     mask: dict | None = None  # COCO RLE {"size": [h, w], "counts": str}
@@ -92,11 +98,28 @@ class Attributes:
     local_global: str = ""
 
 
+CHECK_STATUSES = ("pass", "fail", "not-verifiable")
+
+
 @dataclass
 class Check:
+    """One verification of a description against the record.
+
+    status: "pass", "fail" or "not-verifiable" (the text states something the record cannot confirm or
+    refute, e.g. the patient's side when the orientation is unknown). `ok` is False only for "fail", so a
+    check that could not be performed never quarantines a record; `status` tells it apart from a pass.
+    """
+
     name: str
     ok: bool
     detail: str
+    status: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is None:  # written before statuses existed, or made with ok alone
+            self.status = "pass" if self.ok else "fail"
+        elif self.status not in CHECK_STATUSES:
+            raise ValueError(f"check status must be one of {CHECK_STATUSES}, got {self.status!r}")
 
 
 @dataclass
@@ -194,10 +217,13 @@ _ORIGIN = pa.struct([
     ("orientation", pa.string()),
     ("intensity", pa.string()),
     ("patient_left_on_image", pa.string()),
+    ("redacted", pa.list_(pa.list_(pa.int32()))),
+    ("source_id", pa.string()),
+    ("source_dataset", pa.string()),
 ])
 _PASSAGE = pa.struct([("id", pa.string()), ("title", pa.string()), ("text", pa.string()), ("score", pa.float32())])
 _ATTRIBUTES = pa.struct([(name, pa.string()) for name in ATTRIBUTE_NAMES])
-_CHECK = pa.struct([("name", pa.string()), ("ok", pa.bool_()), ("detail", pa.string())])
+_CHECK = pa.struct([("name", pa.string()), ("ok", pa.bool_()), ("detail", pa.string()), ("status", pa.string())])
 _CLAIM = pa.struct([
     ("attribute", pa.string()),
     ("kind", pa.string()),
@@ -238,8 +264,11 @@ SCHEMA = pa.schema(
     metadata={b"huggingface": json.dumps({"info": {"features": {"image": {"_type": "Image"}}}}).encode()},
 )
 
+# transient: the record failed for a reason a later try may pass (errors.TransientError: a model server
+# unreachable, a timeout, 429/5xx after every retry); `build --resume --retry-transient` retries those records.
 QUARANTINE_SCHEMA = pa.schema(
-    [("id", pa.string()), ("source", pa.string()), ("file", pa.string()), ("stage", pa.string()), ("reason", pa.string())]
+    [("id", pa.string()), ("source", pa.string()), ("file", pa.string()), ("stage", pa.string()), ("reason", pa.string()),
+     ("transient", pa.bool_())]
 )
 
 

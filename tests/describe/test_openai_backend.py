@@ -12,10 +12,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from fixtures.chat_server import (
+    ChatServer,
+    Scripted,
+    completion,
+    prompt_text,
+    prompt_tokens,
+)
+from fixtures.image_mask import lesion_box, make_image_mask_dataset
 from PIL import Image
 
-from fixtures.chat_server import ChatServer, Scripted, completion, prompt_text
-from fixtures.image_mask import lesion_box, make_image_mask_dataset
 from medtrinity.describe.base import get_describer
 from medtrinity.errors import StageError, UserError
 from medtrinity.pipeline.config import BuildConfig
@@ -53,10 +59,19 @@ class BuildScript:
 
     def __init__(self) -> None:
         self.calls: dict[int, int] = {}
+        self.answered_tokens: list[int] = []  # prompt tokens of the answers the client received
 
     def __call__(self, body: dict, headers: dict) -> Scripted:
         text = prompt_text(body)
+        if is_probe(body):  # the preflight's test requests: the server is fine
+            return Scripted(body=completion("{", finish_reason="length", completion_tokens=1))
         case = case_of(text)
+        answer = self.answer(body, text, case)
+        if answer.status == 200 and not answer.delay:
+            self.answered_tokens.append(prompt_tokens(body))
+        return answer
+
+    def answer(self, body: dict, text: str, case: int) -> Scripted:
         self.calls[case] = n = self.calls.get(case, 0) + 1
         repair = any(m["role"] == "assistant" for m in body["messages"])
         wrong = answer_json(text, "on the right side of the image")
@@ -77,6 +92,11 @@ class BuildScript:
         if case == 7:
             return Scripted(body=completion('{"modality": "This is an ultrasound', finish_reason="length"))
         return Scripted(body=completion(answer_json(text)))
+
+
+def is_probe(body: dict) -> bool:
+    """A preflight request: the real prompt for a test image with no region, asking for one token."""
+    return body["max_tokens"] == 1 and "none were localised" in prompt_text(body)
 
 
 def read(out: Path, folder: str) -> list[dict]:
@@ -100,19 +120,28 @@ def test_build_against_a_scripted_server_ends_every_record_and_the_rerun_is_serv
             )
             return run_build(config, show_progress=False)
 
+        def build_requests() -> list[dict]:
+            return [r for r in server.requests if not is_probe(r)]
+
         manifest = build()
-        first_requests = len(server.requests)
+        first_requests = len(build_requests())
 
         assert manifest["totals"] == {"seen": 8, "written": 5, "quarantined": 3}
+        # the preflight: two probes (without and with the test image) before the build's requests
+        assert [is_probe(r) for r in server.requests[:2]] == [True, True] and len(server.requests) == 15
+        assert manifest["describer"]["structured_output"] == "json_schema"
+        assert manifest["describer"]["vision"] == f"checked: a 64x64 test image added 64 prompt tokens ({prompt_tokens(server.requests[0])} -> {prompt_tokens(server.requests[1])})"
         # 8 first calls, 3 retries (slow, 429, 500), 2 repair calls
         assert first_requests == 13 and sum(script.calls.values()) == 13
+        assert len(script.answered_tokens) == 10
         assert manifest["describer_usage"] == {
-            "requests": 13, "cache_hits": 0, "retries": 3, "prompt_tokens": 1000, "completion_tokens": 200,
+            "requests": 13, "cache_hits": 0, "retries": 3, "prompt_tokens": sum(script.answered_tokens),
+            "completion_tokens": 200, "shrunk": 0,
         }
         assert all(h["authorization"] == f"Bearer {KEY}" for h in server.headers)
         assert all(r["response_format"]["type"] == "json_schema" for r in server.requests)
         # every first request carries the image as a PNG data URL: the exact stored pixels (no overlay)
-        first = next(r for r in server.requests if case_of(prompt_text(r)) == 2)
+        first = next(r for r in build_requests() if case_of(prompt_text(r)) == 2)
         url = first["messages"][1]["content"][0]["image_url"]["url"]
         assert url.startswith("data:image/png;base64,")
         sent = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
@@ -123,8 +152,9 @@ def test_build_against_a_scripted_server_ends_every_record_and_the_rerun_is_serv
         for row in rows.values():
             assert all(c["ok"] for c in row["checks"]), row["checks"]
             assert row["attributes"]["texture"] == "The mass is hypoechoic and homogeneous with a sharp margin."
-        assert rows["images/case000.png"]["describer"] == "openai:test-model prompt=multigranular-v1+repair-v1"
-        assert rows["images/case002.png"]["describer"] == "openai:test-model prompt=multigranular-v1"
+        assert rows["images/case000.png"]["describer"] == (
+            "openai:test-model prompt=multigranular-v1+repair-v1 output=json_schema")
+        assert rows["images/case002.png"]["describer"] == "openai:test-model prompt=multigranular-v1 output=json_schema"
         assert "right side" not in rows["images/case000.png"]["description"]
 
         bad = {q["file"]: (q["stage"], q["reason"]) for q in read(out, "quarantine")}
@@ -139,7 +169,7 @@ def test_build_against_a_scripted_server_ends_every_record_and_the_rerun_is_serv
         assert bad["images/case007.png"][1].startswith("answer is truncated: the model hit its token limit")
 
         # the repair request names the contradiction after the model's own wrong answer
-        repair = next(r for r in server.requests if case_of(prompt_text(r)) == 0 and len(r["messages"]) == 4)
+        repair = next(r for r in build_requests() if case_of(prompt_text(r)) == 0 and len(r["messages"]) == 4)
         assert "on the right side of the image" in repair["messages"][2]["content"]
         assert "- side: text puts it on the image's right but mass is at top left" in repair["messages"][3]["content"]
 
@@ -148,10 +178,11 @@ def test_build_against_a_scripted_server_ends_every_record_and_the_rerun_is_serv
         assert KEY.encode() not in stored
 
         rerun = build(overwrite=True)
-        assert len(server.requests) == first_requests  # not one request more
+        assert len(build_requests()) == first_requests  # not one request more (only the preflight's two)
+        assert len(server.requests) == 15 + 2
         assert rerun["totals"] == manifest["totals"]
         assert rerun["describer_usage"] == {
-            "requests": 0, "cache_hits": 10, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0,
+            "requests": 0, "cache_hits": 10, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0, "shrunk": 0,
         }
         assert {q["file"]: (q["stage"], q["reason"]) for q in read(out, "quarantine")} == bad
 
@@ -196,19 +227,23 @@ def test_an_unreachable_server_is_a_connection_failure_per_record():
     ] * 2
 
 
-def test_a_server_without_structured_output_is_asked_again_in_plain_mode():
+def test_a_server_without_structured_output_steps_down_to_plain_mode_and_the_records_say_so():
+    # Issue 17: json_schema, then json_object with the schema, then plain text (was: straight to plain text).
     def script(body, headers):
         if "response_format" in body:
-            return Scripted(status=400, body={"error": {"message": "response_format json_schema unsupported"}})
+            kind = body["response_format"]["type"]
+            return Scripted(status=400, body={"error": {"message": f"response_format {kind} unsupported"}})
         return Scripted(body=completion(GOOD))
 
     with ChatServer(script) as server:
         describer = client(server)
         first = describer.describe(tiny_sample(0))
         second = describer.describe(tiny_sample(1))
-        assert ["response_format" in r for r in server.requests] == [True, False, False]
+        kinds = [r.get("response_format", {}).get("type") for r in server.requests]
+    assert kinds == ["json_schema", "json_object", None, None]
     assert first.text == second.text == "A CT image with one nodule."
-    assert describer.structured_output is False and describer.usage.retries == 0
+    assert first.describer == "openai:m prompt=multigranular-v1 output=none"
+    assert describer.structured_output == "none" and describer.usage.retries == 0
 
 
 def test_a_refused_key_stops_the_run_with_a_user_error_that_does_not_show_the_key(monkeypatch):

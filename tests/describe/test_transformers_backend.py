@@ -24,103 +24,15 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from fixtures.tiny_llava import ANSWER, DESCRIPTION  # noqa: E402
+from fixtures.tiny_llava import save_tiny_llava as _save_model  # noqa: E402
+
 from medtrinity.describe.base import get_describer  # noqa: E402
 from medtrinity.describe.prompting import PROMPT_VERSION, REPAIR_VERSION  # noqa: E402
 from medtrinity.describe.transformers_local import TransformersDescriber, pick_dtype  # noqa: E402
 from medtrinity.errors import StageError, UserError  # noqa: E402
 from medtrinity.records import Check, Description, Origin, Sample  # noqa: E402
 from medtrinity.roi.geometry import roi_from_mask  # noqa: E402
-
-SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>", "<image>"]
-ROLE_WORDS = "system: user: assistant:"
-DESCRIPTION = "A CT image of the liver with one bright lesion in its middle center region."
-# Whitespace-separated, so each word is one token of the WordLevel tokenizer; every word occurs once.
-ANSWER = (
-    '{"modality": "CT", "structures": "liver", "roi": "lesion", "texture": "bright", '
-    f'"local_global": "inside", "description": "{DESCRIPTION}"}}'
-)
-# Role turns in plain words; the image is one <image> token that the processor expands to 16 (4x4 patches).
-CHAT_TEMPLATE = (
-    "{% for m in messages %}{{ m['role'] }}: "
-    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
-    "{% if c['type'] == 'image' %}<image> {% else %}{{ c['text'] }} {% endif %}{% endfor %}{% endif %}"
-    "{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"
-)
-IMAGE_SIZE, PATCH = 32, 8
-HIDDEN = 64  # >= vocabulary size, so one-hot embeddings fit
-
-
-def _train_tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    trainer = trainers.WordLevelTrainer(special_tokens=SPECIAL_TOKENS)
-    tokenizer.train_from_iterator([ANSWER, ROLE_WORDS], trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-    )
-
-
-def _config(vocab: dict[str, int]):
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
-
-    vision = CLIPVisionConfig(
-        image_size=IMAGE_SIZE, patch_size=PATCH, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-        num_attention_heads=2, projection_dim=16,
-    )
-    text = LlamaConfig(
-        vocab_size=len(vocab), hidden_size=HIDDEN, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=4, max_position_embeddings=2048, pad_token_id=vocab["<pad>"], bos_token_id=vocab["<s>"],
-        eos_token_id=vocab["</s>"], tie_word_embeddings=False,
-    )
-    # "default" drops the CLS feature: 4x4 patches + 1 CLS - 1 = 16 image tokens, as the processor inserts.
-    return LlavaConfig(
-        vision_config=vision, text_config=text, image_token_index=vocab["<image>"],
-        vision_feature_select_strategy="default", vision_feature_layer=-1,
-    )
-
-
-def _script_weights(model, vocab: dict[str, int]) -> None:
-    """Greedy decoding after "assistant:" spells ANSWER, then "</s>"; any other token is followed by "</s>"."""
-    words = ANSWER.split()
-    successor = {vocab[w]: vocab["</s>"] for w in vocab}
-    chain = ["assistant:", *words, "</s>"]
-    for current, following in zip(chain, chain[1:]):
-        successor[vocab[current]] = vocab[following]
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "language_model" in name and ("o_proj" in name or "down_proj" in name):
-                parameter.zero_()  # attention and MLP add nothing: the residual stream is the token embedding
-        model.get_input_embeddings().weight.copy_(torch.eye(len(vocab), HIDDEN))
-        head = torch.zeros(len(vocab), HIDDEN)
-        for token, following in successor.items():
-            head[following, token] = 1.0
-        model.get_output_embeddings().weight.copy_(head)
-
-
-def _save_model(directory: Path, scripted: bool) -> Path:
-    from transformers import CLIPImageProcessor, LlavaForConditionalGeneration, LlavaProcessor
-
-    tokenizer = _train_tokenizer()
-    vocab = tokenizer.get_vocab()
-    assert len(ANSWER.split()) == len(set(ANSWER.split())), "the scripted chain needs every answer word once"
-    assert len(vocab) <= HIDDEN and all(w in vocab for w in ANSWER.split())
-    image_processor = CLIPImageProcessor(
-        size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-    )
-    processor = LlavaProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=PATCH,
-        vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE,
-    )
-    torch.manual_seed(0)
-    model = LlavaForConditionalGeneration(_config(vocab))
-    if scripted:
-        _script_weights(model, vocab)
-    model.save_pretrained(directory)
-    processor.save_pretrained(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""verify() on hand-written descriptions: correct text passes, each planted error is flagged by its check."""
+"""verify() on hand-written descriptions: correct text passes, each planted error is flagged by its check, and a
+check that cannot be performed says so (status "not-verifiable", distinguishable from a pass)."""
 
 from __future__ import annotations
 
@@ -52,8 +53,10 @@ def test_correct_text_is_not_flagged():
     assert details["modality"] == "text names CT, as recorded"
     assert details["position"] == "position words agree: upper-middle right-center, bottom left"
     assert details["area"] == "stated areas agree: 4%, 6%"
-    assert details["roi_count"] == "stated count 2 agrees"
+    assert details["roi_count"] == "stated counts agree: 2 region(s)"
     assert details["side"] == "stated sides agree: left, right"
+    assert details["organ"] == "named organs (chest) fit the record's chest"
+    assert {check.status for check in checks} == {"pass"}
 
 
 def test_default_text_is_the_sample_description():
@@ -81,7 +84,7 @@ def test_default_text_is_the_sample_description():
         ("upper-middle right-center", "bottom left", "position",
          "text says bottom left but nodule is at upper-middle right-center (4.0%)"),
         ("CT image of the chest", "CT image of the brain", "organ",
-         "text says the image shows brain but the record's organ is chest (thorax)"),
+         "text says the image shows brain but the record's organ is chest (chest)"),
     ],
 )
 def test_each_planted_error_is_flagged_by_its_check_only(wrong, right, check, detail):
@@ -97,9 +100,14 @@ def test_side_in_the_patient_frame_needs_the_orientation():
         "side": "text says the patient's left but nodule is on the patient's right"
                 " | text says the patient's right but effusion is on the patient's left"
     }
-    unknown = {c.name: c for c in verify(chest_ct(None), text)}
-    assert unknown["side"].ok
-    assert unknown["side"].detail == "side not verifiable: the patient's orientation on the image is unknown"
+    unknown = {c.name: c for c in verify(chest_ct(None), "The nodule is in the right lung.")}
+    assert unknown["side"].ok and unknown["side"].status == "not-verifiable"
+    assert unknown["side"].detail == "not verifiable: the patient's orientation on the image is unknown"
+    # A side that can be checked in the image frame still decides; the patient-frame one is reported as unchecked.
+    mixed = {c.name: c for c in verify(chest_ct(None), text + " The nodule is on the right side of the image.")}
+    assert mixed["side"].status == "pass"
+    assert mixed["side"].detail == ("stated sides agree: image right; "
+                                    "not verifiable: the patient's orientation on the image is unknown")
 
 
 def test_side_with_a_single_roi_and_both_conventions():
@@ -153,7 +161,10 @@ def test_position_words_are_not_read_inside_longer_words():
     sample.rois = [roi_from_mask(box(40, 120, 80, 150), "cyst")]  # centre (0.3, 0.675)
     assert (sample.rois[0].position.vertical, sample.rois[0].position.horizontal) == ("lower-middle", "left-center")
     assert failing(verify(sample, "The cyst lies in the lower-middle left-center region.")) == {}
-    assert set(failing(verify(sample, "The cyst lies in the middle left region."))) == {"position"}
+    # Compound grid words are exact; plain words are coarse and allow the neighbouring bin.
+    assert set(failing(verify(sample, "The cyst lies in the upper-middle left-center region."))) == {"position"}
+    assert failing(verify(sample, "The cyst lies in the middle left region.")) == {}
+    assert set(failing(verify(sample, "The cyst lies in the upper right region."))) == {"position"}
 
 
 def test_modality_synonyms_hybrids_and_compatible_names():
@@ -178,10 +189,12 @@ def test_organ_check_is_conservative():
     assert failing(verify(sample, "A CT image of the lung; the heart and liver dome are visible.")) == {}
     assert failing(verify(sample, "A chest CT.")) == {}
     assert set(failing(verify(sample, "A liver CT."))) == {"organ"}
-    sample.organ = "whole body"
+    sample.organ = "whole body"  # shows every organ
+    assert failing(verify(sample, "A CT image of the brain.")) == {}
+    sample.organ = "specimen"
     checks = {c.name: c for c in verify(sample, "A CT image of the brain.")}
-    assert checks["organ"].ok
-    assert checks["organ"].detail == "organ not verifiable: record organ 'whole body' has no body region"
+    assert checks["organ"].ok and checks["organ"].status == "not-verifiable"
+    assert checks["organ"].detail == "not verifiable: record organ 'specimen' is not in the anatomy map"
 
 
 def test_cited_background_knowledge_is_not_a_claim_about_the_image():
@@ -190,9 +203,23 @@ def test_cited_background_knowledge_is_not_a_claim_about_the_image():
     background = "Background: MRI shows 3 regions in 50% of cases, e.g. in the right lung [mt-lung-003]."
     assert claims_text(CORRECT + " " + background).strip() == CORRECT
     assert failing(verify(sample, CORRECT + " " + background)) == {}
-    # The same statements without a citation are claims, and wrong ones.
-    uncited = "MRI shows 3 regions in 50% of cases."
+    # The same statements without a citation are claims, and wrong ones; "50% of cases" is no area.
+    uncited = "MRI shows 3 regions in 50% of cases. The nodule covers 50% of the image."
     assert set(failing(verify(sample, CORRECT + " " + uncited))) == {"modality", "roi_count", "area"}
+
+
+def test_checks_that_cannot_be_performed_are_not_passes():
+    sample = chest_ct()
+    sample.rois = []
+    checks = {c.name: c for c in verify(sample, "A nodule in the upper right of the image covers 4% of the image.")}
+    assert (checks["position"].status, checks["position"].ok) == ("not-verifiable", True)
+    assert checks["position"].detail == "not verifiable: text says upper right but the record has no ROI"
+    assert checks["area"].status == "not-verifiable"
+    sample = chest_ct()
+    sample.modality = "Other"
+    checks = {c.name: c for c in verify(sample, "A CT image.")}
+    assert checks["modality"].status == "not-verifiable"
+    assert checks["modality"].detail == "not verifiable: record modality 'Other' has no vocabulary to check against"
 
 
 def test_text_stating_nothing_passes_with_readable_details():
@@ -202,3 +229,4 @@ def test_text_stating_nothing_passes_with_readable_details():
         "text names no modality", "text states no position words", "text states no area",
         "text states no count of regions", "text states no side", "text names no imaged organ",
     ]
+    assert {c.status for c in checks} == {"pass"}

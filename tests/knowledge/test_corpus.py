@@ -183,3 +183,21 @@ def test_a_byte_order_mark_and_crlf_lose_no_passage(tmp_path):
     report = LoadReport()
     assert [p["id"] for p in read_jsonl(path, report)] == ["a", "b"]
     assert report.skipped_total == 0
+
+
+def test_plain_jsonl_weight_is_kept_and_a_bad_one_skipped(tmp_path):
+    path = tmp_path / "curated.jsonl"
+    lines = [
+        '{"id": "a", "title": "Renal cyst", "text": "An anechoic renal lesion.", "weight": 2}',
+        '{"id": "b", "title": "Hepatic cyst", "text": "A water-density liver lesion."}',
+        '{"id": "c", "title": "Bad", "text": "A weight of zero.", "weight": 0}',
+        '{"id": "d", "title": "Bad", "text": "A weight as text.", "weight": "high"}',
+        '{"id": "e", "title": "Bad", "text": "A weight of true.", "weight": true}',
+    ]
+    path.write_text("".join(f"{line}\n" for line in lines))
+    report = LoadReport()
+    assert list(read_jsonl(path, report)) == [
+        {"id": "a", "title": "Renal cyst", "text": "An anechoic renal lesion.", "source": "curated", "weight": 2.0},
+        {"id": "b", "title": "Hepatic cyst", "text": "A water-density liver lesion.", "source": "curated"},
+    ]
+    assert report.skipped == {"weight not a positive number": 3}

@@ -70,6 +70,6 @@ def test_the_cache_folder_changes_when_the_core_corpus_changes(tmp_path, monkeyp
 
     monkeypatch.setenv("MEDTRINITY_CACHE", str(tmp_path))
     before = default_kb.default_plus_dir().name
-    monkeypatch.setattr(default_kb, "_bundled_corpus_digest", lambda: "0123456789")
+    monkeypatch.setattr(default_kb, "bundled_corpus_digest", lambda: "0123456789")
     after = default_kb.default_plus_dir().name
     assert after != before and after.endswith("-core0123456789")

@@ -42,8 +42,17 @@ def test_normalise_terms(text, expected):
 
 def test_build_query_weights_the_finding_and_drops_repeats():
     query = build_query("CT image of the liver showing liver tumor", ["liver", "tumor"], "liver tumor", "liver", "CT")
-    assert query == (
-        "liver tumor. liver. tumor. liver tumor. liver. tumor. CT"
+    assert query == "liver tumor. liver tumor. liver. tumor. CT"  # the disease twice; labels and organ are context
+
+
+def test_build_query_makes_the_disease_the_topic_and_other_labels_context():
+    labels = ["Atelectasis (uncertain)", "Pneumothorax", "Support Devices"]
+    assert build_query("", labels, "pneumothorax", "chest", "X-Ray") == (
+        "pneumothorax. pneumothorax. Atelectasis. Support Devices. chest. X-ray. thorax lungs"
+    )
+    # without a disease every label is the topic; "(uncertain)" qualifies a finding and is no search term
+    assert build_query("", ["Lung Opacity", "Pneumonia (uncertain)"], None, "chest", "X-Ray") == (
+        "Lung Opacity. Pneumonia. Lung Opacity. Pneumonia. chest. X-ray. thorax lungs"
     )
 
 

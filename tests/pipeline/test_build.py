@@ -42,7 +42,9 @@ def test_build_writes_one_record_per_image_with_the_known_geometry(toy_dataset, 
         assert roi["bbox"] == [x0, y0, x1, y1]
         assert rle_area(roi["mask"]) == (x1 - x0) * (y1 - y0)
         assert roi["area_ratio"] == pytest.approx(round(100 * (x1 - x0) * (y1 - y0) / (96 * 96), 1))
-        assert roi["position"]["horizontal"] in HORIZONTAL_WORDS and roi["position"]["vertical"] in VERTICAL_WORDS
+        # The bin of the box centre: the number of edges (0.2, 0.4, 0.6, 0.8) at or below it.
+        column, row_bin = (sum(c >= edge for edge in (0.2, 0.4, 0.6, 0.8)) for c in ((x0 + x1) / 192, (y0 + y1) / 192))
+        assert roi["position"] == {"horizontal": HORIZONTAL_WORDS[column], "vertical": VERTICAL_WORDS[row_bin]}
         assert roi["source"] == "annotation" and roi["label"] == "mass"
         assert all(row["attributes"][k].strip() for k in ("modality", "structures", "roi", "texture", "local_global"))
         assert "hypoechoic" in row["attributes"]["texture"]

@@ -12,7 +12,9 @@ def test_fill_mode_keeps_only_the_annotation(toy_dataset, tmp_path):
     recipe, root = toy_dataset
     run_build(BuildConfig(sources=[f"{recipe}:{root}"], out=str(tmp_path / "o"), expert="focal-region", limit=3),
               show_progress=False)
-    assert all([roi["source"] for roi in r["rois"]] == ["annotation"] for r in read_rows(tmp_path / "o"))
+    rows = read_rows(tmp_path / "o")
+    assert len(rows) == 3
+    assert [[roi["source"] for roi in r["rois"]] for r in rows] == [["annotation"]] * 3
 
 
 def test_add_mode_appends_the_experts_regions(toy_dataset, tmp_path):
@@ -20,7 +22,9 @@ def test_add_mode_appends_the_experts_regions(toy_dataset, tmp_path):
     config = BuildConfig(sources=[f"{recipe}:{root}"], out=str(tmp_path / "o"), expert="foreground",
                          expert_mode="add", limit=3)
     run_build(config, show_progress=False)
-    for row in read_rows(tmp_path / "o"):
+    rows = read_rows(tmp_path / "o")
+    assert len(rows) == 3
+    for row in rows:
         sources = [roi["source"] for roi in row["rois"]]
         assert sources[0] == "annotation"
         assert any(s.startswith("expert:foreground@") for s in sources[1:])

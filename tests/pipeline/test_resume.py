@@ -51,7 +51,8 @@ def test_resume_refuses_a_folder_built_with_other_settings(toy_dataset, tmp_path
     assert medtrinity("build", "--source", f"{recipe}:{root}", "--out", str(out), "--shard-size", "3").returncode == 0
     again = medtrinity("build", "--source", f"{recipe}:{root}", "--out", str(out), "--shard-size", "4", "--resume")
     assert again.returncode == 2
-    assert "other settings, recipes or input files" in again.stderr
+    assert again.stderr == (f"medtrinity: error: {out} was built with other settings (--shard-size 3 -> 4); "
+                            "resume with the same ones, or pass --overwrite to start again\n")
 
 
 def test_resume_refuses_changed_settings_and_changed_input_files(toy_dataset, tmp_path):
@@ -62,9 +63,55 @@ def test_resume_refuses_changed_settings_and_changed_input_files(toy_dataset, tm
                         env_extra={"MEDTRINITY_FAULT_KILL_AFTER_ITEMS": "4"})
     assert killed.returncode == -signal.SIGKILL
     other_setting = medtrinity("build", "--source", source, "--out", str(out), "--shard-size", "3", "--resume",
-                               "--top-k", "0")
-    assert other_setting.returncode == 2 and "other settings" in other_setting.stderr
+                               "--top-k", "0", "--expert-mode", "add")
+    assert other_setting.returncode == 2
+    assert "(--top-k 3 -> 0; recipe toy-ultrasound: expert_mode fill -> add)" in other_setting.stderr
     (root / "images" / "case000.png").rename(root / "images" / "case000b.png")
     (root / "masks" / "case000.png").rename(root / "masks" / "case000b.png")
     other_files = medtrinity("build", "--source", source, "--out", str(out), "--shard-size", "3", "--resume")
-    assert other_files.returncode == 2 and "input files" in other_files.stderr
+    assert other_files.returncode == 2
+    assert "(input files: 12 -> 12 items listed (same count, other files))" in other_files.stderr
+    (root / "images" / "case001.png").unlink()
+    fewer = medtrinity("build", "--source", source, "--out", str(out), "--shard-size", "3", "--resume")
+    assert "(input files: 12 -> 11 items listed)" in fewer.stderr
+
+
+def test_spelling_out_defaults_resumes_the_same_build(toy_dataset, tmp_path):
+    recipe, root = toy_dataset
+    source = f"{recipe}:{root}"
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    assert medtrinity("build", "--source", source, "--out", str(whole), "--shard-size", "3").returncode == 0
+    killed = medtrinity("build", "--source", source, "--out", str(out), "--shard-size", "3",
+                        env_extra={"MEDTRINITY_FAULT_KILL_AFTER_ITEMS": "4"})
+    assert killed.returncode == -signal.SIGKILL
+    # The defaults written out, and the recipe and dataset named by paths relative to another folder.
+    (tmp_path / "elsewhere").mkdir()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "medtrinity.cli", "build", "--source", f"../{recipe.name}:../{root.name}/",
+         "--out", str(out), "--shard-size", "3", "--resume", "--expert-mode", "fill", "--kb", "default",
+         "--top-k", "3", "--describer", "grounded", "--on-contradiction", "repair", "--max-tokens", "1024"],
+        capture_output=True, text=True, cwd=tmp_path / "elsewhere",
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert ids(out) == ids(whole)
+
+
+def test_resume_removes_temp_files_left_at_every_level(toy_dataset, tmp_path):
+    recipe, root = toy_dataset
+    source = f"{recipe}:{root}"
+    out = tmp_path / "out"
+    killed = medtrinity("build", "--source", source, "--out", str(out), "--shard-size", "3",
+                        env_extra={"MEDTRINITY_FAULT_KILL_AFTER_ITEMS": "4"})
+    assert killed.returncode == -signal.SIGKILL
+    # What kills at other instants leave: a half-written manifest in the root, a marker, a shard.
+    planted = [out / ".manifest.json.tmp-4242", out / "_progress" / ".part-00001.json.tmp-4242",
+               out / "quarantine" / ".part-00001.parquet.tmp-4242"]
+    for path in planted:
+        path.write_bytes(b"partial")
+    keep = out / "data" / "notes.tmp-1"  # not a name this program writes: left alone
+    keep.write_text("mine")
+    resumed = medtrinity("build", "--source", source, "--out", str(out), "--shard-size", "3", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert [p for p in planted if p.exists()] == []
+    assert keep.read_text() == "mine"
+    assert len(ids(out)) == 12

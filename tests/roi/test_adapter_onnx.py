@@ -98,3 +98,30 @@ def test_missing_model_file_is_a_user_error_and_nothing_is_fetched(tmp_path):
     path = conv_model(tmp_path / "bright.onnx", [[1.0, 1.0, 1.0]], [0.0])
     with pytest.raises(UserError, match="asked for input 'pixels'"):
         get_expert("onnx", model=str(path), input_name="pixels")
+
+
+def test_a_build_gives_the_expert_its_options_from_the_command_line(tmp_path):
+    """`--expert onnx --expert-option …`: the weights load before the folder is made, and every record's
+    expert region comes from the model with the options given (gray input, probabilities, the class name)."""
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    path = conv_model(tmp_path / "bright.onnx", [[1.0]], [0.0])  # probability = pixel / 255
+    (tmp_path / "data" / "TISSUE").mkdir(parents=True)
+    Image.fromarray(squares()).save(tmp_path / "data" / "TISSUE" / "a.png")
+    recipe = tmp_path / "tiles.yaml"
+    recipe.write_text("name: tiles\nlayout: class-folder\nmodality: Microscopy\noptions: {images: '*/*.png'}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "medtrinity.cli", "build", "--source", f"{recipe}:{tmp_path / 'data'}",
+         "--out", str(tmp_path / "out"), "--expert", "onnx", "--expert-option", f"checkpoint={path}",
+         "--expert-option", "channels=gray", "--expert-option", "output=probabilities",
+         "--expert-option", "class_names=[bright]", "--expert-option", "version=t2"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    (row,) = pq.read_table(tmp_path / "out" / "data" / "part-00000.parquet").to_pylist()
+    assert [(roi["label"], roi["source"], roi["bbox"]) for roi in row["rois"]] == [
+        ("bright", "expert:onnx@t2", [20, 10, 40, 30]), ("bright", "expert:onnx@t2", [20, 40, 40, 60])]

@@ -100,6 +100,12 @@ def blob_image(rgb: bool) -> np.ndarray:
     return np.stack([image, (image * 0.8).astype(np.uint8), image], axis=2) if rgb else image
 
 
+# A bright ellipse on a dark field is no chest film (no two lung fields) and no skin photograph, so those two
+# experts find nothing on it; their contract is checked on their own images (test_expert_chest_xray.py,
+# test_expert_skin_lesion.py).
+REGIONS_ON_BLOB = {name: 0 if name in ("chest-xray-lungs", "skin-lesion") else 1 for name in BUILTINS}
+
+
 @pytest.mark.parametrize("name", BUILTINS)
 @pytest.mark.parametrize("rgb", [False, True])
 def test_every_builtin_keeps_the_contract(name, rgb):
@@ -107,6 +113,7 @@ def test_every_builtin_keeps_the_contract(name, rgb):
     assert isinstance(expert, Expert)
     image = blob_image(rgb)
     regions = expert.locate(image, "Other", None, ["finding"])
+    assert len(regions) == REGIONS_ON_BLOB[name]
     for region in regions:
         assert region.source == f"expert:{name}@{expert.version}"
         assert region.mask.dtype == bool and region.mask.shape == (96, 128) and region.mask.any()
@@ -199,3 +206,71 @@ def test_the_lung_field_expert_is_chosen_for_frontal_chest_views_only():
     assert resolve_expert_choice("auto", "X-Ray", "chest", None) == "chest-xray-lungs"
     assert resolve_expert_choice("auto", "X-Ray", "chest", "LATERAL") == "foreground"
     assert resolve_expert_choice("auto", "X-Ray", "chest", "LL") == "foreground"
+
+
+# ---------------------------------------------------------------- declared options and weights
+def test_each_expert_declares_its_options_and_a_misspelled_one_is_refused_with_a_suggestion():
+    from medtrinity.roi.experts.base import ExpertOptions, check_expert_options, expert_class
+
+    for name in BUILTINS + ADAPTERS:
+        options = getattr(expert_class(name), "Options", ExpertOptions)
+        assert issubclass(options, ExpertOptions) and options.model_config["extra"] == "forbid", name
+    with pytest.raises(UserError) as error:
+        check_expert_options("sam", {"chekpoint": "/models/sam.pth"}, "--expert-option")
+    assert str(error.value) == "--expert-option: unknown option 'chekpoint' — did you mean 'checkpoint'?"
+    with pytest.raises(UserError) as error:
+        get_expert("onnx", checkpoint="/m.onnx", channels="rgba")
+    assert str(error.value) == "expert onnx: channels must be 'rgb', 'bgr' or 'gray' (got 'rgba')"
+    with pytest.raises(UserError) as error:
+        get_expert("tissue", size=3)
+    assert str(error.value) == "expert tissue: unknown option 'size'; expert tissue takes no options"
+    # `model:`, the former name of the weights option, still means the checkpoint
+    assert check_expert_options("cellpose", {"model": "/m/cpsam", "diameter": 30}) == {
+        "checkpoint": "/m/cpsam", "diameter": 30.0}
+
+
+WEIGHTS_LINE = ("expert sam needs its weights: --expert-option checkpoint=PATH, or experts: {sam: {checkpoint: PATH}} "
+                "in the build config")
+
+
+def test_an_expert_without_its_weights_is_refused_in_one_line():
+    from medtrinity.roi.experts.base import check_build_experts, require_weights
+    from medtrinity.sources.base import Recipe
+
+    with pytest.raises(UserError) as error:
+        get_expert("sam")
+    assert str(error.value) == WEIGHTS_LINE
+    with pytest.raises(UserError) as error:
+        require_weights("sam", {"prompt": "image"})
+    assert str(error.value) == WEIGHTS_LINE
+    require_weights("foreground", {})  # a classical expert needs none
+
+    recipe = Recipe(name="r", layout="image-mask", expert="auto")
+    assert check_build_experts(None, {}, [recipe]) == []  # auto picks weight-free built-ins
+    with pytest.raises(UserError) as error:
+        check_build_experts("sam", {}, [recipe])
+    assert str(error.value) == WEIGHTS_LINE
+    with pytest.raises(UserError) as error:
+        check_build_experts({"CT": "onnx"}, {}, [recipe])
+    assert str(error.value).startswith("expert onnx needs its weights: --expert-option checkpoint=PATH")
+    uses = check_build_experts("sam", {"sam": {"checkpoint": "/m/sam.pth"}}, [recipe, recipe])
+    assert uses == [("sam", {"checkpoint": "/m/sam.pth"})]  # loaded once for both sources
+    with pytest.raises(UserError) as error:
+        check_build_experts(None, {"sma": {"checkpoint": "/m/sam.pth"}}, [recipe])
+    assert str(error.value) == "experts: unknown expert 'sma' — did you mean 'sam'?"
+    with pytest.raises(UserError) as error:
+        check_build_experts(None, {"sam": {"checkpiont": "/m/sam.pth"}}, [recipe])
+    assert str(error.value) == "experts.sam: unknown option 'checkpiont' — did you mean 'checkpoint'?"
+
+
+def test_a_recipes_expert_options_meet_the_build_configs():
+    from medtrinity.roi.experts.base import check_build_experts, options_for
+    from medtrinity.sources.base import Recipe
+
+    recipe = Recipe(name="r", layout="image-mask", expert="sam", expert_options={"checkpoint": "/a.pth", "prompt": "image"})
+    assert options_for("sam", recipe.expert_options_by_name(), {"sam": {"checkpoint": "/b.pth"}}) == {
+        "checkpoint": "/b.pth", "prompt": "image"}
+    assert check_build_experts(None, {}, [recipe]) == [("sam", {"checkpoint": "/a.pth", "prompt": "image"})]
+    # the config's --expert replaces the recipe's choice: the recipe's sam options do not go to onnx
+    with pytest.raises(UserError, match="^expert onnx needs its weights"):
+        check_build_experts("onnx", {}, [recipe])

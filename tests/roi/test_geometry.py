@@ -64,9 +64,13 @@ def test_area_ratio_exact_values(count, width, height, expected):
     assert area_ratio(count, width, height) == expected
 
 
-@pytest.mark.parametrize(("count", "width", "height"), [(-1, 3, 3), (10, 3, 3), (1, 0, 3)])
-def test_area_ratio_rejects_impossible_counts(count, width, height):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(("count", "width", "height", "message"), [
+    (-1, 3, 3, r"^pixel count -1 is outside 0..9 for a 3x3 image$"),
+    (10, 3, 3, r"^pixel count 10 is outside 0..9 for a 3x3 image$"),
+    (1, 0, 3, r"^image size must be positive, got 0x3$"),
+])
+def test_area_ratio_rejects_impossible_counts(count, width, height, message):
+    with pytest.raises(ValueError, match=message):
         area_ratio(count, width, height)
 
 
@@ -256,3 +260,102 @@ def test_rois_from_regions_keeps_region_order_and_fits_the_arrow_schema():
     stored = table.column("rois").to_pylist()[0]
     assert stored[0]["bbox"] == [10, 10, 20, 20] and stored[0]["mask"] is None
     np.testing.assert_array_equal(rle_to_mask(stored[1]["mask"]), mask)
+
+
+# ---------------------------------------------------------------- edges the tests above leave open (mutation testing)
+def test_position_errors_name_the_axis_and_the_value():
+    with pytest.raises(ValueError, match=r"^normalised horizontal centre must lie in \[0, 1\], got 1.5$"):
+        describe_position(1.5, 0.5)
+    with pytest.raises(ValueError, match=r"^normalised vertical centre must lie in \[0, 1\], got -0.25$"):
+        describe_position(0.5, -0.25)
+
+
+@pytest.mark.parametrize(("width", "height"), [(0, 3), (3, 0), (-2, 3)])
+def test_area_ratio_rejects_an_empty_image_by_its_size(width, height):
+    with pytest.raises(ValueError, match=rf"^image size must be positive, got {width}x{height}$"):
+        area_ratio(0, width, height)
+
+
+def test_area_ratio_names_the_impossible_count_and_accepts_a_one_pixel_image():
+    with pytest.raises(ValueError, match=r"^pixel count 10 is outside 0..9 for a 3x3 image$"):
+        area_ratio(10, 3, 3)
+    assert area_ratio(1, 1, 1) == 100.0
+    assert area_ratio(0, 1, 1) == 0.0
+
+
+def test_rle_of_a_wide_integer_mask_treats_every_non_zero_value_as_foreground():
+    # 256 in a uint16 mask is foreground; a cast through float to uint8 would wrap it to 0.
+    mask = np.zeros((3, 4), dtype=np.uint16)
+    mask[1, 1:3] = 256
+    np.testing.assert_array_equal(rle_to_mask(mask_to_rle(mask)), mask > 0)
+    assert rle_area(mask_to_rle(mask)) == 2
+
+
+def test_rle_decoding_shows_no_numpy_deprecation_warning():
+    import warnings
+
+    rle = mask_to_rle(np.eye(5, dtype=bool))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pycocotools' NumPy 2 notice would be raised here if it escaped
+        decoded = rle_to_mask(rle)
+    np.testing.assert_array_equal(decoded, np.eye(5, dtype=bool))
+
+
+def test_empty_mask_message_is_exact():
+    with pytest.raises(ValueError, match=r"^an empty mask has no bounding box$"):
+        bbox_of_mask(np.zeros((2, 2), dtype=np.uint8))
+
+
+def test_roi_from_a_255_mask_counts_pixels_not_intensities():
+    mask = np.zeros((10, 10), dtype=np.uint8)
+    mask[0:2, 0:5] = 255  # 10 pixels
+    roi = roi_from_mask(mask, "lesion")
+    assert roi.area_ratio == 10.0
+    assert roi.source == "annotation" and roi.score is None
+    assert roi.bbox == [0, 0, 5, 2]
+
+
+def test_roi_from_a_3d_mask_names_the_label_and_the_shape():
+    with pytest.raises(StageError, match=r"^mask of 'x' must be 2D, got shape \(2, 2, 2\)$"):
+        roi_from_mask(np.ones((2, 2, 2), dtype=bool), "x")
+
+
+def test_equal_areas_on_one_row_are_ordered_left_to_right_not_by_their_bottom():
+    mask = _blank()
+    mask[5:11, 10:12] = True  # 12 px, tall: bottom at 11
+    mask[5:7, 40:46] = True  # 12 px, flat: bottom at 7
+    rois = rois_from_region(Region(label="a", mask=mask), 60, 40)
+    assert [roi.bbox for roi in rois] == [[10, 5, 12, 11], [40, 5, 46, 7]]
+
+
+def test_box_clipped_at_the_top_and_left_edges_keeps_row_and_column_zero():
+    (roi,) = rois_from_region(Region(label="a", bbox=(-4.0, -3.0, 10.0, 10.0)), 100, 100)
+    assert roi.bbox == [0, 0, 10, 10]
+    assert roi.area_ratio == 1.0
+    (roi,) = rois_from_region(Region(label="a", bbox=(0, 0, 1, 1)), 1, 1)  # a one-pixel image is an image
+    assert roi.bbox == [0, 0, 1, 1] and roi.area_ratio == 100.0
+
+
+def test_box_messages_show_the_box_as_given():
+    with pytest.raises(StageError, match=r"^box \[120, 10, 150, 20\] of 'a' has no area inside the 100x200 image$"):
+        rois_from_region(Region(label="a", bbox=(120, 10, 150, 20)), 100, 200)
+    with pytest.raises(StageError, match=r"^box \('x', 1, 2, 3\) of 'a' is not four numbers$"):
+        rois_from_region(Region(label="a", bbox=("x", 1, 2, 3)), 100, 200)
+    with pytest.raises(StageError, match=r"^box \[0, 0, 5\] of 'a' is not four finite numbers$"):
+        rois_from_region(Region(label="a", bbox=(0, 0, 5)), 100, 200)
+
+
+@pytest.mark.parametrize(("width", "height"), [(0, 10), (10, 0), (-1, 10)])
+def test_an_image_without_pixels_takes_no_roi(width, height):
+    with pytest.raises(StageError, match=rf"^image is {width}x{height}: no ROI can be placed on an empty image$"):
+        rois_from_region(Region(label="a", bbox=(0, 0, 1, 1)), width, height)
+
+
+def test_rois_from_regions_passes_the_minimum_component_size_on():
+    mask = _blank()
+    mask[0, 0] = True
+    mask[30:32, 40:43] = True  # 6 px
+    region = Region(label="a", mask=mask)
+    assert [roi.bbox for roi in rois_from_regions([region], 60, 40)] == [[40, 30, 43, 32]]
+    assert [roi.bbox for roi in rois_from_regions([region], 60, 40, min_component_pixels=1)] == [
+        [40, 30, 43, 32], [0, 0, 1, 1]]

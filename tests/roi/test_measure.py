@@ -10,11 +10,15 @@ from medtrinity.roi import measure
 from medtrinity.roi.geometry import rois_from_region
 from medtrinity.roi.measure import (
     brightness_word,
+    colour_overlay,
+    dark_margin,
     default_ring_width,
     homogeneity_word,
     margin_word,
     mask_for_roi,
     measure_region,
+    read_texture,
+    ring_mask,
     to_gray,
 )
 
@@ -191,3 +195,72 @@ def test_mask_for_roi_decodes_rle_or_fills_the_box():
     assert filled.sum() == 5 * 5 and filled[20:25, 35:40].all()
     with pytest.raises(StageError, match="is 40x30 but image is 50x30"):
         mask_for_roi(from_mask, 30, 50)
+
+
+# ---------------------------------------------------------------- what a description quotes
+def _stats(**values) -> measure.RegionStats:
+    base = {"mean_inside": 100.0, "mean_around": 100.0, "std_inside": 5.0, "std_around": 5.0, "contrast": 0.0,
+            "heterogeneity": 0.05, "edge_sharpness": 1.0, "pixels_inside": 400, "pixels_around": 400,
+            "has_surroundings": True, "std_core": 5.0, "reference_level": 100.0}
+    return measure.RegionStats(**(base | values))
+
+
+def test_heterogeneity_parts_are_kept_and_divide_to_it():
+    mask = _disc(20)
+    stats = measure_region(_image(np.where(mask, 200.0, 50.0), noise=10, seed=1), mask)
+    assert stats.reference_level == pytest.approx(stats.mean_inside)  # the brighter side
+    assert stats.heterogeneity == pytest.approx(stats.std_core / stats.reference_level)
+    assert 8 < stats.std_core < 12
+
+
+def test_reading_rounds_as_printed_and_derives_each_word_from_the_printed_number():
+    # 0.1496 prints as 0.15: the word follows the printed number, so a reader can re-derive it.
+    reading = read_texture(_stats(heterogeneity=0.1496, std_core=15.2, reference_level=101.6))
+    assert (reading.heterogeneity, reading.homogeneity) == (0.15, "heterogeneous")
+    assert (reading.std_core, reading.reference_level) == (15, 102)
+    assert read_texture(_stats(heterogeneity=0.1449)).homogeneity == "homogeneous"
+    # contrast 0.46 prints as 0.5, the medium-effect threshold: brighter, since 110 vs 100 is visible.
+    brighter = read_texture(_stats(mean_inside=110.2, mean_around=99.9, contrast=0.46))
+    assert (brighter.mean_inside, brighter.mean_around, brighter.contrast, brighter.brightness) == (
+        110, 100, 0.5, "brighter")
+    # 104.6 vs 100.4 prints as 105 vs 100: a difference of 5 printed, so not "similar".
+    assert read_texture(_stats(mean_inside=104.6, mean_around=100.4, contrast=2.0)).brightness == "brighter"
+    assert read_texture(_stats(mean_inside=104.4, mean_around=100.4, contrast=2.0)).brightness == "similar"
+    assert read_texture(_stats(edge_sharpness=2.46)).margin == "sharp"  # prints as 2.5
+    assert read_texture(_stats(edge_sharpness=2.44)).margin == "ill-defined"
+
+
+def test_small_regions_are_not_read_and_small_rings_are_not_compared():
+    assert read_texture(_stats(pixels_inside=measure.MIN_TEXTURE_PIXELS - 1)) is None
+    assert read_texture(_stats(pixels_inside=measure.MIN_TEXTURE_PIXELS)) is not None
+    lonely = read_texture(_stats(pixels_around=measure.MIN_RING_PIXELS - 1))
+    assert not lonely.compared and lonely.brightness is None and lonely.margin is None
+    assert lonely.homogeneity == "homogeneous"
+    whole = read_texture(measure_region(np.full((20, 24), 90, dtype=np.uint8), np.ones((20, 24), dtype=bool)))
+    assert not whole.compared and whole.reference_level == 90
+
+
+def test_ring_mask_is_the_ring_measure_region_uses():
+    square = np.zeros((40, 40), dtype=bool)
+    square[10:20, 10:20] = True
+    assert int(ring_mask(square, ring_width=2).sum()) == 84
+    assert int(ring_mask(square).sum()) == measure_region(np.zeros((40, 40), dtype=np.uint8), square).pixels_around
+    assert not ring_mask(np.ones((5, 5), dtype=bool)).any()
+
+
+def test_dark_margin_is_dark_and_connected_to_the_border():
+    pixels = np.full((30, 30), 120, dtype=np.uint8)
+    pixels[:, :5] = 0  # screen margin on the left
+    pixels[12:18, 12:18] = 3  # an anechoic cyst inside tissue
+    margin = dark_margin(pixels)
+    assert margin[:, :5].all() and int(margin.sum()) == 150
+    assert not margin[12:18, 12:18].any()
+
+
+def test_colour_overlay_finds_saturated_pixels_only():
+    rgb = np.full((10, 10, 3), 128, dtype=np.uint8)
+    rgb[2:4, 2:4] = (200, 40, 40)  # Doppler red
+    rgb[6, 6] = (150, 120, 110)  # a warm gray tint is not an overlay
+    overlay = colour_overlay(rgb)
+    assert int(overlay.sum()) == 4 and overlay[2:4, 2:4].all()
+    assert not colour_overlay(np.zeros((4, 4), dtype=np.uint8)).any()

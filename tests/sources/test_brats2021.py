@@ -41,8 +41,14 @@ def test_brats_build_writes_the_chosen_slices_with_exact_label_regions(tmp_path)
         source_rois = [r for r in row["rois"] if r["source"] == "annotation"]
         assert sorted(r["label"] for r in source_rois) == sorted(NAMES[v] for v in present)
         assert row["disease"] == ("glioma" if present else None)
-        assert row["labels"] == ([NAMES[v] for v in sorted(present)] if present else ["normal"])
-        if not present:  # a label-free "normal" slice: the expert outlines the primary organ
+        # A label-free slice of a glioma case is not "normal": it carries the case's diagnosis, kind "case".
+        assert row["labels"] == ([NAMES[v] for v in sorted(present)] if present else ["glioma"])
+        kinds = {k["label"]: k["kind"] for k in row["label_kinds"]}
+        assert {label: kinds[label] for label in row["labels"]} == (
+            {NAMES[v]: "finding" for v in present} if present else {"glioma": "case"}
+        )
+        assert all(r["kind"] == "finding" for r in source_rois)
+        if not present:  # a label-free slice: the expert outlines the head
             assert row["rois"] and all(r["source"].startswith("expert:") for r in row["rois"])
         for roi in source_rois:
             value = next(v for v, n in NAMES.items() if n == roi["label"])

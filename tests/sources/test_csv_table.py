@@ -31,7 +31,8 @@ def test_build_gives_boxes_labels_captions_and_splits(tmp_path):
     assert (a["reference_text"], b["reference_text"], c["reference_text"]) == (
         "Small nodule in the upper zone.", "Two nodules.", "Clear lungs.")
     assert a["labels"] == ["nodule"] and a["disease"] == "lung nodule" and a["modality"] == "X-Ray"
-    assert c["labels"] == ["normal"] and c["disease"] is None
+    assert c["labels"] == ["normal"] and c["disease"] is None  # "No Finding" is listed in options.normal
+    assert {k["label"]: k["kind"] for k in c["label_kinds"]} == {"normal": "normal"}
     assert not any(r["source"] == "annotation" for r in c["rois"])  # the expert may find nothing on a flat image
 
 

@@ -12,7 +12,8 @@ from medtrinity.errors import UserError
 from medtrinity.pipeline.config import BuildConfig
 from medtrinity.pipeline.runner import run_build
 from medtrinity.sources.base import Recipe, open_source
-from medtrinity.sources.dicom_series import axis_of_normal, choose_series_slices, list_series
+from medtrinity.sources.dicom_series import choose_series_slices
+from medtrinity.sources.readers.dicom_series import axis_of_normal, list_series
 
 from fixtures.volumes import make_ct_series
 

@@ -27,7 +27,6 @@ from pydicom.uid import (
 
 from medtrinity.errors import StageError, UserError
 from medtrinity.records import MODALITIES
-from medtrinity.sources import imaging
 from medtrinity.sources.imaging import (
     DICOM_MODALITY_MAP,
     decode_image_bytes,
@@ -37,6 +36,8 @@ from medtrinity.sources.imaging import (
     read_image,
     read_mask,
 )
+from medtrinity.sources.readers import base as readers_base
+from medtrinity.sources.readers.dicom_header import uid_name
 
 
 def data_store_file(name: str) -> str:
@@ -268,7 +269,7 @@ def test_missing_file(tmp_path):
 
 
 def test_decompression_bombs_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(imaging, "MAX_IMAGE_PIXELS", 100)
+    monkeypatch.setattr(readers_base, "MAX_IMAGE_PIXELS", 100)
     png = save(Image.new("L", (20, 10)), tmp_path / "bomb.png")
     with pytest.raises(StageError, match=r"200 pixels \(20x10\) exceeds the limit of 100 pixels"):
         read_image(png)
@@ -665,8 +666,8 @@ def test_no_pixel_data_names_only_registered_sop_classes(tmp_path):
     ds.SOPClassUID = "1.2.826.0.1.3680043.8.498.4242"  # valid but unregistered: UID.name is the value
     ds.save_as(tmp_path / "r.dcm")
     assert stage_error(tmp_path / "r.dcm") == "DICOM file has no pixel data (unknown SOP class)"
-    assert imaging.uid_name(CTImageStorage, "?") == "CT Image Storage"
-    assert imaging.uid_name("Quixotl 1.2", "unknown SOP class") == "unknown SOP class"
+    assert uid_name(CTImageStorage, "?") == "CT Image Storage"
+    assert uid_name("Quixotl 1.2", "unknown SOP class") == "unknown SOP class"
 
 
 def test_invalid_header_values_print_nothing_and_validation_is_restored(tmp_path, capfd, caplog):

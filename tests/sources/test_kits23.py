@@ -15,7 +15,7 @@ from fixtures.volumes import KITS_BLOCKS, SHAPE, axial_box, kits_affine, make_ki
 
 NAMES = {1: "kidney", 2: "tumor", 3: "cyst"}
 # kidney 4..11 -> 4 (largest, first of ties) + 5, 7, 9, 11; tumor 6..8; cyst 10..11;
-# label-free 0..3, 12..15 -> interior normals 2 and 13.
+# label-free 0..3, 12..15 -> interior label-free slices 2 and 13.
 EXPECTED_SLICES = [2, 4, 5, 6, 7, 8, 9, 10, 11, 13]
 
 
@@ -42,13 +42,20 @@ def test_kits_build_reorients_windows_hu_and_finds_each_label(tmp_path, under_da
         assert row["origin"]["orientation"] == f"axial RAS z={-3 * (SHAPE[2] - 1 - k)}mm"
         present = sorted({v for v, b in KITS_BLOCKS if b[4] <= k < b[5]})
         assert row["disease"] == ("renal tumor" if 2 in present else None)
+        # Every case has a tumour: a slice without it carries the case's diagnosis as kind "case", never "normal".
+        names = [NAMES[v] for v in present]
+        assert row["labels"] == (names if 2 in present else names + ["renal tumor"])
+        kinds = {k["label"]: k["kind"] for k in row["label_kinds"]}
+        expected_kinds = {"kidney": "anatomy", "tumor": "finding", "cyst": "finding", "renal tumor": "case"}
+        assert {label: kinds[label] for label in row["labels"]} == {label: expected_kinds[label] for label in row["labels"]}
         expected = sorted((NAMES[v], axial_box(b)) for v, b in KITS_BLOCKS if b[4] <= k < b[5])
         got = sorted((r["label"], r["bbox"]) for r in row["rois"] if r["source"] == "annotation")
-        if not present:  # a label-free "normal" slice: the expert outlines the primary organ
-            assert row["rois"] and all(r["source"].startswith("expert:") for r in row["rois"])
+        if not present:  # a label-free slice: only experts outline anything (on the miniature's noise, maybe nothing)
+            assert all(r["source"].startswith("expert:") for r in row["rois"])
         assert [g[0] for g in got] == [e[0] for e in expected]
         assert all(iou(g[1], e[1]) >= 0.95 for g, e in zip(got, expected))
         for roi in row["rois"]:
+            assert roi["kind"] == (expected_kinds[roi["label"]] if roi["source"] == "annotation" else "anatomy")
             if roi["label"] == "tumor":  # on the patient's LEFT kidney: the image's right half
                 assert roi["bbox"][0] >= SHAPE[0] // 2 and roi["position"]["horizontal"] in ("right-center", "right")
 

@@ -43,6 +43,7 @@ def test_image_mask_missing_mask_policy(tmp_path):
     lenient = Recipe(name="l", layout="image-mask", disease="x", options={**opts, "missing_mask": "normal"})
     item = next(open_source(lenient, tmp_path).items())
     assert item.annotations == [] and item.labels == ["normal"] and item.disease is None
+    assert item.label_kinds == {"normal": "normal"}  # the recipe says a maskless image is normal
 
 
 def test_class_folder_maps_classes(tmp_path):
@@ -56,6 +57,7 @@ def test_class_folder_maps_classes(tmp_path):
     items = list(open_source(recipe, tmp_path).items())
     assert [i.file for i in items] == ["NORM/NORM-0.tif", "NORM/NORM-1.tif", "TUM/TUM-0.tif", "TUM/TUM-1.tif"]
     assert items[0].labels == ["NORM", "normal"] and items[0].disease is None
+    assert items[0].label_kinds == {"normal": "normal"} and items[2].label_kinds == {}  # as options.normal says
     assert items[2].labels == ["tumor epithelium"] and items[2].disease == "adenocarcinoma"
     assert all(i.expert == "auto" for i in items)
 

@@ -39,7 +39,12 @@ def test_class_folders_give_label_and_disease_and_the_expert_the_roi(tmp_path):
         # no ROI in the source: every ROI is an expert's
         assert row["rois"] and all(roi["source"].startswith("expert:") for roi in row["rois"])
     tum = next(r for r in rows if r["origin"]["file"] == "TUM/TUM-AAAWMSFI.tif")
-    assert tum["coarse_caption"] == "Histopathology image of the colorectum showing a colorectal adenocarcinoma."
+    assert tum["coarse_caption"] == ("Histopathology image of the colorectum (tissue class: colorectal adenocarcinoma "
+                                     "epithelium) showing a colorectal adenocarcinoma.")
+    # A tissue class is not a finding: adipose tissue is stated as the tile's class, with no diagnosis invented.
+    adi = next(r for r in rows if r["origin"]["file"].startswith("ADI/"))
+    assert adi["coarse_caption"].startswith("Histopathology image of the colorectum (tissue class: adipose tissue)")
+    assert "showing" not in adi["coarse_caption"]
 
 
 def test_a_corrupt_patch_is_quarantined_and_counts_reconcile(tmp_path):

@@ -38,7 +38,7 @@ def test_build_gives_the_known_boxes(tmp_path):
             ({"nodule": "lung nodule"}.get(n, n), [x0, y0, x1, y1]) for n, x0, y0, x1, y1 in objects
         )
     assert by_file["JPEGImages/000002.png"]["labels"] == ["lung nodule", "mass"]
-    assert by_file["JPEGImages/000003.png"]["labels"] == ["normal"] and by_file["JPEGImages/000003.png"]["disease"] is None
+    assert by_file["JPEGImages/000003.png"]["labels"] == [] and by_file["JPEGImages/000003.png"]["disease"] is None
 
 
 def test_bad_xml_bad_box_and_box_outside_are_quarantined(tmp_path):

@@ -17,6 +17,10 @@ def build(root: Path, out: Path) -> tuple[dict, list[dict], dict[str, dict]]:
     return build_source(f"rsna-pneumonia:{root}", out)
 
 
+def kind_in(row: dict, label: str) -> str:
+    return {k["label"]: k["kind"] for k in row["label_kinds"]}[label]
+
+
 def test_build_gives_one_record_per_patient_with_the_known_boxes(tmp_path):
     root = make_rsna_pneumonia(tmp_path / "rsna")
     manifest, rows, bad = build(root, tmp_path / "out")
@@ -42,8 +46,15 @@ def test_build_gives_one_record_per_patient_with_the_known_boxes(tmp_path):
             assert row["rois"] and all(r["source"].startswith("expert:") for r in row["rois"])
     normal = by_file[f"stage_2_train_images/{sorted(BOXES)[2]}.dcm"]
     assert normal["labels"] == ["normal"] and normal["reference_text"] == "RSNA class: Normal."
+    assert {k["label"]: k["kind"] for k in normal["label_kinds"]} == {"normal": "normal"} | {
+        r["label"]: "anatomy" for r in normal["rois"]}
+    # "No Lung Opacity / Not Normal": no lung opacity (a negative), and abnormal without saying how
     other = by_file[f"stage_2_train_images/{sorted(BOXES)[3]}.dcm"]
-    assert other["labels"] == ["no lung opacity / not normal"]
+    assert other["labels"] == ["no lung opacity", "abnormality other than lung opacity"]
+    assert [kind_in(other, label) for label in other["labels"]] == ["negative", "finding"]
+    assert other["reference_text"] == "RSNA class: No Lung Opacity / Not Normal."
+    opacity = by_file[f"stage_2_train_images/{sorted(BOXES)[0]}.dcm"]
+    assert kind_in(opacity, "lung opacity") == "finding" and opacity["rois"][0]["kind"] == "finding"
     # the patientId is the publisher's file name: it may name the file, never appear in text
     for row in rows:
         patient = Path(row["origin"]["file"]).stem

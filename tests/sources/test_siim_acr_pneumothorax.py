@@ -56,7 +56,9 @@ def test_build_gives_the_known_regions(tmp_path):
             for roi in row["rois"]:
                 np.testing.assert_array_equal(rle_to_mask(roi["mask"]), rectangle_mask(tuple(roi["bbox"])))
         else:
-            assert row["disease"] is None and row["labels"] == ["normal"]
+            # " -1" says there is no pneumothorax, not that the film is normal
+            assert row["disease"] is None and row["labels"] == ["no pneumothorax"]
+            assert {k["label"]: k["kind"] for k in row["label_kinds"]}["no pneumothorax"] == "negative"
             assert all(r["source"].startswith("expert:") for r in row["rois"])
 
 

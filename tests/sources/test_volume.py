@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 
 from medtrinity.errors import StageError
-from medtrinity.sources import volume
 from medtrinity.sources.base import SourceItem
 from medtrinity.sources.imaging import read_image
-from medtrinity.sources.volume import (
-    LabelMapSlice, SliceChoice, choose_slices, evenly_spaced, load_volume, read_label_slice, read_volume_slice,
-)
+from medtrinity.sources.readers import nifti
+from medtrinity.sources.readers.nifti import load_volume, read_label_slice, read_volume_slice
+from medtrinity.sources.volume import LabelMapSlice, SliceChoice, choose_slices, evenly_spaced
 
 # LPS voxel order (like DICOM-derived NIfTI): file voxel (a, b, c) -> world RAS
 # x = 15.5 - a, y = 15.5 - b, z = 2c - 10 (mm).
@@ -26,9 +25,9 @@ LESION = (slice(24, 28), slice(4, 8), slice(7, 8))  # file voxels: world x -8.5.
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    volume.clear_cache()
+    nifti.clear_cache()
     yield
-    volume.clear_cache()
+    nifti.clear_cache()
 
 
 def _lps_volume(tmp_path: Path, name: str = "lps.nii.gz") -> tuple[Path, Path]:
@@ -130,8 +129,8 @@ def test_volumes_are_cached_per_process_lru_of_two(tmp_path, monkeypatch):
     a, b = _lps_volume(tmp_path, "a.nii.gz")
     c, _ = _lps_volume(tmp_path, "c.nii.gz")
     calls = []
-    original = volume._load_uncached
-    monkeypatch.setattr(volume, "_load_uncached", lambda p, labels: calls.append(p.name) or original(p, labels))
+    original = nifti._load_uncached
+    monkeypatch.setattr(nifti, "_load_uncached", lambda p, labels: calls.append(p.name) or original(p, labels))
     for index in range(16):
         read_volume_slice(a, index)
     assert calls == ["a.nii.gz"]
@@ -142,7 +141,7 @@ def test_volumes_are_cached_per_process_lru_of_two(tmp_path, monkeypatch):
     assert calls == ["a.nii.gz", "seg_a.nii.gz", "c.nii.gz", "a.nii.gz"]
 
 
-def test_slice_choice_is_the_largest_slice_plus_evenly_spaced_ones_and_interior_normals():
+def test_slice_choice_is_the_largest_slice_plus_evenly_spaced_ones_and_interior_label_free_ones():
     labels = np.zeros((4, 4, 20), np.int32)
     labels[0, 0, 2:12] = 1  # label 1 on slices 2..11, largest at slice 9
     labels[:2, :2, 9] = 1
@@ -150,7 +149,8 @@ def test_slice_choice_is_the_largest_slice_plus_evenly_spaced_ones_and_interior_
     choice = SliceChoice(per_label=4, every=1, normal_slices=2)
     chosen = choose_slices(labels, "axial", {1: "a", 2: "b"}, choice)
     # rest of label 1 = 2..8, 10, 11 (9 slices): positions 0, 4, 8 -> 2, 6, 11
-    assert chosen == {2: ["a"], 6: ["a"], 9: ["a"], 11: ["a"], 14: ["b"], 13: ["normal"], 17: ["normal"]}
+    # label-free slices carry no label: nothing says they are normal
+    assert chosen == {2: ["a"], 6: ["a"], 9: ["a"], 11: ["a"], 14: ["b"], 13: [], 17: []}
     assert list(choose_slices(labels, "axial", {1: "a"}, SliceChoice(per_label=None, every=3, normal_slices=0))) == [2, 5, 8, 11]
     assert evenly_spaced([0, 1, 12, 13, 15, 16, 17, 18, 19], 2, interior=True) == [13, 17]
     assert evenly_spaced([5, 6], 3) == [5, 6]
@@ -168,8 +168,8 @@ def test_unreadable_volume_reasons_say_what_is_wrong_without_paths_or_library_na
     }
     for name, (data, problem) in cases.items():
         (tmp_path / name).write_bytes(data)
-        for read in (lambda p: read_image(p, slice_index=0), volume.volume_shape):
-            if name == "short.nii.gz" and read is volume.volume_shape:
+        for read in (lambda p: read_image(p, slice_index=0), nifti.volume_shape):
+            if name == "short.nii.gz" and read is nifti.volume_shape:
                 continue  # the header alone is intact
             with pytest.raises(StageError) as caught:
                 read(tmp_path / name)

@@ -40,7 +40,8 @@ def test_build_gives_the_known_boxes_labels_and_splits(tmp_path):
             (NAMES[c], [x0, y0, x1, y1]) for c, x0, y0, x1, y1 in boxes or []
         )
     assert by_file["images/train/p2.png"]["labels"] == ["fracture", "plate"]
-    assert by_file["images/train/p3.png"]["labels"] == ["normal"] and by_file["images/train/p3.png"]["disease"] is None
+    # a background image names no object: not a statement of "normal"
+    assert by_file["images/train/p3.png"]["labels"] == [] and by_file["images/train/p3.png"]["disease"] is None
     assert by_file["images/val/p4.png"]["labels"] == ["plate"]
 
 

@@ -74,13 +74,15 @@ def get_describer(name: str, **options: Any) -> Describer:
 
 @dataclass
 class Usage:
-    """What a model backend spent: calls made, calls answered from the cache, retries and tokens."""
+    """What a model backend spent: calls made, calls answered from the cache, retries, tokens, and requests
+    made smaller after the server's context overflowed."""
 
     requests: int = 0
     cache_hits: int = 0
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    shrunk: int = 0
 
     def add_tokens(self, reply: Reply) -> None:
         """Count the tokens of a reply the model was paid for (not of one served from the cache)."""

@@ -1,61 +1,48 @@
-"""The `grounded` describer: the five attributes and one paragraph written from measurements, no model.
+"""The `grounded` describer: the five attributes and one paragraph built from claims on the record, no model.
 
-Every sentence is backed by the record: modality, organ, disease and labels from the source's metadata;
-ROI position words, area, count and patient side from the ROI geometry; texture from intensity statistics
-inside vs around each ROI (roi/measure.py) in the modality's own vocabulary; one background sentence
-quoted from the top retrieved passage with its id. The words come from `vocabulary`, which `verify` reads
-back, so a grounded description always passes verification.
+Every sentence is the rendering of structured claims (describe/claims.py), each naming the record field it
+rests on; `Description.claims` holds them all, so the description can be checked claim by claim
+(docs/TRUTHFULNESS.md). Modality, organ and disease status come from the source's metadata and the declared
+label kinds (disease_status.py); ROI position, area, count, patient side, placement and border from the ROI
+geometry; texture from intensity statistics of tissue ROIs (grounded_texture.py); one background sentence
+from the best on-topic retrieved passage (grounded_background.py). The words come from `vocabulary`, which
+`verify` reads back.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
-from medtrinity.caption import NORMAL_LABELS
 from medtrinity.describe.base import register_describer
+from medtrinity.describe.claims import Fact, render, say, word_list
+from medtrinity.describe.disease_status import (
+    recorded_findings,
+    status_claims,
+    uncertain_name,
+)
+from medtrinity.describe.grounded_background import background_claims
+from medtrinity.describe.grounded_texture import texture_claims
 from medtrinity.describe.vocabulary import (
-    BRIGHTNESS_WORDS,
-    brightness_term,
-    canonical_organ,
     count_phrase,
     modality_name,
     patient_side,
 )
 from medtrinity.errors import StageError
-from medtrinity.records import ROI, Attributes, Description, Passage, Position, Sample
+from medtrinity.records import ROI, Attributes, Claim, Description, Position, Sample
 
-GROUNDED_VERSION = "1"
+GROUNDED_VERSION = "2"
 MAX_ROIS_LISTED = 5  # the roi attribute lists at most this many, largest first, and says how many in all
-MAX_ROIS_TEXTURED = 3  # the texture attribute measures at most this many (one sentence each)
-NORMAL_WORDS = frozenset(NORMAL_LABELS | {"none", "negative"})  # the caption's, plus words a disease field uses
-_INNER_HORIZONTAL = frozenset({"left-center", "center", "right-center"})
-_INNER_VERTICAL = frozenset({"upper-middle", "middle", "lower-middle"})
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])")
-
-
-@dataclass
-class _Texture:
-    """The measured words and numbers of one ROI."""
-
-    brightness: str | None  # "brighter" | "darker" | "similar" | None (no surroundings)
-    homogeneity: str
-    margin: str | None
-    mean_inside: float
-    mean_around: float
-    std_inside: float
 
 
 # ---------------------------------------------------------------- small phrases
-def _capitalise(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
 def position_phrase(position: Position) -> str:
     """'in the upper-middle right-center region of the image' — both words, verbatim, in that order."""
-    if position.vertical == "middle" and position.horizontal == "center":
+    if is_central(position):
         return "centrally, in the middle center region of the image"
     return f"in the {position.vertical} {position.horizontal} region of the image"
+
+
+def is_central(position: Position) -> bool:
+    """Only the centre bin (horizontal "center", vertical "middle") is called central."""
+    return position.horizontal == "center" and position.vertical == "middle"
 
 
 def area_phrase(area_ratio: float) -> str:
@@ -65,7 +52,7 @@ def area_phrase(area_ratio: float) -> str:
     return f"about {area_ratio:.1f}%"
 
 
-def _roi_names(rois: list[ROI]) -> list[str]:
+def roi_names(rois: list[ROI]) -> list[str]:
     """Labels, numbered where one label names several ROIs ("tumor #2")."""
     totals: dict[str, int] = {}
     for roi in rois:
@@ -78,147 +65,19 @@ def _roi_names(rois: list[ROI]) -> list[str]:
     return names
 
 
-def _by_size(rois: list[ROI]) -> list[int]:
+def by_size(rois: list[ROI]) -> list[int]:
     """Indices of the ROIs, largest first (stable, so equal areas keep the record's order)."""
     return sorted(range(len(rois)), key=lambda i: -rois[i].area_ratio)
 
 
-def _side_clause(roi: ROI, patient_left_on_image: str | None) -> str:
-    side = patient_side(roi.position.horizontal, patient_left_on_image)
-    return f", on the patient's {side}" if side else ""
-
-
-def _is_finding(label: str, organ: str | None) -> bool:
-    """A label that names something other than normal anatomy."""
-    word = label.strip().lower()
-    return word not in NORMAL_WORDS and canonical_organ(word) is None and word != (organ or "").strip().lower()
-
-
-def _recorded_finding(sample: Sample) -> str:
-    if sample.disease and sample.disease.strip().lower() not in NORMAL_WORDS:
-        return sample.disease
-    return ", ".join(label for label in dict.fromkeys(sample.labels) if _is_finding(label, sample.organ))
-
-
-def is_normal_sample(sample: Sample) -> bool:
-    disease_normal = sample.disease is None or sample.disease.strip().lower() in NORMAL_WORDS
-    return disease_normal and not any(_is_finding(label, sample.organ) for label in sample.labels)
-
-
-# ---------------------------------------------------------------- the five attributes
-def modality_attribute(sample: Sample) -> str:
-    sentences = [f"This is {modality_name(sample.modality, sample.organ)}."]
-    origin = sample.origin
-    if origin.slice is not None:
-        axis = f", cut along the {origin.axis} axis" if origin.axis else ""
-        sentences.append(f"It is slice {origin.slice} of a volume{axis}.")
-    elif origin.frame is not None:
-        sentences.append(f"It is frame {origin.frame} of a multi-frame recording.")
-    return " ".join(sentences)
-
-
-def structures_attribute(sample: Sample) -> str:
-    if sample.organ:
-        sentences = [f"The imaged anatomy is the {sample.organ}, as given by the source."]
-    else:
-        sentences = ["The imaged anatomy is not specified by the source."]
-    labels = list(dict.fromkeys(roi.label for roi in sample.rois))
-    if labels:
-        sentences.append("The marked structures are: " + ", ".join(labels) + ".")
-    else:
-        sentences.append("No structure is marked on the image.")
-    if sample.disease and sample.disease.strip().lower() not in NORMAL_WORDS:
-        sentences.append(f"The source records the finding as {sample.disease}.")
-    elif is_normal_sample(sample):
-        sentences.append("The source records no disease.")
-    return " ".join(sentences)
-
-
-def roi_attribute(sample: Sample) -> str:
-    rois = sample.rois
-    if not rois:
-        return "No region of interest was localised."
-    names = _roi_names(rois)
-    order = _by_size(rois)[:MAX_ROIS_LISTED]
-    items = [
-        f"the {names[i]} is located {position_phrase(rois[i].position)}, "
-        f"occupying {area_phrase(rois[i].area_ratio)} of the image"
-        f"{_side_clause(rois[i], sample.patient_left_on_image)}"
-        for i in order
-    ]
-    if len(rois) == 1:
-        head = "There is one region of interest."
-    elif len(rois) <= MAX_ROIS_LISTED:
-        head = f"There are {count_phrase(len(rois), 'region of interest', 'regions of interest')}."
-    else:
-        head = (f"There are {count_phrase(len(rois), 'region of interest', 'regions of interest')}; "
-                f"the {len(order)} largest are listed.")
-    sources = sorted({roi.source for roi in rois})
-    if sources == ["annotation"]:
-        provenance = "The regions come from the source's own annotation."
-    else:
-        experts = [s.split(":", 1)[1] if s.startswith("expert:") else s for s in sources if s != "annotation"]
-        provenance = "The regions were proposed by the expert model " + ", ".join(experts)
-        provenance += " and the source's annotation." if "annotation" in sources else "."
-    return " ".join([head, _capitalise("; ".join(items)) + ".", provenance])
-
-
-def _measure(sample: Sample, roi: ROI) -> _Texture:
-    from medtrinity.roi.measure import (
-        brightness_word,
-        homogeneity_word,
-        margin_word,
-        mask_for_roi,
-        measure_region,
-    )
-
-    stats = measure_region(sample.pixels, mask_for_roi(roi, sample.height, sample.width))
-    return _Texture(
-        brightness=brightness_word(stats), homogeneity=homogeneity_word(stats), margin=margin_word(stats),
-        mean_inside=stats.mean_inside, mean_around=stats.mean_around, std_inside=stats.std_inside,
-    )
-
-
-def _brightness_predicate(modality: str, word: str) -> str:
-    term = brightness_term(modality if modality in BRIGHTNESS_WORDS else "Other", word)
-    verb = "appears as" if term.startswith(("a ", "an ")) else "is"
-    relation = "to" if word == "similar" else "relative to"
-    return f"{verb} {term} {relation} its surroundings"
-
-
-def texture_sentence(modality: str, name: str, texture: _Texture) -> str:
-    if texture.brightness is None:
-        return (f"The {name} fills nearly the whole image, so there is no surrounding tissue to compare with; "
-                f"it is {texture.homogeneity} inside (mean intensity {texture.mean_inside:.0f}, "
-                f"standard deviation {texture.std_inside:.0f}).")
-    return (f"The {name} {_brightness_predicate(modality, texture.brightness)} "
-            f"(mean intensity {texture.mean_inside:.0f} vs {texture.mean_around:.0f} around it), "
-            f"is {texture.homogeneity} inside (standard deviation {texture.std_inside:.0f}) "
-            f"and has {'a sharp' if texture.margin == 'sharp' else 'an ill-defined'} margin.")
-
-
-def texture_attribute(sample: Sample) -> str:
-    if not sample.rois:
-        return "No texture was measured, as no region of interest was localised."
-    names = _roi_names(sample.rois)
-    return " ".join(
-        texture_sentence(sample.modality, names[i], _measure(sample, sample.rois[i]))
-        for i in _by_size(sample.rois)[:MAX_ROIS_TEXTURED]
-    )
-
-
-def _border_edges(roi: ROI, width: int, height: int) -> list[str]:
+def border_edges(roi: ROI, width: int, height: int) -> list[str]:
+    """The image edges the ROI's box touches (x1/y1 exclusive, so x1 == width touches the right edge)."""
     x0, y0, x1, y1 = roi.bbox
     edges = [("top", y0 <= 0), ("bottom", y1 >= height), ("left", x0 <= 0), ("right", x1 >= width)]
     return [edge for edge, touches in edges if touches]
 
 
-def _word_list(words: list[str]) -> str:
-    """'top', 'top and left', 'top, bottom and left'."""
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-
-
-def _size_word(area_ratio: float) -> str:
+def size_word(area_ratio: float) -> str:
     if area_ratio < 5:
         return "a small part"
     if area_ratio < 25:
@@ -226,61 +85,183 @@ def _size_word(area_ratio: float) -> str:
     return "a large part"
 
 
-def local_global_attribute(sample: Sample) -> str:
+RECOVERED = "recovered:"  # an ROI found in the source's pixels: a box the publisher drew into the image it released
+
+
+def expert_name(source: str) -> str:
+    return source.split(":", 1)[1] if source.startswith("expert:") else source
+
+
+def outlined_by(roi: ROI) -> str:
+    if roi.source == "annotation":
+        return "the source's annotation"
+    if roi.source.startswith(RECOVERED):  # no expert judged the image: the box was drawn into it, and read back
+        return "a box drawn into the released image"
+    return f"the expert {expert_name(roi.source)}"
+
+
+def provenance_text(sources: list[str]) -> str:
+    """Where the regions come from, each ROI source named as the record holds it."""
+    if sources == ["annotation"]:
+        return "The regions come from the source's own annotation."
+    recovered = [s for s in sources if s.startswith(RECOVERED)]
+    experts = [expert_name(s) for s in sources if s != "annotation" and not s.startswith(RECOVERED)]
+    parts = []
+    if recovered:
+        parts.append("recovered from the boxes drawn into the released image (" + ", ".join(recovered) + ")")
+    if experts:
+        parts.append("proposed by the expert model " + ", ".join(experts))
+    if "annotation" in sources:
+        parts.append("taken from the source's own annotation")
+    return "The regions were " + word_list(parts) + "."
+
+
+# ---------------------------------------------------------------- the five attributes
+def modality_claims(sample: Sample) -> list[Claim]:
+    facts = [Fact("modality", sample.modality, "modality")]
+    if modality_name(sample.modality, sample.organ) != modality_name(sample.modality):  # "a chest X-ray"
+        facts.append(Fact("organ_group", "chest", "organ"))
+    claims = say("modality", f"This is {modality_name(sample.modality, sample.organ)}.", facts)
+    origin = sample.origin
+    if origin.slice is not None:
+        axis = f", cut along the {origin.axis} axis" if origin.axis else ""
+        facts = [Fact("slice", str(origin.slice), "origin.slice")]
+        facts += [Fact("axis", origin.axis, "origin.axis")] if origin.axis else []
+        claims += say("modality", f"It is slice {origin.slice} of a volume{axis}.", facts)
+    elif origin.frame is not None:
+        claims += say("modality", f"It is frame {origin.frame} of a multi-frame recording.",
+                      [Fact("frame", str(origin.frame), "origin.frame")])
+    if origin.redacted:  # the black boxes are not anatomy: say where they come from
+        n = len(origin.redacted)
+        claims += say("modality", f"Burned-in text was removed from {n} area{'s' if n != 1 else ''} of the image.",
+                      [Fact("redacted_text", str(n), "origin.redacted")])
+    return claims
+
+
+def structures_claims(sample: Sample) -> list[Claim]:
+    if sample.organ:
+        claims = say("structures", f"The imaged anatomy is the {sample.organ}, as given by the source.",
+                     [Fact("organ", sample.organ, "organ")])
+    else:
+        claims = say("structures", "The imaged anatomy is not specified by the source.",
+                     [Fact("organ", "", "organ")])
+    first_of: dict[str, int] = {}
+    for index, roi in enumerate(sample.rois):
+        first_of.setdefault(roi.label, index)
+    if first_of:
+        claims += say("structures", "The regions are labelled: " + ", ".join(first_of) + ".",
+                      [Fact("roi_label", label, f"rois[{i}].label", i) for label, i in first_of.items()])
+    else:
+        claims += say("structures", "No region is marked on the image.", [Fact("count", "0", "rois")])
+    return claims + status_claims(sample)
+
+
+def roi_claims(sample: Sample, names: list[str]) -> list[Claim]:
     rois = sample.rois
     if not rois:
-        return "No local finding can be related to the whole image, as no region of interest was localised."
-    main = _by_size(rois)[0]
-    roi, name = rois[main], _roi_names(rois)[main]
-    central = roi.position.horizontal in _INNER_HORIZONTAL and roi.position.vertical in _INNER_VERTICAL
-    edges = _border_edges(roi, sample.width, sample.height)
-    where = "lies centrally in the image" if central else "lies towards the periphery of the image"
-    border = ("does not touch the image border" if not edges
-              else f"reaches the image border at the {_word_list(edges)} edge{'s' if len(edges) > 1 else ''}")
-    sentences = [f"The {name} {where} and {border}."]
-    size = f"It covers {_size_word(roi.area_ratio)} of the image ({area_phrase(roi.area_ratio)})"
-    if len(rois) > 1:
-        size += f" and is the largest of {count_phrase(len(rois), 'region', 'regions')}"
-    sentences.append(size + ".")
-    if is_normal_sample(sample):
-        anatomy = f", the {sample.organ}" if sample.organ else ""
-        sentences.append(
-            f"With no disease recorded, the region of interest shows the primary anatomy of the image{anatomy}."
-        )
+        return say("roi", "No region of interest was localised.", [Fact("count", "0", "rois")])
+    order = by_size(rois)[:MAX_ROIS_LISTED]
+    count = Fact("count", str(len(rois)), "rois")
+    regions = count_phrase(len(rois), "region of interest", "regions of interest")
+    if len(rois) <= MAX_ROIS_LISTED:
+        claims = say("roi", f"There {'is' if len(rois) == 1 else 'are'} {regions}.", [count])
     else:
-        finding = _recorded_finding(sample)
-        context = f"the {sample.organ}" if sample.organ else "an unspecified anatomy"
-        sentences.append(f"It marks the recorded finding ({finding}) within {context}.")
-    return " ".join(sentences)
+        claims = say("roi", f"There are {regions}; the {len(order)} largest are listed.",
+                     [count, Fact("listed", str(len(order)), "rois[*].area_ratio")])
+    for i in order:
+        roi = rois[i]
+        facts = [Fact("position", f"{roi.position.vertical} {roi.position.horizontal}", f"rois[{i}].position", i),
+                 Fact("area", f"{roi.area_ratio:.1f}", f"rois[{i}].area_ratio", i)]
+        side = patient_side(roi.position.horizontal, sample.patient_left_on_image)
+        if side:
+            facts.append(Fact("side", side, f"rois[{i}].position,origin.patient_left_on_image", i))
+        text = (f"The {names[i]} is located {position_phrase(roi.position)}, occupying "
+                f"{area_phrase(roi.area_ratio)} of the image" + (f", on the patient's {side}." if side else "."))
+        claims += say("roi", text, facts)
+    first_of: dict[str, int] = {}
+    for index, roi in enumerate(rois):
+        first_of.setdefault(roi.source, index)
+    sources = sorted(first_of)
+    provenance = [Fact("provenance", source, f"rois[{first_of[source]}].source") for source in sources]
+    return claims + say("roi", provenance_text(sources), provenance)
 
 
-# ---------------------------------------------------------------- knowledge and the paragraph
-# A passage without a full stop (a malformed corpus line) must not pour itself into the description.
-MAX_BACKGROUND_CHARS = 400
+def main_roi(rois: list[ROI]) -> int:
+    """The ROI the local-global attribute relates to the image: the largest finding, else the largest ROI."""
+    findings = [i for i in by_size(rois) if rois[i].kind == "finding"]
+    return findings[0] if findings else by_size(rois)[0]
 
 
-def first_sentence(text: str) -> str:
-    collapsed = " ".join(text[: 20 * MAX_BACKGROUND_CHARS].split())
-    sentence = _SENTENCE_END.split(collapsed, maxsplit=1)[0].rstrip(" .!?")
-    if len(sentence) > MAX_BACKGROUND_CHARS:
-        sentence = sentence[:MAX_BACKGROUND_CHARS].rsplit(" ", 1)[0] + " …"
-    return sentence
+def _relation(sample: Sample, index: int) -> list[Claim]:
+    """What the main ROI is, as its kind says — a finding only when it is one."""
+    roi, who = sample.rois[index], outlined_by(sample.rois[index])
+    label_fact = Fact(f"{roi.kind}_region", roi.label, f"rois[{index}].label,rois[{index}].kind", index)
+    if roi.kind == "finding" and roi.source == "annotation":
+        return say("local_global", f"It marks the recorded finding {roi.label}, as annotated by the source.",
+                   [label_fact])
+    if roi.kind == "finding":
+        findings = recorded_findings(sample).evidence()
+        if len(findings) == 1 and "," not in findings[0][0]:  # the expert locates the one finding recorded
+            (finding, evidence), = findings
+            return say("local_global", f"It marks the recorded finding {finding}, as located by {who}.",
+                       [Fact("finding_region", finding, f"{evidence},rois[{index}].kind", index)])
+        return say("local_global", f"It is the region {who} outlines as {roi.label}.",
+                   [Fact("expert_finding_region", roi.label, label_fact.evidence, index)])
+    texts = {
+        "uncertain": f"It marks {uncertain_name(roi.label)}, which the source marks as uncertain.",
+        "anatomy": f"It is the anatomical structure {roi.label}, outlined by {who}.",
+        "tissue": f"It is the tissue region {roi.label}, outlined by {who}.",
+        "device": f"It outlines the device {roi.label}, drawn by {who}.",
+        "region": f"It is a region outlined by {who} from the image's appearance, not a finding.",
+    }
+    if roi.source.startswith(RECOVERED):  # the publisher drew the box; nothing here judged the image's appearance
+        texts["region"] = f"It is the region marked by {who}, not a finding."
+    if roi.kind in texts:
+        return say("local_global", texts[roi.kind], [label_fact])
+    return say("local_global", f"It is the region labelled {roi.label} by {who}.",
+               [Fact("labelled_region", roi.label, label_fact.evidence, index)])
 
 
-def top_passage(knowledge: list[Passage]) -> Passage | None:
-    """The highest-scoring passage (the first one on a tie)."""
-    return max(knowledge, key=lambda p: p.score) if knowledge else None
+def local_global_claims(sample: Sample, names: list[str]) -> list[Claim]:
+    rois = sample.rois
+    if not rois:
+        return say("local_global", "No region can be related to the whole image, as no region of interest was "
+                                   "localised.", [Fact("count", "0", "rois")])
+    index = main_roi(rois)
+    roi, name = rois[index], names[index]
+    edges = border_edges(roi, sample.width, sample.height)
+    border = ("does not touch the image border" if not edges
+              else f"reaches the image border at the {word_list(edges)} edge{'s' if len(edges) > 1 else ''}")
+    where = f"{roi.position.vertical} {roi.position.horizontal}"
+    placement = Fact("placement", "central" if is_central(roi.position) else where, f"rois[{index}].position", index)
+    border_fact = Fact("border", ",".join(edges) or "none", f"rois[{index}].bbox", index)
+    if is_central(roi.position):
+        text = f"The {name} lies centrally in the image and {border}."
+    else:
+        text = f"The {name} lies off-centre, in the {where} region of the image, and {border}."
+    claims = say("local_global", text, [placement, border_fact])
+    facts = [Fact("size", size_word(roi.area_ratio), f"rois[{index}].area_ratio", index),
+             Fact("area", f"{roi.area_ratio:.1f}", f"rois[{index}].area_ratio", index)]
+    size = f"It covers {size_word(roi.area_ratio)} of the image ({area_phrase(roi.area_ratio)})"
+    if len(rois) > 1:
+        largest = all(roi.area_ratio > other.area_ratio for j, other in enumerate(rois) if j != index)
+        regions = count_phrase(len(rois), "region", "regions")
+        size += f" and is the largest of {regions}" if largest else f" and is one of {regions}"
+        facts += [Fact("rank", "largest" if largest else "one of", "rois[*].area_ratio", index),
+                  Fact("count", str(len(rois)), "rois")]
+    claims += say("local_global", size + ".", facts)
+    claims += _relation(sample, index)
+    findings = recorded_findings(sample)
+    if findings and not any(r.kind == "finding" for r in rois):
+        names_ = findings.names()
+        noun = "finding" if len(names_) == 1 else "findings"
+        verb = "is" if len(names_) == 1 else "are"
+        claims += say("local_global", f"The recorded {noun} {word_list(names_)} {verb} not outlined by any region.",
+                      [Fact("unlocated_finding", value, evidence) for value, evidence in findings.evidence()])
+    return claims
 
 
-def background_sentence(knowledge: list[Passage]) -> str:
-    """'Background: <first sentence of the top passage> [<id>].' — or '' when nothing was retrieved."""
-    passage = top_passage(knowledge)
-    if passage is None:
-        return ""
-    sentence = first_sentence(passage.text) or first_sentence(passage.title)
-    return f"Background: {sentence} [{passage.id}]." if sentence else ""
-
-
+# ---------------------------------------------------------------- the describer
 def _check_pixels(sample: Sample) -> None:
     if sample.pixels is None:
         raise StageError("the grounded describer needs the image pixels, but none were loaded")
@@ -291,27 +272,34 @@ def _check_pixels(sample: Sample) -> None:
         )
 
 
+def describe_claims(sample: Sample) -> dict[str, list[Claim]]:
+    """The claims of each attribute, and of the background ("knowledge"), in paragraph order."""
+    names = roi_names(sample.rois)
+    return {
+        "modality": modality_claims(sample),
+        "structures": structures_claims(sample),
+        "roi": roi_claims(sample, names),
+        "texture": texture_claims(sample, names),
+        "local_global": local_global_claims(sample, names),
+        "knowledge": background_claims(sample),
+    }
+
+
 @register_describer("grounded")
 class GroundedDescriber:
-    """Deterministic describer: the same sample gives the same text on every run."""
+    """Deterministic describer: the same sample gives the same text and claims on every run."""
 
     name = "grounded"
 
     def describe(self, sample: Sample) -> Description:
         if sample.rois:
             _check_pixels(sample)
-        attributes = Attributes(
-            modality=modality_attribute(sample),
-            structures=structures_attribute(sample),
-            roi=roi_attribute(sample),
-            texture=texture_attribute(sample),
-            local_global=local_global_attribute(sample),
-        )
+        parts = describe_claims(sample)
+        attributes = Attributes(**{name: render(claims) for name, claims in parts.items() if name != "knowledge"})
         # global -> local -> local-global, then one sentence of retrieved knowledge.
-        parts = [attributes.modality, attributes.structures, attributes.roi, attributes.texture,
-                 attributes.local_global, background_sentence(sample.knowledge)]
+        claims = [claim for part in parts.values() for claim in part]
         return Description(
-            attributes=attributes,
-            text=" ".join(part for part in parts if part),
+            attributes=attributes, text=render(claims), claims=claims,
             describer=f"grounded@{GROUNDED_VERSION} prompt=none",
         )
+

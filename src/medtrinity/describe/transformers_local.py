@@ -39,6 +39,9 @@ DEFAULT_MAX_NEW_TOKENS = 1024  # as the build config's --max-tokens: the six-fie
 DEFAULT_BATCH_SIZE = 8
 INSTALL_HINT = "pip install 'medtrinity[transformers]'"
 _DTYPES = ("float32", "float16", "bfloat16")
+# Models this process has loaded: a build loads one per worker (the Ray engine one per model actor), and
+# reports these counts so that a model loaded once per shard would show.
+MODEL_LOADS = 0
 
 
 @dataclass
@@ -138,7 +141,9 @@ class TransformersDescriber:
         self._load(device, dtype)
 
     def _load(self, device: str | None, dtype: str | None) -> None:
+        global MODEL_LOADS
         auto_processor, auto_model = _import_libraries()
+        MODEL_LOADS += 1
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces next to local_files_only
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)

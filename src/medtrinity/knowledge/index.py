@@ -4,13 +4,15 @@ The index is a bm25s retriever plus the passages themselves in an Arrow IPC file
 millions of passages can be memory-mapped instead of read into memory. Text is analysed the same way on
 both sides: lower case, "x ray"/"X-ray" joined into one token, stopwords dropped, British spellings
 unified with American ones, and a light suffix stemmer written here (deterministic, no PyStemmer needed,
-so an index saved on one machine searches identically on another). Dense and hybrid retrievers can later
-sit beside this class with the same `search`/`get` interface.
+so an index saved on one machine searches identically on another). A passage's title counts twice, and
+the words its text negates are not indexed (negation.py). Dense and hybrid retrievers sit beside this class
+with the same `search`/`get` interface (dense.py, hybrid.py).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -22,12 +24,14 @@ import numpy as np
 import pyarrow as pa
 
 from medtrinity.errors import UserError
+from medtrinity.knowledge.negation import drop_negated
 from medtrinity.knowledge.query import normalise_terms
 from medtrinity.records import Passage
 
 FORMAT = "medtrinity-kb"
 FORMAT_VERSION = 2  # 2: passages carry a ranking weight
-ANALYSER = "medtrinity-light-v1"  # bump when `analyse` changes: saved indexes then ask to be rebuilt
+ANALYSER = "medtrinity-light-v2"  # bump when `analyse` or `passage_tokens` changes: saved indexes then
+# ask to be rebuilt. v2: negated words in passage texts are not indexed.
 META_FILE = "medtrinity_kb.json"  # written last by `save`: its presence marks a complete index
 PASSAGES_FILE = "passages.arrow"
 BM25_DIR = "bm25"
@@ -105,6 +109,24 @@ def analyse(text: str) -> list[str]:
     return [_term(token) for token in _TOKEN.findall(text) if len(token) > 1 and token not in _STOPWORDS]
 
 
+def passage_tokens(title: str, text: str) -> list[str]:
+    """The tokens BM25 indexes for a passage: the title twice, then the text without what it negates."""
+    # The title names the passage's topic in a few words, the text wanders more. Findings the text rules out
+    # ("no pneumothorax is seen") are not its topic (see negation.py).
+    return analyse(f"{title}\n{title}\n{drop_negated(text)}")
+
+
+def passages_digest(table: pa.Table) -> str:
+    """A digest of the passages' ids, titles, texts and weights, from the Arrow buffers (no per-row Python)."""
+    digest = hashlib.sha1()
+    for column in table.combine_chunks().columns:
+        for chunk in column.chunks:
+            for buffer in chunk.buffers():
+                if buffer is not None:
+                    digest.update(buffer)
+    return digest.hexdigest()[:16]
+
+
 def _passage_table(passages: Iterable[Mapping[str, Any]]) -> pa.Table:
     ids: list[str] = []
     titles: list[str] = []
@@ -140,15 +162,46 @@ def _passage_table(passages: Iterable[Mapping[str, Any]]) -> pa.Table:
     )
 
 
+_BLOCK = 256  # rows per block when finding the k-th score's lower bound from block maxima
+
+
+def candidate_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """Rows that may be among the `k` highest positive scores (every row tied with the k-th included), in corpus
+    order: a partial selection, linear in the corpus and cheaper than argpartition, which moves the whole array.
+    The k largest block maxima are k distinct scores, so the k-th of them is a lower bound for the k-th score,
+    and one vectorised pass keeps the rows at or above it."""
+    n = scores.shape[0]
+    if k <= 0 or n == 0:
+        return np.empty(0, dtype=np.int64)
+    whole = n - n % _BLOCK
+    maxima = scores[:whole].reshape(-1, _BLOCK).max(axis=1) if whole else scores[:0]
+    if whole < n:
+        maxima = np.append(maxima, scores[whole:].max())
+    count = maxima.shape[0]
+    if count <= k:  # no bound to be had: every matching row
+        return np.flatnonzero(scores > 0)
+    bound = np.partition(maxima, count - k)[count - k]
+    return np.flatnonzero(scores >= bound) if bound > 0 else np.flatnonzero(scores > 0)
+
+
+def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """The rows of the `k` highest positive scores, highest first, equal scores in corpus order."""
+    rows = candidate_rows(scores, k)
+    return rows[np.lexsort((rows, -scores[rows]))][:k]
+
+
 class KnowledgeIndex:
     """BM25 over passage title + text. Build it with `build` or `load`, not the constructor."""
 
-    def __init__(self, retriever: Any, passages: pa.Table) -> None:
+    def __init__(self, retriever: Any, passages: pa.Table, digest: str | None = None) -> None:
         self._retriever = retriever
         self._passages = passages
+        # What the passages are, for a build's manifest; computed at build time, stored by `save`.
+        self.digest = digest if digest is not None else passages_digest(passages)
         self._row_of: dict[str, int] | None = None  # id -> row, made on the first `get`
         weights = passages.column("weight").to_numpy().astype(np.float64)
         self._weights = None if np.all(weights == 1.0) else weights
+        self._weights32 = None if self._weights is None else weights.astype(np.float32)
         self._ranked = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(self._rank)
 
     # -------------------------------------------------------------- construction
@@ -158,9 +211,8 @@ class KnowledgeIndex:
         import bm25s
 
         table = _passage_table(passages)
-        # The title is indexed twice: it names the passage's topic in a few words, the text wanders more.
         corpus_tokens = [
-            analyse(f"{title}\n{title}\n{text}")
+            passage_tokens(title, text)
             for title, text in zip(table.column("title").to_pylist(), table.column("text").to_pylist())
         ]
         retriever = bm25s.BM25()
@@ -180,7 +232,7 @@ class KnowledgeIndex:
                 writer.write_table(self._passages)
         meta = {
             "format": FORMAT, "version": FORMAT_VERSION, "analyser": ANALYSER,
-            "passages": len(self), "bm25s": bm25s.__version__,
+            "passages": len(self), "digest": self.digest, "bm25s": bm25s.__version__,
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -205,7 +257,7 @@ class KnowledgeIndex:
             raise UserError(f"{directory}: knowledge index is incomplete or damaged ({error}); rebuild it") from error
         if passages.num_rows != int(retriever.scores["num_docs"]) or passages.schema != _PASSAGE_SCHEMA:
             raise UserError(f"{directory}: passages file does not match the BM25 index; rebuild it")
-        return cls(retriever, passages)
+        return cls(retriever, passages, digest=meta.get("digest"))
 
     # -------------------------------------------------------------- lookup
     def __len__(self) -> int:
@@ -229,13 +281,17 @@ class KnowledgeIndex:
         token_ids = self._retriever.get_tokens_ids(tokens)
         if not token_ids:
             return ()
-        scores = np.asarray(self._retriever.get_scores_from_ids(token_ids), dtype=np.float64)
-        if self._weights is not None:
-            scores = scores * self._weights
-        rows = np.flatnonzero(scores > 0)
-        # Highest score first; equal scores in corpus order, so results never depend on sort stability.
-        rows = rows[np.lexsort((rows, -scores[rows]))][:k]
-        return tuple((int(row), float(scores[row])) for row in rows)
+        raw = np.asarray(self._retriever.get_scores_from_ids(token_ids))
+        if self._weights is None:  # float32 ranks as float64 does: no copy
+            return tuple((int(row), float(raw[row])) for row in top_rows(raw, k))
+        # Weighted: chosen in float32 (rounding keeps the order, so every true top-k row is at or above the
+        # bound), then the few candidates are scored exactly in float64 and ranked.
+        rows = candidate_rows(raw.astype(np.float32, copy=False) * self._weights32, k)
+        exact = raw[rows].astype(np.float64) * self._weights[rows]
+        keep = exact > 0
+        rows, exact = rows[keep], exact[keep]
+        order = np.lexsort((rows, -exact))[:k]
+        return tuple((int(rows[i]), float(exact[i])) for i in order)
 
     def _passage_at(self, row: int, score: float) -> Passage:
         # A fresh Passage each call: callers may edit theirs without touching the query cache.

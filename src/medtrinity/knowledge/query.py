@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from medtrinity.sources.label_kinds import UNCERTAIN_SUFFIX
+
 # (pattern, replacement, case_sensitive). Short all-capital forms that are also English words or common
 # initials ("US", "MR", "ET", "DR") only match in capitals, so "us" and "Mr" stay as they are.
 # Rules run in order: a phrase containing a shorter rule's pattern comes first ("MR imaging" before "MR").
@@ -139,6 +141,11 @@ ORGAN_CONTEXT = {
 }
 
 
+def _without_qualifier(term: str | None) -> str | None:
+    # "Pneumonia (uncertain)": the finding is a hint worth retrieving for; the qualifier is no medical term.
+    return term.removesuffix(UNCERTAIN_SUFFIX) if term else term
+
+
 def build_query(
     coarse_caption: str,
     labels: list[str],
@@ -146,21 +153,25 @@ def build_query(
     organ: str | None,
     modality: str | None,
 ) -> str:
-    """The retrieval query for one record: its finding (disease, labels), organ and modality.
+    """The retrieval query for one record: its finding (disease, else labels), other labels, organ and modality.
 
     The finding is written twice: organ and modality words ("chest", "X-ray", "colon") recur across many
     passages, and without the extra weight a passage that merely mentions "chest X-ray" often outranks the
-    passage about the finding itself.
+    passage about the finding itself. Where the source names a disease, that is the finding and the other
+    labels are context, written once: a chest film's "Support Devices" label must not outrank its pneumothorax.
     """
     seen: set[str] = set()
-    finding = _distinct([disease, *labels], seen)
+    topic = _distinct([_without_qualifier(disease)], seen)
+    others = _distinct([_without_qualifier(label) for label in labels], seen)
+    if not topic:
+        topic, others = others, []
     organ_words = _distinct([organ], seen)
     # Organ names that are also common words elsewhere ("head" of the pancreas or femur) get their anatomy.
     context = [ORGAN_CONTEXT[organ.lower()]] if organ and organ.lower() in ORGAN_CONTEXT else []
     modality_words = _distinct([modality], seen) + context
     # Without a finding the organ is the topic, so it gets the weight. The caption only repeats these
     # fields, with wording ("not specified by the source") that would match passages about nothing here.
-    parts = finding + finding + organ_words + (organ_words if not finding else []) + modality_words
+    parts = topic + topic + others + organ_words + (organ_words if not topic else []) + modality_words
     if not parts and coarse_caption.strip():
         parts = [coarse_caption.strip()]
     return normalise_terms(". ".join(parts))

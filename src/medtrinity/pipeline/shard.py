@@ -12,13 +12,15 @@ import os
 import signal
 import traceback
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
+from medtrinity.describe.server_errors import ServerStop
 from medtrinity.errors import StageError, UserError
 from medtrinity.pipeline.config import BuildConfig
 from medtrinity.pipeline.stages import build_stages
 from medtrinity.pipeline.store import ShardStore
+from medtrinity.pipeline.stream import ShardStream, quarantine_row
 from medtrinity.records import sample_to_row
 from medtrinity.sources.base import SourceItem
 
@@ -29,21 +31,28 @@ _KILL_AFTER_ITEMS = int(os.environ.get("MEDTRINITY_FAULT_KILL_AFTER_ITEMS", "0")
 _items_done = 0
 
 
+# Settings no stage is built with: a change of one (the shard size chosen at start) reuses the stages.
+_NOT_FOR_STAGES = {"shard_size", "resume", "overwrite", "retry_transient", "limit"}
+
+
 def stages_for(config: BuildConfig) -> list:
-    """Stages are built once per process (they hold the index and the describer)."""
-    key = json.dumps(config.model_dump(), sort_keys=True)
+    """Stages are built once per process (they hold the index and the describer), with this worker's share of
+    --concurrency."""
+    worker = config.model_copy(update={"concurrency": config.worker_concurrency()})
+    key = json.dumps(worker.model_dump(exclude=_NOT_FOR_STAGES), sort_keys=True)
     if key not in _STAGES_BY_CONFIG:
-        _STAGES_BY_CONFIG[key] = build_stages(config)
+        _STAGES_BY_CONFIG[key] = build_stages(worker)
     return _STAGES_BY_CONFIG[key]
 
 
-# Items go through the stages in small batches: a batch-aware stage (e.g. a model client) can work on
-# all of them at once, while memory stays bounded by the batch, not the shard.
+# At most this many records are in a shard at once (stream.py): memory stays bounded by the window, not
+# the shard, while a batch-aware stage (a model client) gets many records at a time.
 ITEMS_PER_BATCH = 32
 
 
 def batch_size_for(stages: list) -> int:
-    """ITEMS_PER_BATCH, or more when a stage asks for it (a model client with many requests in flight)."""
+    """The window: ITEMS_PER_BATCH, or more when a stage asks for it (a model client with many requests in
+    flight keeps twice its bound in the window, so that it never waits for the CPU stages to fill it)."""
     return max([ITEMS_PER_BATCH, *(getattr(s, "batch_size", None) or 0 for s in stages)])
 
 
@@ -92,7 +101,8 @@ def failure_reason(err: BaseException) -> str:
 
 
 def process_batch(items: list[SourceItem], stages: list, errors_log: Path | None = None) -> tuple[list[dict], list[dict]]:
-    """(rows, quarantine rows) for a batch of items; every item ends in exactly one of them, in item order."""
+    """(rows, quarantine rows) for a batch of items, stage by stage; every item ends in exactly one of them, in
+    item order. (A shard streams its items instead (stream.py), with the same outcome per item.)"""
     live = [(item, item) for item in items]
     quarantined = []
     for stage in stages:
@@ -100,8 +110,7 @@ def process_batch(items: list[SourceItem], stages: list, errors_log: Path | None
         survivors = []
         for (item, _), out in zip(live, outputs, strict=True):
             if isinstance(out, BaseException):
-                quarantined.append({"id": item.id, "source": item.source, "file": item.file, "stage": stage.name,
-                                    "reason": failure_reason(out)})
+                quarantined.append(quarantine_row(item, stage.name, out, failure_reason))
             else:
                 survivors.append((item, out))
         live = survivors
@@ -111,34 +120,89 @@ def process_batch(items: list[SourceItem], stages: list, errors_log: Path | None
 
 
 def run_shard(
-    index: int, items: list[SourceItem], config: BuildConfig, progress: Callable[[int], None] | None = None
+    index: int, items: list[SourceItem], config: BuildConfig, progress: Callable[[int], None] | None = None,
+    stages: list | None = None,
 ) -> dict:
+    """Process shard `index` and write it. `stages`: the stages to use instead of this process's own (the Ray
+    engine hands in stages whose model-backed ones run in its model actors)."""
     store = ShardStore(config.out)
-    stages = stages_for(config)
+    if config.retry_transient and store.is_done(index):
+        return _retry_transient(index, items, config, store, progress, stages)
+    rows, quarantined, counts, usage = _process(index, items, config, store, progress, stages)
+    store.write_shard(index, rows, quarantined, counts, extra=with_redacted(usage, rows))
+    return {"shard": index, "written": len(rows), "quarantined": len(quarantined)}
+
+
+def with_redacted(extra: dict | None, rows: list[dict]) -> dict | None:
+    """The marker's extras plus, per source, the written images whose burned-in text was blacked out."""
+    redacted: dict[str, int] = defaultdict(int)
+    for row in rows:
+        if row["origin"].get("redacted"):
+            redacted[row["source"]] += 1
+    return {**(extra or {}), "redacted": dict(redacted)} if redacted else extra
+
+
+def _process(index: int, items: list[SourceItem], config: BuildConfig, store: ShardStore,
+             progress: Callable[[int], None] | None,
+             stages: list | None = None) -> tuple[list[dict], list[dict], dict, dict | None]:
+    """(rows, quarantine rows, per-source counts, {"describer_usage": …} or None) for the items, in item order."""
+    stages = stages_for(config) if stages is None else stages
     rows, quarantined = [], []
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"seen": 0, "written": 0, "quarantined": 0})
     usage_before = describer_usage(stages)  # stages live for the whole process: this shard's share is a difference
-    per_batch = batch_size_for(stages)
-    for start in range(0, len(items), per_batch):
-        batch = items[start : start + per_batch]
-        batch_rows, batch_bad = process_batch(batch, stages, store.out / "errors.log")
-        rows += batch_rows
-        quarantined += batch_bad
-        for item in batch:
+    stream = ShardStream(stages, run_stage, window=batch_size_for(stages), errors_log=store.out / "errors.log")
+    try:
+        for item, record, failure in stream.run(items):
             counts[item.source]["seen"] += 1
-        for row in batch_rows:
-            counts[row["source"]]["written"] += 1
-        for bad in batch_bad:
-            counts[bad["source"]]["quarantined"] += 1
-        if progress:
-            progress(len(batch))
-        _count_items_for_fault_injection(len(batch))
+            if failure is None:
+                rows.append(sample_to_row(record))
+                counts[item.source]["written"] += 1
+            else:
+                quarantined.append(quarantine_row(item, *failure, failure_reason))
+                counts[item.source]["quarantined"] += 1
+            if progress:
+                progress(1)
+            _count_items_for_fault_injection(1)
+    except ServerStop as stop:  # a model server gone or unfit: this shard stays unfinished for --resume
+        raise stop.during_build(index) from None
     usage_after = describer_usage(stages)
-    extra = None
+    usage = None
     if usage_before is not None and usage_after is not None:
-        extra = {"describer_usage": {k: usage_after[k] - usage_before.get(k, 0) for k in usage_after}}
-    store.write_shard(index, rows, quarantined, dict(counts), extra=extra)
-    return {"shard": index, "written": len(rows), "quarantined": len(quarantined)}
+        usage = {"describer_usage": {k: usage_after[k] - usage_before.get(k, 0) for k in usage_after}}
+    return rows, quarantined, dict(counts), usage
+
+
+def _retry_transient(index: int, items: list[SourceItem], config: BuildConfig, store: ShardStore,
+                     progress: Callable[[int], None] | None, stages: list | None = None) -> dict:
+    """A finished shard whose quarantine holds transient failures: those items go through the stages again and
+    the shard is rewritten with the kept records and the new outcomes, in item order, as a first run would have
+    written it. The old shard stays finished until the new one is complete; from there the marker goes first,
+    so a kill in between leaves a shard that --resume redoes from scratch."""
+    retry = store.transient_ids(index)
+    again = [item for item in items if item.id in retry]
+    if progress and len(items) > len(again):
+        progress(len(items) - len(again))
+    new_rows, new_bad, _, usage = _process(index, again, config, store, progress, stages)
+    order = {item.id: i for i, item in enumerate(items)}
+    rows = sorted(store.shard_rows(index) + new_rows, key=lambda r: order[r["id"]])
+    kept_bad = [q for q in store.shard_rows(index, "quarantine") if q["id"] not in retry]
+    quarantined = sorted(kept_bad + new_bad, key=lambda q: order[q["id"]])
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"seen": 0, "written": 0, "quarantined": 0})
+    for item in items:
+        counts[item.source]["seen"] += 1
+    for row in rows:
+        counts[row["source"]]["written"] += 1
+    for bad in quarantined:
+        counts[bad["source"]]["quarantined"] += 1
+    before = store.marker(index).get("describer_usage")
+    if before and usage:  # the shard's usage: the first run's and this one's
+        usage = {"describer_usage": {k: before.get(k, 0) + usage["describer_usage"].get(k, 0)
+                                     for k in before.keys() | usage["describer_usage"].keys()}}
+    elif before:
+        usage = {"describer_usage": before}
+    store.unfinish(index)
+    store.write_shard(index, rows, quarantined, dict(counts), extra=with_redacted(usage, rows))
+    return {"shard": index, "written": len(rows), "quarantined": len(quarantined), "retried": len(again)}
 
 
 def _count_items_for_fault_injection(n: int) -> None:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from medtrinity.errors import StageError
+from medtrinity.errors import StageError, TransientError
 from medtrinity.pipeline.config import BuildConfig
 from medtrinity.pipeline.store import ShardStore
 from medtrinity.records import Check, Description, Origin, Sample, image_extension
@@ -26,29 +26,77 @@ class ReadStage:
     def __call__(self, item: SourceItem) -> Sample:
         from medtrinity.sources.annotations import SourceProblem
         from medtrinity.sources.imaging import read_image
+        from medtrinity.sources.label_kinds import kinds_of
 
         problem = next((a for a in item.annotations if isinstance(a, SourceProblem)), None)
         if problem is not None:
             raise StageError(problem.reason)  # the source's own entry is broken: say so, not "file missing"
-        if not item.path.is_file():
-            broken = item.path.is_symlink()
-            raise StageError(f"image file {item.file} is {'a broken symbolic link' if broken else 'missing'}")
-        image = read_image(item.path, frame=item.frame, window=item.window, slice_index=item.slice, axis=item.axis)
+        own_reader = getattr(item, "read_image", None)
+        if own_reader is not None:  # pixels that are no file of their own (a Parquet cell, a tar.zst member)
+            image = own_reader()
+        else:
+            if item.path.is_dir():  # a folder named like an image: listed so that it is counted, not skipped
+                raise StageError(f"{item.file} is a directory, not an image file")
+            if not item.path.is_file():
+                broken = item.path.is_symlink()
+                raise StageError(f"image file {item.file} is {'a broken symbolic link' if broken else 'missing'}")
+            image = read_image(item.path, frame=item.frame, window=item.window, slice_index=item.slice, axis=item.axis)
         modality = item.modality or image.modality_hint
         if modality is None:
             raise StageError(f"{item.file}: the modality is unknown (the recipe sets none and the file does not say)")
         height, width = image.pixels.shape[:2]
+        patient_left = item.patient_left_on_image or image.patient_left_on_image
         return Sample(
             id=item.id, source=item.source, split=item.split, modality=modality,
             organ=item.organ or image.body_part, disease=item.disease, labels=list(item.labels),
+            label_kinds=kinds_of(item.labels, item.label_kinds, item.disease),
             reference_text=item.reference_text, width=width, height=height, pixels=image.pixels,
             origin=Origin(
                 file=item.file, slice=item.slice, axis=item.axis, frame=item.frame, spacing=image.spacing,
                 orientation=item.orientation or image.orientation, intensity=image.intensity,
+                patient_left_on_image=patient_left,
+                # a compiled dataset's own id and source name for the image (items of its layout carry them)
+                source_id=getattr(item, "source_id", None), source_dataset=getattr(item, "source_dataset", None),
             ),
-            patient_left_on_image=item.patient_left_on_image or image.patient_left_on_image,
+            patient_left_on_image=patient_left,
             expert=item.expert, item=item,
         )
+
+
+class BurnedInTextStage:
+    """Text burned into the pixels (site, patient name or ID, dates) found and blacked out, right after read,
+    so that the stored image and everything later stages and the describer see are without it. The boxes go
+    into origin.redacted; the text itself is never read. Policy (`--pixel-phi`): None redacts where text is
+    expected (DICOM marked BurnedInAnnotation or of modality US/SC/XC/OT; recipes with burned_in_text),
+    "redact" on every image, "quarantine" quarantines every image that shows text; with "keep" the stage is
+    not built."""
+
+    name = "burned-in-text"
+
+    def __init__(self, policy: str | None = None) -> None:
+        self.policy = policy
+
+    def __call__(self, sample: Sample) -> Sample:
+        from medtrinity.sources.pixel_text import (
+            dicom_expects_text,
+            find_text_lines,
+            redact,
+            redaction_boxes,
+        )
+
+        item: SourceItem | None = sample.item
+        if self.policy is None and not (item is not None and (item.burned_in_text or dicom_expects_text(item.path))):
+            return sample
+        lines = find_text_lines(sample.pixels)
+        if not lines:
+            return sample
+        if self.policy == "quarantine":
+            raise StageError(f"text burned into the image in {len(lines)} place{'s' if len(lines) > 1 else ''} "
+                             "(--pixel-phi quarantine)")
+        boxes = redaction_boxes(lines, sample.width, sample.height)
+        sample.pixels = redact(sample.pixels, boxes)
+        sample.origin.redacted = boxes
+        return sample
 
 
 class LocateStage:
@@ -57,13 +105,15 @@ class LocateStage:
 
     name = "locate"
 
-    def __init__(self, expert: str | dict | None = None, expert_mode: str | None = None) -> None:
+    def __init__(self, expert: str | dict | None = None, expert_mode: str | None = None,
+                 experts: dict[str, dict] | None = None) -> None:
         self.expert, self.expert_mode = expert, expert_mode
+        self.experts = experts or {}  # the build config's per-expert options, over the recipe's
         self._experts: dict[str, object] = {}  # one instance per expert and options: models load once
 
     def __call__(self, sample: Sample) -> Sample:
         from medtrinity.roi.experts.base import merge_expert_regions
-        from medtrinity.roi.geometry import rois_from_regions
+        from medtrinity.roi.geometry import rois_from_region
 
         item: SourceItem = sample.item
         shape = (sample.height, sample.width)
@@ -72,8 +122,25 @@ class LocateStage:
         mode = self.expert_mode or item.expert_mode
         found = self._run_expert(sample, choice, item.expert_options) if choice and (mode == "add" or not source) else []
         sample.regions = merge_expert_regions(source, found, mode)
-        sample.rois = rois_from_regions(sample.regions, sample.width, sample.height)
+        sample.rois = []
+        for region in sample.regions:
+            rois = rois_from_region(region, sample.width, sample.height)
+            for roi in rois:
+                roi.kind = self._kind(region, sample)
+                sample.label_kinds.setdefault(roi.label, roi.kind)  # a source label keeps its own kind
+            sample.rois += rois
         return sample
+
+    @staticmethod
+    def _kind(region, sample: Sample) -> str:
+        """What an ROI's label means: the expert's statement, else the record's kinds (sources/label_kinds.py)."""
+        from medtrinity.sources.label_kinds import kind_of
+
+        if region.kind is not None:
+            return region.kind
+        item: SourceItem | None = sample.item
+        declared = {**(item.label_kinds if item is not None else {}), **sample.label_kinds}
+        return kind_of(region.label, declared, sample.disease)
 
     def _expert(self, name: str, options: dict):
         from medtrinity.roi.experts.base import get_expert
@@ -83,17 +150,18 @@ class LocateStage:
             self._experts[key] = get_expert(name, **options)
         return self._experts[key]
 
-    def _run_expert(self, sample: Sample, choice, options: dict):
-        from medtrinity.roi.experts.base import FALLBACK_EXPERT, resolve_expert_choice
+    def _run_expert(self, sample: Sample, choice, recipe_options: dict):
+        from medtrinity.roi.experts.base import FALLBACK_EXPERT, options_for, resolve_expert_choice
 
         view = (sample.origin.orientation or "").split(";")[0].strip() or None  # "PA; rows L, columns F" -> PA
         name = resolve_expert_choice(choice, sample.modality, sample.organ, view)
         if name is None:
             return []
         args = (sample.pixels, sample.modality, sample.organ, sample.labels)
-        regions = self._expert(name, options).locate(*args)
+        regions = self._expert(name, options_for(name, recipe_options, self.experts)).locate(*args)
         if not regions and name != FALLBACK_EXPERT:  # nothing specific found: the main object, as the paper does
-            regions = self._expert(FALLBACK_EXPERT, {}).locate(*args)
+            fallback = options_for(FALLBACK_EXPERT, recipe_options, self.experts)
+            regions = self._expert(FALLBACK_EXPERT, fallback).locate(*args)
         return regions
 
 
@@ -103,7 +171,9 @@ class CaptionStage:
     def __call__(self, sample: Sample) -> Sample:
         from medtrinity.caption import coarse_caption
 
-        sample.coarse_caption = coarse_caption(sample.modality, sample.organ, sample.disease, sample.labels)
+        # The source's own region labels count as what the source states (SLAKE's boxes name its lesions).
+        labels = list(dict.fromkeys([*sample.labels, *(r.label for r in sample.rois if r.source == "annotation")]))
+        sample.coarse_caption = coarse_caption(sample.modality, sample.organ, sample.disease, labels, sample.label_kinds)
         return sample
 
 
@@ -136,6 +206,7 @@ def describer_options(config: BuildConfig) -> dict:
             "concurrency": config.concurrency, "overlay": config.overlay,
             "cache_dir": cache_dir, "timeout": config.request_timeout,
             "max_attempts": config.max_attempts, "backoff": config.retry_backoff, "max_tokens": config.max_tokens,
+            "structured_output": config.structured_output, "max_image_side": config.max_image_side,
         }
     if config.describer == "transformers":
         return {"model": config.model, "overlay": config.overlay, "cache_dir": cache_dir,
@@ -227,7 +298,9 @@ class VerifyStage:
         for (i, failed), answer in zip(to_repair, answers, strict=True):
             sample = samples[i]
             if isinstance(answer, BaseException):
-                outputs[i] = StageError(
+                # a repair lost to an unreachable server may succeed later: it stays transient
+                failure = TransientError if isinstance(answer, TransientError) else StageError
+                outputs[i] = failure(
                     f"description contradicts the record ({_contradiction(failed)}) and the repair request failed: {answer}"
                 )
                 continue
@@ -246,11 +319,11 @@ class EncodeStage:
     name = "encode"
 
     def __call__(self, sample: Sample) -> Sample:
-        from medtrinity.sources.imaging import encode_png
+        from medtrinity.image_codec import encode_png
 
         item: SourceItem | None = sample.item
         if (item is not None and item.frame is None and item.path.suffix.lower() in (".jpg", ".jpeg")
-                and (sample.origin.intensity or "").endswith("as stored")):
+                and (sample.origin.intensity or "").endswith("as stored") and not sample.origin.redacted):
             data = item.path.read_bytes()
             if image_extension(data) == "jpg":
                 sample.image_bytes = data
@@ -260,9 +333,12 @@ class EncodeStage:
 
 
 def build_stages(config: BuildConfig) -> list[Callable]:
+    from medtrinity.describe.reference_audit import ReferenceAuditStage  # a source's own caption, audited
+
     describe = DescribeStage(config.describer, describer_options(config))
+    text = [BurnedInTextStage(config.pixel_phi)] if config.pixel_phi != "keep" else []
     return [
-        ReadStage(), LocateStage(config.expert, config.expert_mode), CaptionStage(),
+        ReadStage(), *text, LocateStage(config.expert, config.expert_mode, config.experts), CaptionStage(),
         RetrieveStage(config.kb, config.top_k), describe, VerifyStage(config.on_contradiction, describe.describer),
-        EncodeStage(),
+        ReferenceAuditStage(), EncodeStage(),
     ]

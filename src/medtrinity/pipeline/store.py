@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -21,6 +22,15 @@ from medtrinity.errors import UserError
 from medtrinity.records import QUARANTINE_SCHEMA, SCHEMA
 
 MANIFEST = "manifest.json"
+RUN_FILE = "run.json"  # in _progress/: the identity of the run (see runner.run_identity)
+# What a build puts in its folder: anything else in a folder without a build means it is someone else's folder.
+OWN_NAMES = frozenset({"data", "quarantine", "_progress", "cache", MANIFEST, "errors.log"})
+_TEMP_NAME = re.compile(r"\..+\.tmp-\d+")  # _atomic_write_*: .NAME.tmp-PID
+
+
+def _listing(names: list[str], shown: int = 3) -> str:
+    more = f", +{len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def shard_name(index: int) -> str:
@@ -48,22 +58,47 @@ class ShardStore:
         self.progress_dir = self.out / "_progress"
         self.cache_dir = self.out / "cache"
 
-    def prepare(self, identity: dict[str, Any], resume: bool, overwrite: bool) -> None:
-        """Make the folder ready; refuse to mix two different runs in one folder."""
+    def holds_build(self) -> bool:
+        return (self.progress_dir / RUN_FILE).exists() or (self.out / MANIFEST).exists()
+
+    def saved_identity(self) -> dict[str, Any] | None:
+        """The identity of the build in this folder (`_progress/run.json`), or None when there is none."""
+        try:
+            saved = json.loads((self.progress_dir / RUN_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return saved if isinstance(saved, dict) else None
+
+    def check(self, identity: dict[str, Any], resume: bool, overwrite: bool) -> None:
+        """Refuse to mix two different runs, or a run and unrelated files, in one folder; touches nothing."""
         if self.out.exists() and not self.out.is_dir():
             raise UserError(f"--out {self.out} is a file; give a folder for the dataset")
-        run_file = self.progress_dir / "run.json"
-        existing = run_file.exists() or (self.out / MANIFEST).exists()
+        run_file = self.progress_dir / RUN_FILE
+        existing = self.holds_build()
+        if not existing and self.out.is_dir():
+            foreign = sorted(p.name for p in self.out.iterdir()
+                             if p.name not in OWN_NAMES and not _TEMP_NAME.fullmatch(p.name))
+            if foreign:
+                raise UserError(f"--out {self.out} is not empty and holds no build ({_listing(foreign)}); "
+                                "give a new or empty folder")
         if existing and resume:
             saved = json.loads(run_file.read_text()) if run_file.exists() else None
-            if saved != identity:
-                raise UserError(
-                    f"{self.out} was started with other settings, recipes or input files; resume with the same ones, "
-                    "or pass --overwrite to start again"
-                )
+            if saved is None:
+                raise UserError(f"{self.out} holds a build without its run record ({RUN_FILE}), so it cannot be "
+                                "resumed; pass --overwrite to start again")
+            from medtrinity.pipeline.identity import identity_changes
+
+            changes = identity_changes(saved, identity)
+            if changes:
+                raise UserError(f"{self.out} was built with other settings ({'; '.join(changes)}); resume with the "
+                                "same ones, or pass --overwrite to start again")
         elif existing and not overwrite:
             raise UserError(f"{self.out} already holds a build: pass --resume to continue it or --overwrite to replace it")
-        elif existing:
+
+    def prepare(self, identity: dict[str, Any], resume: bool, overwrite: bool) -> None:
+        """Make the folder ready, after the checks of `check`; a replaced build's files are removed first."""
+        self.check(identity, resume, overwrite)
+        if self.holds_build() and not resume:
             for sub in (self.data_dir, self.quarantine_dir, self.progress_dir):
                 shutil.rmtree(sub, ignore_errors=True)
             (self.out / MANIFEST).unlink(missing_ok=True)
@@ -72,9 +107,15 @@ class ShardStore:
                 sub.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise UserError(f"cannot create the output folder {self.out}: {err.strerror}") from None
-        for stale in self.out.glob("*/.*.tmp-*"):  # left by a killed run
-            stale.unlink(missing_ok=True)
-        _atomic_write_bytes(run_file, json.dumps(identity, sort_keys=True).encode())
+        self.remove_stale_temporaries()
+        _atomic_write_bytes(self.progress_dir / RUN_FILE, json.dumps(identity, sort_keys=True).encode())
+
+    def remove_stale_temporaries(self) -> None:
+        """Temp files a killed run left, in the folder itself (the manifest's) and in any folder below it."""
+        for folder, _, files in os.walk(self.out):
+            for name in files:
+                if _TEMP_NAME.fullmatch(name):
+                    (Path(folder) / name).unlink(missing_ok=True)
 
     def is_done(self, index: int) -> bool:
         return (self.progress_dir / f"{shard_name(index)}.json").exists()
@@ -93,6 +134,31 @@ class ShardStore:
         marker = {"shard": index, "written": len(rows), "quarantined": len(quarantined), "sources": counts,
                   **(extra or {})}
         _atomic_write_bytes(self.progress_dir / f"{name}.json", json.dumps(marker).encode())
+
+    def unfinish(self, index: int) -> None:
+        """Remove a shard's marker: from here until a new one is written, the shard is redone by --resume."""
+        (self.progress_dir / f"{shard_name(index)}.json").unlink(missing_ok=True)
+
+    def marker(self, index: int) -> dict[str, Any]:
+        return json.loads((self.progress_dir / f"{shard_name(index)}.json").read_text())
+
+    def shard_rows(self, index: int, folder: str = "data") -> list[dict]:
+        """The rows of one written shard (data or quarantine); [] when it has none."""
+        path = self.out / folder / f"{shard_name(index)}.parquet"
+        return pq.read_table(path).to_pylist() if path.exists() else []
+
+    def transient_ids(self, index: int) -> set[str]:
+        """Ids of a shard's records quarantined for a transient reason (column `transient`; a quarantine written
+        before the column existed has none)."""
+        path = self.quarantine_dir / f"{shard_name(index)}.parquet"
+        if not path.exists() or "transient" not in pq.read_schema(path).names:
+            return set()
+        table = pq.read_table(path, columns=["id", "transient"]).to_pylist()
+        return {row["id"] for row in table if row["transient"]}
+
+    def transient_count(self) -> int:
+        """Records quarantined for a transient reason, over all finished shards."""
+        return sum(len(self.transient_ids(m["shard"])) for m in self.markers())
 
     def markers(self) -> list[dict[str, Any]]:
         """The markers of the finished shards, in shard order."""

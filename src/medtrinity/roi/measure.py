@@ -9,10 +9,15 @@ Intensities are measured on the gray image (`to_gray`) in the pixels' own scale:
 uint8, so 0-255. When the ROI leaves fewer than MIN_SAMPLE_PIXELS around it (e.g. it covers the image),
 `has_surroundings` is False, the around statistics, `contrast` and `edge_sharpness` are NaN, and
 `brightness_word` / `margin_word` return None: there is nothing to compare with.
+
+A description quotes these numbers rounded (`read_texture`): its words are derived from the rounded numbers
+it prints, so a reader (or a test) can re-derive every word from the sentence alone. Regions too small to
+measure (fewer than MIN_TEXTURE_PIXELS, or a ring under MIN_RING_PIXELS) are not put into words.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -37,6 +42,16 @@ MIN_BRIGHTNESS_DIFFERENCE = 5.0  # gray levels (of 255): below this a difference
 HETEROGENEITY_THRESHOLD = 0.15  # coefficient of variation above which the ROI is heterogeneous
 HETEROGENEITY_LEVEL_FLOOR = 16.0  # gray levels: keeps the ratio finite in near-black images
 SHARP_MARGIN_RATIO = 2.5  # edge_sharpness at or above which the margin is sharp
+
+# What a description puts into words: an ROI of fewer pixels is not described at all (a 1-3 pixel region has no
+# texture), and a ring of fewer pixels is too small a sample to call the ROI brighter or darker than it.
+MIN_TEXTURE_PIXELS = 64
+MIN_RING_PIXELS = 64
+# Quoted precision: means and levels as integers, contrast and edge ratio to 0.1, heterogeneity to 0.01.
+# Dark margin: flat dark pixels (gray <= this) connected to the image border — air around a body, the screen
+# around an ultrasound sector. A colour overlay (Doppler): pixels whose channels differ by >= COLOUR_CHROMA.
+DARK_MARGIN_LEVEL = 10
+COLOUR_CHROMA = 60
 
 LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as Pillow's "L" conversion
 
@@ -81,6 +96,8 @@ class RegionStats:
     pixels_inside: int
     pixels_around: int
     has_surroundings: bool
+    std_core: float = float("nan")  # std of the core that `heterogeneity` divides
+    reference_level: float = float("nan")  # the level it divides by
 
 
 def default_ring_width(pixels_inside: int) -> int:
@@ -157,6 +174,7 @@ def measure_region(pixels: np.ndarray, mask: np.ndarray, ring_width: int | None 
         mean_inside=mean_in, mean_around=mean_around, std_inside=std_in, std_around=std_around,
         contrast=contrast, heterogeneity=std_core / level, edge_sharpness=edge,
         pixels_inside=pixels_inside, pixels_around=pixels_around, has_surroundings=has_surroundings,
+        std_core=std_core, reference_level=level,
     )
 
 
@@ -184,19 +202,114 @@ def brightness_word(stats: RegionStats) -> str | None:
     """
     if not stats.has_surroundings:
         return None
-    difference = stats.mean_inside - stats.mean_around
-    if abs(stats.contrast) < CONTRAST_THRESHOLD or abs(difference) < MIN_BRIGHTNESS_DIFFERENCE:
+    return brightness_from(stats.mean_inside, stats.mean_around, stats.contrast)
+
+
+def brightness_from(mean_inside: float, mean_around: float, contrast: float) -> str:
+    difference = mean_inside - mean_around
+    if abs(contrast) < CONTRAST_THRESHOLD or abs(difference) < MIN_BRIGHTNESS_DIFFERENCE:
         return "similar"
     return "brighter" if difference > 0 else "darker"
 
 
 def homogeneity_word(stats: RegionStats) -> str:
     """"heterogeneous" when heterogeneity >= HETEROGENEITY_THRESHOLD, else "homogeneous"."""
-    return "heterogeneous" if stats.heterogeneity >= HETEROGENEITY_THRESHOLD else "homogeneous"
+    return homogeneity_from(stats.heterogeneity)
+
+
+def homogeneity_from(heterogeneity: float) -> str:
+    return "heterogeneous" if heterogeneity >= HETEROGENEITY_THRESHOLD else "homogeneous"
 
 
 def margin_word(stats: RegionStats) -> str | None:
     """"sharp" when edge_sharpness >= SHARP_MARGIN_RATIO, else "ill-defined"; None without surroundings."""
     if not stats.has_surroundings:
         return None
-    return "sharp" if stats.edge_sharpness >= SHARP_MARGIN_RATIO else "ill-defined"
+    return margin_from(stats.edge_sharpness)
+
+
+def margin_from(edge_sharpness: float) -> str:
+    return "sharp" if edge_sharpness >= SHARP_MARGIN_RATIO else "ill-defined"
+
+
+# ---------------------------------------------------------------- what a description quotes
+@dataclass(frozen=True)
+class TextureReading:
+    """The numbers a description prints, rounded as printed, and the words derived from those printed numbers.
+
+    The comparison with the surroundings (mean_around, contrast, brightness, edge_sharpness, margin) is None
+    when the ring has fewer than MIN_RING_PIXELS pixels.
+    """
+
+    pixels_inside: int
+    pixels_around: int
+    mean_inside: int
+    std_core: int
+    reference_level: int
+    heterogeneity: float
+    homogeneity: str
+    mean_around: int | None = None
+    contrast: float | None = None
+    brightness: str | None = None
+    edge_sharpness: float | None = None
+    margin: str | None = None
+
+    @property
+    def compared(self) -> bool:
+        return self.brightness is not None
+
+
+def read_texture(stats: RegionStats) -> TextureReading | None:
+    """What a description may say of `stats`; None when the ROI is under MIN_TEXTURE_PIXELS (not described)."""
+    if stats.pixels_inside < MIN_TEXTURE_PIXELS:
+        return None
+    heterogeneity = round(stats.heterogeneity, 2)
+    reading = TextureReading(
+        pixels_inside=stats.pixels_inside, pixels_around=stats.pixels_around,
+        mean_inside=round(stats.mean_inside), std_core=round(stats.std_core),
+        reference_level=round(stats.reference_level), heterogeneity=heterogeneity,
+        homogeneity=homogeneity_from(heterogeneity),
+    )
+    if not stats.has_surroundings or stats.pixels_around < MIN_RING_PIXELS:
+        return reading
+    mean_around, contrast, edge = round(stats.mean_around), round(stats.contrast, 1), round(stats.edge_sharpness, 1)
+    return dataclasses.replace(
+        reading, mean_around=mean_around, contrast=contrast,
+        brightness=brightness_from(reading.mean_inside, mean_around, contrast),
+        edge_sharpness=edge, margin=margin_from(edge),
+    )
+
+
+# ---------------------------------------------------------------- pixels that are not tissue
+def ring_mask(mask: np.ndarray, ring_width: int | None = None) -> np.ndarray:
+    """The ring `measure_region` compares an ROI with (bool HxW)."""
+    from scipy import ndimage
+
+    inside = np.asarray(mask).astype(bool)
+    width = default_ring_width(int(inside.sum())) if ring_width is None else int(ring_width)
+    if inside.all():
+        return np.zeros_like(inside)
+    return ~inside & (ndimage.distance_transform_edt(~inside) <= width)
+
+
+def dark_margin(pixels: np.ndarray) -> np.ndarray:
+    """Dark pixels (gray <= DARK_MARGIN_LEVEL) connected to the image border: what lies outside the imaged body.
+
+    Air around a head or a limb, the black screen around an ultrasound sector. An anechoic cyst inside tissue
+    is dark too, but the tissue around it keeps it off the border.
+    """
+    from scipy import ndimage
+
+    black = to_gray(pixels) <= DARK_MARGIN_LEVEL
+    labelled, _ = ndimage.label(black, structure=np.ones((3, 3), dtype=bool))
+    border = np.unique(np.concatenate([labelled[0], labelled[-1], labelled[:, 0], labelled[:, -1]]))
+    return np.isin(labelled, border[border > 0])
+
+
+def colour_overlay(pixels: np.ndarray) -> np.ndarray:
+    """Strongly coloured pixels (max - min channel >= COLOUR_CHROMA): a Doppler or annotation overlay on gray."""
+    array = np.asarray(pixels)
+    if array.ndim != 3 or array.shape[2] < 3:
+        return np.zeros(array.shape[:2], dtype=bool)
+    rgb = array[:, :, :3].astype(np.int16)
+    return (rgb.max(axis=2) - rgb.min(axis=2)) >= COLOUR_CHROMA

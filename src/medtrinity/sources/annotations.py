@@ -12,6 +12,8 @@ from pathlib import Path
 
 from medtrinity.errors import StageError
 from medtrinity.records import Region
+from medtrinity.sources.imaging import read_mask
+from medtrinity.sources.readers.dicom import read_dicom_overlay
 
 
 @dataclass
@@ -33,15 +35,22 @@ class MaskFile:
     label: str
     threshold: int = 127
     value: int | None = None
+    # Why an empty mask is wrong here ("Kvasir-SEG images each show a polyp"): the record is quarantined with
+    # it. None: an empty mask gives no region (a normal image, or a finding the source does not localise).
+    empty: str | None = None
 
     def resolve(self, root: Path, item, shape: tuple[int, int]) -> list[Region]:
-        from medtrinity.sources.imaging import read_mask
-
         full = Path(root) / self.path
+        if full.is_dir():
+            raise StageError(f"mask {self.path} is a directory, not a mask file")
         if not full.is_file():
             raise StageError(f"mask file {self.path} is missing")
         mask = read_mask(full, shape, threshold=self.threshold, value=self.value, name=self.path)
-        return [Region(label=self.label, mask=mask)] if mask.any() else []
+        if mask.any():
+            return [Region(label=self.label, mask=mask)]
+        if self.empty:
+            raise StageError(f"mask {self.path} is empty: {self.empty}")
+        return []
 
 
 @dataclass
@@ -66,8 +75,6 @@ class DicomOverlay:
     group: int = 0x6000
 
     def resolve(self, root: Path, item, shape: tuple[int, int]) -> list[Region]:
-        from medtrinity.sources.imaging import read_dicom_overlay
-
         overlay = read_dicom_overlay(item.path, group=self.group, frame=item.frame or 0)
         if overlay is None or not overlay.any():
             raise StageError(f"{item.file} has no overlay plane in group {self.group:04X}")

@@ -7,6 +7,7 @@ deterministic order (sorted paths) so that shard k holds the same items on every
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Any, Iterator, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from medtrinity.errors import UserError
-from medtrinity.yaml_files import read_yaml_mapping, validation_error
+from medtrinity.sources.label_kinds import check_label_kinds
+from medtrinity.yaml_files import read_yaml_mapping, suggestion, validation_error
 from medtrinity.records import MODALITIES, Region, sample_id
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -47,7 +49,11 @@ class SourceItem:
     annotations: list[Any] = field(default_factory=list)  # Annotation objects
     expert: str | dict | None = None  # expert choice: a name, "auto" (by modality) or {modality[/organ]: name}
     expert_mode: str = "fill"  # "fill": expert only where the source gives no region; "add": always, appended
-    expert_options: dict = field(default_factory=dict)  # passed to the expert (e.g. a local checkpoint path)
+    # expert name -> its options from the recipe (e.g. {sam: {checkpoint: PATH}}); the build config's over them
+    expert_options: dict = field(default_factory=dict)
+    # label -> kind (records.LABEL_KINDS): a layout's per-item kinds, merged over the recipe's by the runner
+    label_kinds: dict[str, str] = field(default_factory=dict)
+    burned_in_text: bool = False  # the recipe says its images carry burned-in text: redacted by default
 
     @property
     def id(self) -> str:
@@ -70,6 +76,7 @@ class Recipe(BaseModel):
     organ: str | None = None
     disease: str | None = None
     label: str | None = None  # label of the ROIs when the layout has no per-region label
+    label_kinds: dict[str, str] = {}  # label -> records.LABEL_KINDS (case-insensitive); undeclared: label_kinds.py
     split: str | None = None
     license: str = "as stated by the publisher"
     expects: str = ""  # the file layout as published, printed by `medtrinity recipes`
@@ -77,6 +84,13 @@ class Recipe(BaseModel):
     expert_mode: Literal["fill", "add"] = "fill"  # fill: only where the source has no region; add: always
     expert_options: dict[str, Any] = {}  # e.g. {checkpoint: /models/medsam.pth} for a model-backed expert
     options: dict[str, Any] = {}  # layout-specific settings
+    burned_in_text: bool = False  # images carry text burned into the pixels (site, name, date): redacted by default
+
+    def expert_options_by_name(self) -> dict[str, dict[str, Any]]:
+        """{expert: options}: a recipe's expert_options belong to the one expert it names."""
+        if self.expert_options and isinstance(self.expert, str):
+            return {self.expert: dict(self.expert_options)}
+        return {}
 
 
 class Layout(Protocol):
@@ -114,7 +128,8 @@ def get_layout(name: str) -> type:
     if name not in _LAYOUTS and name in layout_names():
         importlib.import_module(f"{LAYOUTS_PACKAGE}.{name.replace('-', '_')}")
     if name not in _LAYOUTS:
-        raise UserError(f"unknown layout '{name}'; known layouts: {', '.join(layout_names())}")
+        close = suggestion(name, layout_names(), "layout")
+        raise UserError(f"unknown layout '{name}'" + (close or f"; known layouts: {', '.join(layout_names())}"))
     return _LAYOUTS[name]
 
 
@@ -130,8 +145,10 @@ def load_recipe(name_or_path: str) -> Recipe:
     else:
         path = Path(name_or_path)
         if path.suffix not in (".yaml", ".yml"):
+            close = difflib.get_close_matches(name_or_path, list(named), n=1)
             raise UserError(
-                f"unknown recipe '{name_or_path}'; run `medtrinity recipes` for the named ones, or give a recipe .yaml file"
+                f"unknown recipe '{name_or_path}'" + (f" — did you mean '{close[0]}'?" if close else "")
+                + "; run `medtrinity recipes` for the named ones, or give a recipe .yaml file"
             )
         if not path.is_file():
             raise UserError(f"recipe file not found: {path}")
@@ -140,10 +157,34 @@ def load_recipe(name_or_path: str) -> Recipe:
     try:
         recipe = Recipe(**data)
     except ValidationError as err:
-        raise validation_error(err, f"recipe {path}") from None
+        raise validation_error(err, f"recipe {path}", model=Recipe) from None
     if recipe.modality is not None and recipe.modality not in MODALITIES:
         raise UserError(f"recipe {path}: modality '{recipe.modality}' is not one of {', '.join(MODALITIES)}")
+    check_label_kinds(recipe.label_kinds, f"recipe {path}")
+    check_recipe_settings(recipe, f"recipe {path}")
     return recipe
+
+
+def check_recipe_settings(recipe: Recipe, where: str) -> None:
+    """The layout's options and the expert's options, each against what it declares: a misspelled key is
+    refused here, before anything is created, with a suggestion."""
+    from medtrinity.sources.layout_util import LayoutOptions, parse_options
+
+    try:
+        layout = get_layout(recipe.layout)
+    except UserError as err:
+        raise UserError(f"{where}: {err}") from None
+    parse_options(getattr(layout, "Options", LayoutOptions), recipe.options, where, recipe.layout)
+    if recipe.expert_options:
+        from medtrinity.roi.experts.base import AUTO, check_expert_options
+
+        named = isinstance(recipe.expert, str) and recipe.expert.strip().lower() not in ("", "none", AUTO)
+        if not named:
+            raise UserError(
+                f"{where}: expert_options are the options of one named expert (expert: sam, onnx …); with "
+                f"expert: {recipe.expert or 'none'} give them per expert in the build config's experts: section"
+            )
+        check_expert_options(recipe.expert, recipe.expert_options, f"{where}: expert_options")
 
 
 def open_source(recipe: Recipe, root: str | Path) -> Layout:
@@ -151,6 +192,11 @@ def open_source(recipe: Recipe, root: str | Path) -> Layout:
     root = Path(root)
     if recipe.layout != "demo" and not root.exists():
         raise UserError(f"source folder not found: {root} (recipe {recipe.name})")
-    layout = get_layout(recipe.layout)(recipe, root)
+    from medtrinity.sources.layout_util import LayoutOptions, parse_options
+
+    cls = get_layout(recipe.layout)
+    # Layouts without options of their own refuse any key here (the others parse theirs when built).
+    parse_options(getattr(cls, "Options", LayoutOptions), recipe.options, f"recipe {recipe.name}", recipe.layout)
+    layout = cls(recipe, root)
     layout.check()
     return layout

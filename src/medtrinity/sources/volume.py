@@ -1,64 +1,29 @@
-"""NIfTI volumes cut into 2D slices, with the geometry that lets a user find each slice again.
+"""Labelled volumes as a source: label-map slices as annotations, and which slices of a volume become records.
 
-Every volume is first reoriented to the closest canonical orientation (RAS+: voxel axes i, j, k point to
-the patient's Right, Anterior and Superior), so `slice` indices mean the same thing whatever affine the
-publisher wrote. A 2D slice is then laid out in the radiological display convention (DESIGN.md):
-
-- axial    (k fixed): anterior up, patient's right on the image's LEFT  -> patient_left_on_image "right"
-- coronal  (j fixed): superior up, patient's right on the image's LEFT  -> "right"
-- sagittal (i fixed): superior up, anterior on the image's left        -> None (no left/right in-plane)
-
-`slice_layout` is the one place that layout is written; label maps go through it too (`read_label_slice`),
-so masks line up with the pixels exactly. Loaded volumes are cached per process (an LRU of two volumes),
-so listing or reading many slices of one volume decompresses it once.
+Reading a NIfTI volume, its canonical (RAS) orientation and the radiological layout of its slices live in
+`sources/readers/nifti.py`; this module decides what to read: `SliceChoice` and `choose_slices` pick the
+slices, `labelled_volume_items` makes one SourceItem per chosen slice, and `LabelMapSlice` turns the label
+map's slice into regions that line up with the image's pixels.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medtrinity.errors import StageError, UserError
 from medtrinity.sources.annotations import SourceProblem
-
-if TYPE_CHECKING:
-    from medtrinity.sources.imaging import ImageData
-
-AXES = ("axial", "coronal", "sagittal")
-# Index of the canonical (RAS) voxel axis each slicing axis holds fixed.
-AXIS_INDEX = {"sagittal": 0, "coronal": 1, "axial": 2}
-_WORLD_NAME = {"sagittal": "x", "coronal": "y", "axial": "z"}
-_PATIENT_LEFT_ON_IMAGE = {"axial": "right", "coronal": "right", "sagittal": None}
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-CACHE_SIZE = 2
-
-
-def is_nifti(path: str | Path) -> bool:
-    return str(path).lower().endswith(NIFTI_SUFFIXES)
-
-
-@dataclass(eq=False)
-class Volume:
-    """A canonical (RAS+) volume: values as float32 (scaling applied) or the label map as stored ints."""
-
-    data: np.ndarray  # 3D, canonical voxel order
-    affine: np.ndarray  # 4x4 voxel -> world (RAS mm), canonical
-    zooms: tuple[float, float, float]  # voxel size in mm along i, j, k
-    percentiles: tuple[float, float] | None = None  # 0.5/99.5 of the whole volume, computed on first use
-
-
-_CACHE: OrderedDict[tuple, Volume] = OrderedDict()
-
-
-def check_axis(axis: str | None) -> str:
-    axis = axis or "axial"
-    if axis not in AXES:
-        raise StageError(f"axis {axis!r} is not one of {', '.join(AXES)}")
-    return axis
+from medtrinity.sources.readers.nifti import (
+    AXES,
+    AXIS_INDEX,
+    check_axis,
+    default_slice,
+    load_volume,
+    read_label_slice,
+    volume_shape,
+)
 
 
 def axis_option(options: dict, recipe_name: str) -> str:
@@ -69,153 +34,6 @@ def axis_option(options: dict, recipe_name: str) -> str:
     return axis
 
 
-def load_volume(path: str | Path, labels: bool = False) -> Volume:
-    """The canonical volume of a NIfTI file, from the per-process cache when it is there.
-    `labels=True` keeps integer values (a label map) instead of scaled floats."""
-    path = Path(path)
-    if not path.is_file():
-        raise StageError(f"file {path.name} not found")
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, labels)
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    volume = _load_uncached(path, labels)
-    _CACHE[key] = volume
-    while len(_CACHE) > CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return volume
-
-
-def clear_cache() -> None:
-    _CACHE.clear()
-
-
-def _load_uncached(path: Path, labels: bool) -> Volume:
-    import nibabel as nib
-
-    try:
-        img = nib.load(str(path))
-        if len(img.shape) == 4 and img.shape[3] == 1:  # a trailing singleton time axis
-            img = img.slicer[..., 0]
-        if len(img.shape) != 3:
-            raise StageError(f"{path.name}: a 3D volume was expected, the file holds shape {tuple(img.shape)}")
-        img = nib.as_closest_canonical(img)
-        if labels:
-            data = np.rint(np.asanyarray(img.dataobj)).astype(np.int32)
-        else:
-            data = img.get_fdata(dtype=np.float32)
-    except StageError:
-        raise
-    except Exception as e:  # nibabel raises ImageFileError, OSError (gzip), EOFError, ValueError …
-        raise StageError(f"{path.name}: not a readable NIfTI volume ({_nifti_problem(path, e)})") from e
-    zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-    return Volume(data=data, affine=np.asarray(img.affine, dtype=np.float64), zooms=zooms)
-
-
-def _nifti_problem(path: Path, error: Exception) -> str:
-    """What is wrong with an unreadable NIfTI file, in words. nibabel's messages carry the absolute path and
-    library class names, so they are classified here, never passed on."""
-    import gzip
-    import zlib
-
-    if not path.is_file():
-        return "file not found"
-    with open(path, "rb") as f:
-        head = f.read(2)
-    if path.name.lower().endswith(".gz") and head != b"\x1f\x8b":
-        return "not gzip"
-    if isinstance(error, (EOFError, gzip.BadGzipFile, zlib.error)) or "Expected" in str(error):
-        return "truncated or corrupt data"
-    if "Cannot work out file type" in str(error):
-        return "truncated, or no NIfTI header"
-    return f"corrupt header or data ({type(error).__name__})"
-
-
-def volume_shape(path: str | Path) -> tuple[int, ...]:
-    """Canonical shape from the header alone (no voxel data read)."""
-    import nibabel as nib
-
-    try:
-        img = nib.load(str(path))
-        ornt = nib.orientations.io_orientation(img.affine)
-    except Exception as e:
-        raise StageError(f"{Path(path).name}: not a readable NIfTI volume ({_nifti_problem(Path(path), e)})") from e
-    shape = img.shape[:3]
-    return tuple(int(shape[int(ax)]) for ax in np.argsort(ornt[:, 0]))
-
-
-def slice_layout(volume_data: np.ndarray, index: int, axis: str) -> np.ndarray:
-    """The 2D slice `index` along `axis` of canonical data, in the radiological layout (module docstring)."""
-    n = volume_data.shape[AXIS_INDEX[axis]]
-    if not 0 <= index < n:
-        raise StageError(f"{axis} slice {index} out of range: the volume has {n} {axis} slices")
-    if axis == "axial":  # (i, j) -> rows: anterior first, columns: patient's right first
-        return volume_data[::-1, ::-1, index].T
-    if axis == "coronal":  # (i, k) -> rows: superior first, columns: patient's right first
-        return volume_data[::-1, index, ::-1].T
-    return volume_data[index, ::-1, ::-1].T  # sagittal (j, k) -> rows: superior first, columns: anterior first
-
-
-def in_plane_spacing(zooms: tuple[float, float, float], axis: str) -> list[float]:
-    """Row and column spacing in mm of a slice laid out by `slice_layout`."""
-    i, j, k = zooms
-    return {"axial": [j, i], "coronal": [k, i], "sagittal": [k, j]}[axis]
-
-
-def world_position(volume: Volume, index: int, axis: str) -> float:
-    """World coordinate (RAS mm) along the slicing axis of the slice's centre voxel."""
-    centre = [(s - 1) / 2.0 for s in volume.data.shape]
-    centre[AXIS_INDEX[axis]] = index
-    return float((volume.affine @ np.array([*centre, 1.0]))[AXIS_INDEX[axis]])
-
-
-def default_slice(shape: tuple[int, ...], axis: str) -> int:
-    """The middle slice along `axis` of a canonical shape: the slice read when none is given."""
-    return shape[AXIS_INDEX[axis]] // 2
-
-
-def read_volume_slice(
-    path: str | Path, slice_index: int | None = None, axis: str | None = None, window: str | None = None
-) -> ImageData:
-    """One slice of a NIfTI volume as 8-bit pixels. `window` (a CT preset or "L<level>/W<width>") maps HU;
-    without it the volume's own 0.5-99.5 percentiles (over the whole volume, so every slice of one volume
-    shares one intensity rule) map to 8-bit — the MRI rule. No slice index: the middle slice."""
-    from medtrinity.sources.imaging import (
-        PERCENTILE_RULE, ImageData, _check_pixel_count, _num, percentile_range, range_to_uint8, resolve_window,
-        window_to_uint8,
-    )
-
-    axis = check_axis(axis)
-    volume = load_volume(path)
-    index = default_slice(volume.data.shape, axis) if slice_index is None else int(slice_index)
-    values = slice_layout(volume.data, index, axis)
-    _check_pixel_count(values.shape[1], values.shape[0])
-    if window is not None:
-        label, level, width = resolve_window(window)
-        pixels = window_to_uint8(values, level, width)
-        rule = f"CT window {label} (L{_num(level)} W{_num(width)}) HU"
-    else:
-        if volume.percentiles is None:
-            volume.percentiles = percentile_range(volume.data)
-        pixels = range_to_uint8(values, *volume.percentiles)
-        rule = f"{PERCENTILE_RULE} (over the volume)"
-    position = world_position(volume, index, axis)
-    return ImageData(
-        pixels=np.ascontiguousarray(pixels),
-        intensity=rule,
-        spacing=[round(s, 6) for s in in_plane_spacing(volume.zooms, axis)],
-        orientation=f"{axis} RAS {_WORLD_NAME[axis]}={_num(round(position, 3) + 0.0)}mm",
-        patient_left_on_image=_PATIENT_LEFT_ON_IMAGE[axis],
-    )
-
-
-def read_label_slice(path: str | Path, slice_index: int, axis: str | None = None) -> np.ndarray:
-    """The integer label-map slice, laid out exactly as `read_volume_slice` lays out the image."""
-    return np.ascontiguousarray(slice_layout(load_volume(path, labels=True).data, slice_index, check_axis(axis)))
-
-
-# ---------------------------------------------------------------- label maps: annotation and slice choice
 @dataclass
 class LabelMapSlice:
     """The regions of one slice of a label-map volume: one Region per label value present in the slice.
@@ -261,8 +79,9 @@ class SliceChoice:
     per_label: for each label, at most this many slices containing it ("all" for every one): the slice
       where the label's area is largest, plus the rest evenly spaced over the slices containing it.
     every: first keep only every Nth of the slices containing a label (1: all of them).
-    normal_slices: label-free slices added as normal examples, evenly spaced inside the label-free run
-      (never its first or last slice, which are usually outside the body).
+    normal_slices: label-free slices added, evenly spaced inside the label-free run (never its first or last
+      slice, which are usually outside the body). They are not called normal: in a tumour case they are
+      slices of that case on which nothing is annotated (see `labelled_volume_items`).
     The union over labels is taken, so one record shows every label present in its slice."""
 
     per_label: int | None = 5  # None: all
@@ -270,7 +89,7 @@ class SliceChoice:
     normal_slices: int = 2
 
     @classmethod
-    def from_options(cls, options: dict, recipe_name: str) -> "SliceChoice":
+    def from_options(cls, options: dict, recipe_name: str) -> SliceChoice:
         per_label = options.get("per_label", 5)
         every, normal = options.get("every", 1), options.get("normal_slices", 2)
         ok = (per_label == "all" or (isinstance(per_label, int) and per_label >= 1)) and isinstance(every, int) \
@@ -292,11 +111,11 @@ def evenly_spaced(values: list[int], n: int, interior: bool = False) -> list[int
     if interior:
         positions = [(k + 1) * len(values) / (n + 1) for k in range(n)]
         return sorted({values[min(int(p), len(values) - 1)] for p in positions})
-    return [values[int(round(p))] for p in np.linspace(0, len(values) - 1, n)]
+    return [values[int(round(p))] for p in np.linspace(0, len(values) - 1, n)]  # noqa: RUF046 - numpy floats
 
 
 def choose_slices(label_data: np.ndarray, axis: str, labels: dict[int, str], choice: SliceChoice) -> dict[int, list[str]]:
-    """{slice index: names of the labels present} for the chosen slices (["normal"] when none), sorted."""
+    """{slice index: names of the labels present} for the chosen slices ([] for a label-free one), sorted."""
     moved = np.moveaxis(label_data, AXIS_INDEX[axis], 0)
     areas = {value: (moved == value).reshape(moved.shape[0], -1).sum(axis=1) for value in labels}
     chosen: set[int] = set()
@@ -312,7 +131,7 @@ def choose_slices(label_data: np.ndarray, axis: str, labels: dict[int, str], cho
     label_free = [int(s) for s in np.flatnonzero(labelled_area == 0)]
     result = {s: [labels[v] for v in sorted(labels) if areas[v][s]] for s in sorted(chosen)}
     for s in evenly_spaced(label_free, choice.normal_slices, interior=True):
-        result[s] = ["normal"]
+        result[s] = []
     return dict(sorted(result.items()))
 
 
@@ -322,17 +141,21 @@ def labelled_volume_items(
 ):
     """SourceItems for the chosen slices of one image volume and its label map (both relative to root).
 
-    A slice showing a label not in `not_disease` (e.g. kidney, cyst) carries the recipe's disease. A missing or
-    unreadable label map, or one whose shape differs from the image, still yields one item (the middle
-    slice) that is quarantined with the reason, so one bad case never stops a run."""
+    A slice showing a label not in `not_disease` (e.g. kidney, cyst) carries the recipe's disease. A slice of a
+    case whose label map shows the disease elsewhere, but not on this slice, carries no disease: it gets the
+    recipe's disease as a label of kind "case" (the case has it; nothing of it is annotated here), never
+    "normal". A missing or unreadable label map, or one whose shape differs from the image, still yields one
+    item (the middle slice) that is quarantined with the reason, so one bad case never stops a run."""
     from medtrinity.sources.base import SourceItem
 
-    def item(slice_index: int | None, names: list[str], annotation) -> SourceItem:
-        diseased = any(n not in not_disease and n != "normal" for n in names)
+    def item(slice_index: int | None, names: list[str], annotation, case_has_disease: bool = False) -> SourceItem:
+        diseased = any(n not in not_disease for n in names)
+        case = [recipe.disease] if recipe.disease and case_has_disease and not diseased else []
         return SourceItem(
             source=recipe.name, root=str(root), file=image, modality=recipe.modality, organ=recipe.organ,
-            disease=recipe.disease if diseased else None, labels=names, split=recipe.split, slice=slice_index,
+            disease=recipe.disease if diseased else None, labels=names + case, split=recipe.split, slice=slice_index,
             axis=axis, window=window, annotations=[annotation], expert=recipe.expert,
+            label_kinds={name: "case" for name in case},
         )
 
     if not (root / label_map).is_file():
@@ -345,5 +168,7 @@ def labelled_volume_items(
         yield item(None, [], SourceProblem(str(e)))
         return
     annotation = LabelMapSlice(path=label_map, image=image, labels=labels)
+    disease_values = [value for value, name in labels.items() if name not in not_disease]
+    case_has_disease = bool(np.isin(label_data, disease_values).any())
     for index, names in choose_slices(label_data, axis, labels, choice).items():
-        yield item(index, names, annotation)
+        yield item(index, names, annotation, case_has_disease)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from medtrinity import records
 from medtrinity.errors import StageError, UserError
@@ -57,6 +58,7 @@ BUILTIN_MODULES: dict[str, str] = {
     "focal-region": "medtrinity.roi.experts.focal_region",
     "foreground": "medtrinity.roi.experts.foreground",
     "cells": "medtrinity.roi.experts.cells",
+    "green-box": "medtrinity.roi.experts.green_box",  # boxes burned in as green outlines (MedTrinity-25M)
     # adapters for segmentation models whose weights the user has locally (optional extras; never download)
     "sam": "medtrinity.roi.experts.sam_model",
     "cellpose": "medtrinity.roi.experts.cellpose_model",
@@ -84,14 +86,97 @@ def expert_names() -> list[str]:
     return sorted(set(BUILTIN_MODULES) | set(_REGISTRY))
 
 
-def get_expert(name: str, **options: Any) -> Expert:
-    """A new instance of the expert `name` (options go to its constructor)."""
+class ExpertOptions(BaseModel):
+    """The options an expert declares (`Options = <subclass>` on its class); an unknown key is refused with
+    a suggestion. Experts that take none keep this empty model."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+# How a user gives an expert its weights, for the one-line refusal when they are missing.
+WEIGHTS_HINT = "--expert-option {key}=PATH, or experts: {{{name}: {{{key}: PATH}}}} in the build config"
+
+
+def expert_class(name: str) -> type:
+    """The class registered as `name` (a built-in is imported on first use)."""
     if name not in _REGISTRY and name in BUILTIN_MODULES:
         importlib.import_module(BUILTIN_MODULES[name])
     cls = _REGISTRY.get(name)
     if cls is None:
-        raise UserError(f"unknown expert {name!r}; known experts: {', '.join(expert_names())}")
-    return cls(**options)
+        from medtrinity.yaml_files import suggestion
+
+        close = suggestion(name, expert_names(), "expert")
+        raise UserError(f"unknown expert {name!r}" + (close or f"; known experts: {', '.join(expert_names())}"))
+    return cls
+
+
+def check_expert_options(name: str, options: Mapping[str, Any] | None, where: str | None = None) -> dict[str, Any]:
+    """The options as the expert declares them (aliases resolved), or one line naming the bad key."""
+    from pydantic import ValidationError
+
+    from medtrinity.yaml_files import validation_error
+
+    where = where or f"expert {name}"
+    model = getattr(expert_class(name), "Options", ExpertOptions)
+    options = dict(options or {})
+    if not model.model_fields and options:
+        raise UserError(f"{where}: unknown option '{next(iter(options))}'; expert {name} takes no options")
+    try:
+        parsed = model.model_validate(options)
+    except ValidationError as err:
+        raise validation_error(err, where, model=model, noun="option") from None
+    return parsed.model_dump(exclude_unset=True)
+
+
+def weights_option(name: str) -> str | None:
+    """The option naming the weights file an expert cannot run without (None: it needs none)."""
+    return getattr(expert_class(name), "weights_option", None)
+
+
+def require_weights(name: str, options: Mapping[str, Any]) -> None:
+    key = weights_option(name)
+    if key is not None and not options.get(key):
+        raise UserError(f"expert {name} needs its weights: {WEIGHTS_HINT.format(key=key, name=name)}")
+
+
+def options_for(name: str, recipe_options: Mapping[str, Mapping], config_options: Mapping[str, Mapping]) -> dict:
+    """An expert's options on one source: the recipe's for it, the build config's `experts:` over them."""
+    return {**dict(recipe_options.get(name) or {}), **dict(config_options.get(name) or {})}
+
+
+def named_experts(choice: str | Mapping[str, str] | None) -> list[str]:
+    """The experts a choice names outright ("auto" and "none" name none: auto picks weight-free built-ins)."""
+    names = list(choice.values()) if isinstance(choice, Mapping) else [choice]
+    return [n for n in names if isinstance(n, str) and n.strip().lower() not in ("", "none", AUTO)]
+
+
+def check_build_experts(
+    config_expert: str | Mapping[str, str] | None, config_experts: Mapping[str, Mapping], recipes: list
+) -> list[tuple[str, dict]]:
+    """Every (expert, options) a build names outright, checked before anything is created: known names,
+    declared options, weights given. `recipes` are the sources' recipes (their `expert`, `expert_options`)."""
+    for name, options in config_experts.items():
+        try:
+            expert_class(name)
+        except UserError as err:
+            raise UserError(f"experts: {err}") from None
+        if not isinstance(options, Mapping):
+            raise UserError(f"experts.{name} must be a mapping of option: value, e.g. {{checkpoint: PATH}}")
+        check_expert_options(name, options, f"experts.{name}")
+    uses: dict[str, tuple[str, dict]] = {}
+    for recipe in recipes:
+        choice = config_expert if config_expert is not None else recipe.expert
+        for name in named_experts(choice):
+            options = options_for(name, recipe.expert_options_by_name(), config_experts)
+            require_weights(name, check_expert_options(name, options, f"expert {name}"))
+            uses[repr((name, sorted(options.items(), key=str)))] = (name, options)
+    return list(uses.values())
+
+
+def get_expert(name: str, **options: Any) -> Expert:
+    """A new instance of the expert `name`, built with its options (checked against what it declares)."""
+    cls = expert_class(name)
+    return cls(**check_expert_options(name, options))
 
 
 # ---------------------------------------------------------------- default per modality
@@ -242,6 +327,12 @@ class ClassicalExpert:
     name: str = ""
     version: str = ""
     work_side: int = 512
+    # What the expert's regions are (records.LABEL_KINDS): "region" claims only an appearance, no diagnosis.
+    region_kind: str = "region"
+
+    def kind_of(self, label: str) -> str:
+        """The kind of a region this expert labels `label`; experts outlining several kinds override this."""
+        return self.region_kind
 
     @property
     def source(self) -> str:
@@ -259,6 +350,8 @@ class ClassicalExpert:
         for mask, label, score in self.find(image, modality, organ, list(labels)):
             full = ops.upscale_mask(mask, pixels.shape[:2])
             if full.any():
-                found.append(ops.make_region(full, label, score, self.source))
+                region = ops.make_region(full, label, score, self.source)
+                region.kind = self.kind_of(label)
+                found.append(region)
         return found
 

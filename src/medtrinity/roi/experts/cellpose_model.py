@@ -2,8 +2,8 @@
 
     expert: cellpose
     expert_options:
-      model: /models/cpsam              # a local Cellpose 4 weights file; model names (cpsam...) are refused,
-                                        # as Cellpose would download them
+      checkpoint: /models/cpsam         # a local Cellpose 4 weights file (`model:` is accepted too); model
+                                        # names (cpsam...) are refused, as Cellpose would download them
       diameter: null                    # typical cell diameter in pixels; null: the model's own scale
       flow_threshold: 0.4
       cellprob_threshold: 0.0
@@ -18,11 +18,12 @@ Cellpose itself. A cell's score is its mean cell probability (sigmoid of the cel
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
 from medtrinity import records
 from medtrinity.errors import UserError
 from medtrinity.roi.experts import local_model, ops
-from medtrinity.roi.experts.base import check_pixels, expert_source, register_expert
+from medtrinity.roi.experts.base import ExpertOptions, check_pixels, expert_source, register_expert
 
 REQUIRED_KEYS = ("W2", "out.weight", "encoder.patch_embed.proj.weight", "encoder.neck.0.weight")
 MAX_CELLS = 200  # one region per cell up to this many; past it, one "cells" region for them all
@@ -42,22 +43,36 @@ def check_cellpose_file(file) -> None:
         raise UserError(f"expert cellpose: {file} is not a complete Cellpose 4 model (missing {', '.join(missing)})")
 
 
+class CellposeOptions(ExpertOptions):
+    checkpoint: str | None = local_model.checkpoint_field()
+    diameter: float | None = Field(None, gt=0)
+    flow_threshold: float = 0.4
+    cellprob_threshold: float = 0.0
+    min_size: int = Field(15, ge=0)
+    version: str | None = None
+    threads: int = Field(1, ge=1)
+
+
 @register_expert
 class CellposeExpert:
     name = "cellpose"
     version = "unset"
+    Options = CellposeOptions
+    weights_option = "checkpoint"
 
     def __init__(
         self,
-        model: str | None = None,
+        checkpoint: str | None = None,
         diameter: float | None = None,
         flow_threshold: float = 0.4,
         cellprob_threshold: float = 0.0,
         min_size: int = 15,
         version: str | None = None,
         threads: int = 1,
+        model: str | None = None,  # the former name of `checkpoint`
     ) -> None:
-        file = local_model.local_weights(model, self.name)  # a name such as "cpsam" is not a file: refused
+        # a model name such as "cpsam" is not a file: refused (Cellpose would download it)
+        file = local_model.local_weights(checkpoint or model, self.name)
         torch = local_model.optional_import("torch", self.name, "cellpose")
         models = local_model.optional_import("cellpose.models", self.name, "cellpose")
         check_cellpose_file(file)
@@ -80,7 +95,10 @@ class CellposeExpert:
             cellprob_threshold=self.cellprob_threshold, min_size=self.min_size,
             channel_axis=2 if pixels.ndim == 3 else None,
         )
-        return cell_regions(np.asarray(masks), 1.0 / (1.0 + np.exp(-np.asarray(flows[2]))), self.source)
+        regions = cell_regions(np.asarray(masks), 1.0 / (1.0 + np.exp(-np.asarray(flows[2]))), self.source)
+        for region in regions:
+            region.kind = "region"  # cells found by appearance, claiming no diagnosis
+        return regions
 
 
 def cell_regions(masks: np.ndarray, probability: np.ndarray, source: str) -> list[records.Region]:

@@ -71,6 +71,7 @@ def cell_findings(image: np.ndarray, objects: np.ndarray) -> list[Finding]:
 class CellsExpert(ClassicalExpert):
     name = "cells"
     version = "1.0"
+    region_kind = "region"  # objects standing out from the background, claiming no diagnosis
 
     def find(self, image: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[Finding]:
         objects = objects_on_flat_background(image)

@@ -52,12 +52,15 @@ def tidy_lung(part: np.ndarray) -> np.ndarray:
 # Contrast score between the two lung fields below which neither is called the more opaque one.
 MIN_OPACITY_DIFFERENCE = 0.2
 # Labels that name no lung finding: nothing to place on a side.
-NOT_A_LUNG_FINDING = ("support devices", "no lung opacity", "not normal", "(uncertain)")
+NOT_A_LUNG_FINDING = ("support devices", "no lung opacity", "not normal", "other than lung opacity", "(uncertain)")
 NO_FINDING_LABELS = NORMAL_LABELS | {"no abnormality", "none"}  # the caption's, and two more seen on chest films
+OPAQUE_SUFFIX = " (more opaque lung)"
 
 
 def finding_names(labels: list[str]) -> list[str]:
+    """Labels that may name a lung finding: not "normal", not a negative ("no pneumothorax"), not a device."""
     return [label for label in labels if label.strip().lower() not in NO_FINDING_LABELS
+            and not label.strip().lower().startswith("no ")
             and not any(word in label.lower() for word in NOT_A_LUNG_FINDING)]
 
 
@@ -65,6 +68,11 @@ def finding_names(labels: list[str]) -> list[str]:
 class ChestXrayLungsExpert(ClassicalExpert):
     name = "chest-xray-lungs"
     version = "1.1"
+    region_kind = "anatomy"  # the lung fields
+
+    def kind_of(self, label: str) -> str:
+        # The more opaque lung is where the film looks denser, not where the source puts the finding.
+        return "region" if label.endswith(OPAQUE_SUFFIX) else self.region_kind
 
     def find(self, image: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[Finding]:
         gray = ops.smooth(ops.to_gray(image), 2.0)
@@ -92,5 +100,5 @@ class ChestXrayLungsExpert(ClassicalExpert):
             # floor the lungs look alike, and naming a side for the finding would be an invention.
             difference = ops.contrast_score(gray, sides[opaque_side], other)
             if difference >= MIN_OPACITY_DIFFERENCE:
-                found.append((sides[opaque_side], f"{', '.join(findings)} (more opaque lung)", min(score, difference)))
+                found.append((sides[opaque_side], f"{', '.join(findings)}{OPAQUE_SUFFIX}", min(score, difference)))
         return found

@@ -85,6 +85,7 @@ def bone_mask(gray: np.ndarray, tissue: np.ndarray) -> np.ndarray | None:
 class CtBodyExpert(ClassicalExpert):
     name = "ct-body"
     version = "1.1"
+    region_kind = "anatomy"  # body, lungs, bone
 
     def find(self, image: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[Finding]:
         gray = ops.smooth(ops.to_gray(image), 1.0)

@@ -65,6 +65,7 @@ def rank(
 class FocalRegionExpert(ClassicalExpert):
     name = "focal-region"
     version = "1.0"
+    region_kind = "region"  # a contrasting region, claiming no diagnosis
 
     def find(self, image: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[Finding]:
         gray = ops.to_gray(image)

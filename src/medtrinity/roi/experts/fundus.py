@@ -56,6 +56,7 @@ def optic_disc(signal: np.ndarray, field: np.ndarray, field_radius: float) -> np
 class FundusDiscExpert(ClassicalExpert):
     name = "fundus-disc"
     version = "1.0"
+    region_kind = "anatomy"  # retinal field, optic disc
 
     def find(self, image: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[Finding]:
         field = retinal_field(image)

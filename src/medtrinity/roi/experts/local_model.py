@@ -10,19 +10,31 @@ import hashlib
 import importlib
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 from medtrinity.errors import UserError
 
 
+def checkpoint_field() -> Any:
+    """The `checkpoint` option of an adapter: the local weights file; `model:` (its former name) is accepted."""
+    from pydantic import AliasChoices, Field
+
+    return Field(None, validation_alias=AliasChoices("checkpoint", "model"))
+
+
 def local_weights(path: str | Path | None, expert: str) -> Path:
     """The weights file, which must already be on this machine (adapters never fetch anything)."""
     if path is None or str(path) == "":
-        raise UserError(f"expert {expert} needs `model`: the path of a local weights file")
+        from medtrinity.roi.experts.base import WEIGHTS_HINT
+
+        raise UserError(f"expert {expert} needs its weights: {WEIGHTS_HINT.format(key='checkpoint', name=expert)}")
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise UserError(f"expert {expert}: checkpoint {file} is a directory, not a weights file")
     if not file.is_file():
-        raise UserError(f"expert {expert}: model file {file} does not exist (weights are never downloaded)")
+        raise UserError(f"expert {expert}: checkpoint {file} does not exist (weights are never downloaded)")
     return file
 
 

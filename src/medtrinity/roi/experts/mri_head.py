@@ -71,6 +71,10 @@ def grow_to_half_maximum(gray: np.ndarray, core: np.ndarray, head: np.ndarray) -
 class MriHeadExpert(ClassicalExpert):
     name = "mri-head"
     version = "1.0"
+    region_kind = "region"  # a focal hyperintensity is a brightness, not a diagnosis
+
+    def kind_of(self, label: str) -> str:
+        return "anatomy" if label == "head" else self.region_kind
 
     def find(self, image: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[Finding]:
         gray = ops.smooth(ops.to_gray(image), 1.0)

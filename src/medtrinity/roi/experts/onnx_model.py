@@ -4,7 +4,7 @@ The recipe or config describes the model's input and output, as no ONNX file say
 
     expert: onnx
     expert_options:
-      model: /models/lesion-unet.onnx   # local file; never downloaded
+      checkpoint: /models/lesion-unet.onnx   # local file; never downloaded (`model:` is accepted too)
       input_name: input                 # default: the model's first input
       output_name: logits               # default: the model's first output
       size: [256, 256]                  # input height, width; default: the model's fixed size, else the image's
@@ -28,14 +28,16 @@ Scores are resized to the image (bilinear) before any threshold or argmax.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 import numpy as np
 
 from medtrinity import records
 from medtrinity.errors import StageError, UserError
 from medtrinity.roi.experts import local_model, ops
-from medtrinity.roi.experts.base import check_pixels, expert_source, register_expert
+from medtrinity.roi.experts.base import ExpertOptions, check_pixels, expert_source, register_expert
 
 CHANNELS = {"rgb": 3, "bgr": 3, "gray": 1}
 OUTPUTS = ("logits", "probabilities", "mask")
@@ -58,14 +60,34 @@ def _per_channel(values: float | Sequence[float], count: int, what: str) -> np.n
     return array
 
 
+class OnnxOptions(ExpertOptions):
+    checkpoint: str | None = local_model.checkpoint_field()
+    input_name: str | None = None
+    output_name: str | None = None
+    size: list[int] | None = Field(None, min_length=2, max_length=2)  # [height, width]
+    channels: Literal["rgb", "bgr", "gray"] = "rgb"
+    layout: Literal["nchw", "nhwc"] = "nchw"
+    scale: float = 1 / 255
+    mean: float | list[float] = 0.0
+    std: float | list[float] = 1.0
+    output: Literal["logits", "probabilities", "mask"] = "logits"
+    class_names: list[str] | None = None
+    background: int | None = 0
+    threshold: float = 0.5
+    version: str | None = None
+    threads: int = Field(1, ge=1)
+
+
 @register_expert
 class OnnxExpert:
     name = "onnx"
     version = "unset"
+    Options = OnnxOptions
+    weights_option = "checkpoint"
 
     def __init__(
         self,
-        model: str | None = None,
+        checkpoint: str | None = None,
         input_name: str | None = None,
         output_name: str | None = None,
         size: Sequence[int] | None = None,
@@ -80,13 +102,14 @@ class OnnxExpert:
         threshold: float = 0.5,
         version: str | None = None,
         threads: int = 1,
+        model: str | None = None,  # the former name of `checkpoint`
     ) -> None:
         if channels not in CHANNELS or layout not in ("nchw", "nhwc") or output not in OUTPUTS:
             raise UserError(
                 f"expert onnx: channels must be one of {sorted(CHANNELS)}, layout nchw or nhwc, output one of "
                 f"{list(OUTPUTS)}; got {channels!r}, {layout!r}, {output!r}"
             )
-        file = local_model.local_weights(model, self.name)
+        file = local_model.local_weights(checkpoint or model, self.name)
         ort = local_model.optional_import("onnxruntime", self.name, "onnx")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

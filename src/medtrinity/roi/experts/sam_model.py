@@ -2,7 +2,7 @@
 
     expert: sam
     expert_options:
-      model: /models/medsam_vit_b.pth   # local state dict; never downloaded
+      checkpoint: /models/medsam_vit_b.pth   # local state dict; never downloaded (`model:` is accepted too)
       model_type: vit_b                 # vit_b (SAM-B, MedSAM) | vit_l | vit_h; or `architecture` for others
       prompt: foreground                # box when the record has none: foreground (main object) | image
       label: lesion                     # region label; default: the record's first label, else "object"
@@ -26,7 +26,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 import numpy as np
 
@@ -34,6 +36,7 @@ from medtrinity import records
 from medtrinity.errors import UserError
 from medtrinity.roi.experts import local_model, ops
 from medtrinity.roi.experts.base import (
+    ExpertOptions,
     check_pixels,
     expert_source,
     get_expert,
@@ -233,24 +236,37 @@ def predict_box(model, image: EncodedImage, box: Box) -> tuple[np.ndarray, np.nd
     return masks[0].numpy(), ious[0].numpy()
 
 
+class SamOptions(ExpertOptions):
+    checkpoint: str | None = local_model.checkpoint_field()
+    model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"
+    architecture: dict[str, Any] | None = None  # SamArchitecture fields that differ from model_type's
+    prompt: Literal["foreground", "image"] = "foreground"
+    label: str | None = None
+    version: str | None = None
+    threads: int = Field(1, ge=1)
+
+
 @register_expert
 class SamExpert:
     name = "sam"
     version = "unset"
+    Options = SamOptions
+    weights_option = "checkpoint"
 
     def __init__(
         self,
-        model: str | None = None,
+        checkpoint: str | None = None,
         model_type: str = "vit_b",
         architecture: Mapping[str, Any] | None = None,
         prompt: str = "foreground",
         label: str | None = None,
         version: str | None = None,
         threads: int = 1,
+        model: str | None = None,  # the former name of `checkpoint`
     ) -> None:
         if prompt not in ("foreground", "image"):
             raise UserError(f"expert sam: prompt must be foreground or image, got {prompt!r}")
-        file = local_model.local_weights(model, self.name)
+        file = local_model.local_weights(checkpoint or model, self.name)
         torch = local_model.optional_import("torch", self.name, "sam")
         torch.set_num_threads(threads)
         self.model = load_sam(file, architecture_for(model_type, architecture))

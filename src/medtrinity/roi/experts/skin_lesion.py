@@ -37,6 +37,7 @@ def nearest_to_centre(parts: list[np.ndarray]) -> np.ndarray:
 class SkinLesionExpert(ClassicalExpert):
     name = "skin-lesion"
     version = "1.0"
+    region_kind = "finding"  # the lesion a dermoscopy image is taken of: the record's finding
 
     def find(self, image: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[Finding]:
         from scipy import ndimage

@@ -57,6 +57,7 @@ def dense_region(density: np.ndarray, tissue: np.ndarray) -> np.ndarray | None:
 class TissueExpert(ClassicalExpert):
     name = "tissue"
     version = "1.1"
+    region_kind = "region"  # tissue against glass, nuclei-dense areas (and cells): appearance, no diagnosis
 
     def find(self, image: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[Finding]:
         tissue = tissue_mask(image)

@@ -5,17 +5,19 @@
 PATH is the folder holding the case folders, or its parent (the archive's own top folder). Records are
 axial slices of one sequence (options.sequence, FLAIR by default) chosen by the label map
 (volume.SliceChoice: options per_label, every, normal_slices; options.axis: axial/coronal/sagittal).
-Labels: 1 necrotic tumor core, 2 peritumoral edema, 4 GD-enhancing tumor. A case without its seg file is
-one quarantined record naming the missing file.
+Labels: 1 necrotic tumor core, 2 peritumoral edema, 4 GD-enhancing tumor. A label-free slice of a case is
+not "normal" (every case is a glioma): it gets the label "glioma" of kind "case". A case without its seg
+file is one quarantined record naming the missing file.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 from medtrinity.errors import UserError
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
+from medtrinity.sources.layout_util import SliceOptions, layout_options
 from medtrinity.sources.volume import SliceChoice, axis_option, labelled_volume_items
 
 SEQUENCES = ("flair", "t1", "t1ce", "t2")
@@ -27,14 +29,19 @@ def _case_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob(CASE_GLOB) if p.is_dir())
 
 
+class Brats2021Options(SliceOptions):
+    sequence: Literal["flair", "t1", "t1ce", "t2"] = "flair"  # the image the records show
+
+
 @register_layout("brats2021")
 class Brats2021Layout:
+    Options = Brats2021Options
+
     def __init__(self, recipe: Recipe, root: Path) -> None:
         self.recipe, self.root = recipe, root
-        opts = recipe.options
-        self.sequence = opts.get("sequence", "flair")
-        if self.sequence not in SEQUENCES:
-            raise UserError(f"recipe {recipe.name}: options.sequence must be one of {', '.join(SEQUENCES)}")
+        parsed = layout_options(self, recipe)
+        opts = parsed.model_dump()
+        self.sequence = parsed.sequence
         self.axis = axis_option(opts, recipe.name)
         self.choice = SliceChoice.from_options(opts, recipe.name)
 

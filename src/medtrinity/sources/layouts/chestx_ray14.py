@@ -27,6 +27,7 @@ from medtrinity.sources.annotation_formats import PixelBox, parse_float
 from medtrinity.sources.annotations import SourceProblem
 from medtrinity.sources.qa_text import patient_left_for_view
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
+from medtrinity.sources.layout_util import listable
 
 ENTRY_CSVS = ("Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv")
 BBOX_CSV = "BBox_List_2017.csv"
@@ -78,7 +79,7 @@ class ChestXray14Layout:
         found: dict[str, str] = {}
         for folder in self._image_dirs():
             for path in sorted(folder.iterdir()):
-                if path.is_file():
+                if listable(path):  # a folder named like an image too: the read stage says what it is
                     found.setdefault(path.name, path.relative_to(self.root).as_posix())
         return found
 

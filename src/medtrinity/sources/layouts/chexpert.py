@@ -14,6 +14,7 @@ from typing import Iterator
 
 from medtrinity.errors import UserError
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
+from medtrinity.sources.layout_util import LayoutOptions, layout_options
 from medtrinity.sources.qa_text import (
     CsvRow, problem_item, chexpert_labels, disease_from_labels, iter_sorted,
     patient_left_for_view, read_csv_rows,
@@ -23,11 +24,17 @@ FOLDER = "CheXpert-v1.0-small"
 TABLES = {"train.csv": "train", "valid.csv": "val"}
 
 
+class CheXpertOptions(LayoutOptions):
+    folder: str = FOLDER  # the folder under PATH holding train.csv and valid.csv
+
+
 @register_layout("chexpert")
 class CheXpertLayout:
+    Options = CheXpertOptions
+
     def __init__(self, recipe: Recipe, root: Path) -> None:
         self.recipe, self.root = recipe, root
-        self.folder_name = recipe.options.get("folder", FOLDER)
+        self.folder_name = layout_options(self, recipe).folder
 
     def dataset_folder(self) -> Path:
         """The folder holding train.csv/valid.csv: PATH itself or PATH/CheXpert-v1.0-small."""

@@ -18,24 +18,37 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from medtrinity.errors import UserError
+from pydantic import BaseModel, ConfigDict
+
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
-from medtrinity.sources.layout_util import IMAGE_SUFFIXES, check_matches, list_files
+from medtrinity.sources.layout_util import IMAGE_SUFFIXES, LayoutOptions, check_matches, layout_options, list_files
+
+
+class FolderClass(BaseModel):
+    """What one class folder means: its label, disease and organ (each defaults to the recipe's)."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: str | None = None
+    disease: str | None = None
+    organ: str | None = None
+
+
+class ClassFolderOptions(LayoutOptions):
+    images: str = "*/*"  # glob; the first folder of each path is the class
+    classes: dict[str, FolderClass] = {}  # class folder -> {label, disease, organ}
+    normal: list[str] = []  # classes that mean "no disease"
 
 
 @register_layout("class-folder")
 class ClassFolderLayout:
+    Options = ClassFolderOptions
+
     def __init__(self, recipe: Recipe, root: Path) -> None:
         self.recipe, self.root = recipe, root
-        self.images = recipe.options.get("images", "*/*")
-        self.classes: dict = recipe.options.get("classes", {}) or {}
-        if not isinstance(self.classes, dict) or not all(isinstance(v, dict) for v in self.classes.values()):
-            raise UserError(f"recipe {recipe.name}: options.classes must map a class folder to "
-                            "{label: …, disease: …}, e.g. TUM: {label: tumor epithelium}")
-        normal = recipe.options.get("normal", [])
-        if not isinstance(normal, list):
-            raise UserError(f"recipe {recipe.name}: options.normal must be a list of class folders, e.g. [NORM]")
-        self.normal = set(normal)
+        opts = layout_options(self, recipe)
+        self.images = opts.images
+        self.classes = {name: c.model_dump(exclude_none=True) for name, c in opts.classes.items()}
+        self.normal = set(opts.normal)
 
     def _image_files(self) -> list[str]:
         files = list_files(self.root, self.images)
@@ -55,5 +68,5 @@ class ClassFolderLayout:
                 source=r.name, root=str(self.root), file=image, modality=r.modality,
                 organ=info.get("organ", r.organ), disease=disease,
                 labels=[info.get("label", cls)] + (["normal"] if normal else []), split=r.split,
-                expert=r.expert or "auto",
+                expert=r.expert or "auto", label_kinds={"normal": "normal"} if normal else {},  # as options.normal says
             )

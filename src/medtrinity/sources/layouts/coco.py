@@ -15,7 +15,8 @@ segmentation datasets ship it.
         adenoma: polyp
 
 Boxes are COCO's [x, y, width, height] in pixels; polygons and RLE (compressed or not) are rasterised
-with pycocotools. Labels are the category names. An annotation that names an unknown category or has a
+with pycocotools. Labels are the category names (an image without annotations has none: the JSON does not
+call it normal; declare kinds with `label_kinds`). An annotation that names an unknown category or has a
 malformed box/segmentation, and a box outside the image, quarantine their image with the reason.
 """
 
@@ -24,26 +25,35 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
+
+from pydantic import Field
 
 from medtrinity.errors import UserError
 from medtrinity.sources.annotation_formats import CocoSegmentation, PixelBox
 from medtrinity.sources.annotations import SourceProblem
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
-from medtrinity.sources.layout_util import require_option
+from medtrinity.sources.layout_util import LayoutOptions, layout_options
+
+
+class CocoOptions(LayoutOptions):
+    annotations: str = Field(examples=["annotations/instances_train.json"])  # the JSON, relative to the folder
+    images: str = ""  # folder the JSON's file_name is relative to
+    use: Literal["segmentation", "bbox"] = "segmentation"
+    categories: dict[str, str] = {}  # category name -> label
 
 
 @register_layout("coco")
 class CocoLayout:
+    Options = CocoOptions
+
     def __init__(self, recipe: Recipe, root: Path) -> None:
         self.recipe, self.root = recipe, root
-        opts = recipe.options
-        self.annotations = str(require_option(opts, "annotations", recipe.name, "annotations/instances_train.json"))
-        self.images = str(opts.get("images", "")).strip("/")
-        self.use = opts.get("use", "segmentation")
-        if self.use not in ("segmentation", "bbox"):
-            raise UserError(f"recipe {recipe.name}: options.use must be 'segmentation' or 'bbox'")
-        self.category_labels: dict = opts.get("categories", {}) or {}
+        opts = layout_options(self, recipe)
+        self.annotations = opts.annotations
+        self.images = opts.images.strip("/")
+        self.use = opts.use
+        self.category_labels: dict = opts.categories
 
     def check(self) -> None:
         if not (self.root / self.annotations).is_file():
@@ -88,6 +98,7 @@ class CocoLayout:
             labels = list(dict.fromkeys(a.label for a in annotations if hasattr(a, "label")))
             yield SourceItem(
                 source=r.name, root=str(self.root), file=file, modality=r.modality, organ=r.organ,
-                disease=r.disease if annotations else None, labels=labels or ["normal"], split=r.split,
+                # No annotation: the JSON names no object on this image; that is not a statement of "normal".
+                disease=r.disease if annotations else None, labels=labels, split=r.split,
                 annotations=annotations, expert=r.expert,
             )

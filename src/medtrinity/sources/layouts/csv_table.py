@@ -27,31 +27,52 @@ import csv
 from pathlib import Path
 from typing import Iterator
 
+from pydantic import Field, field_validator
+
 from medtrinity.errors import UserError
 from medtrinity.sources.annotation_formats import PixelBox, parse_float
 from medtrinity.sources.annotations import SourceProblem
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
-from medtrinity.sources.layout_util import require_option
+from medtrinity.sources.layout_util import LayoutOptions, layout_options
 
 BOX_KEYS = ({"x0", "y0", "x1", "y1"}, {"x", "y", "w", "h"})
 
 
+class CsvTableOptions(LayoutOptions):
+    csv: str = Field(examples=["labels.csv"])  # the table, relative to the source folder
+    path: str = Field(examples=["image"])  # column with the image path
+    images: str = ""  # folder the path column is relative to
+    label: str | None = None  # column of labels
+    label_separator: str = "|"
+    normal: list[str] = []  # label values meaning "no finding"
+    box: dict[str, str] | None = None  # {x0, y0, x1, y1} or {x, y, w, h} -> column names
+    caption: str | None = None  # column -> reference_text
+    split: str | None = None  # column with train / val / test
+
+    @field_validator("box")
+    @classmethod
+    def _box_keys(cls, box: dict[str, str] | None) -> dict[str, str] | None:
+        if box and set(box) not in BOX_KEYS:
+            raise ValueError("needs keys x0, y0, x1, y1 or x, y, w, h")
+        return box
+
+
 @register_layout("csv-table")
 class CsvTableLayout:
+    Options = CsvTableOptions
+
     def __init__(self, recipe: Recipe, root: Path) -> None:
         self.recipe, self.root = recipe, root
-        opts = recipe.options
-        self.csv = str(require_option(opts, "csv", recipe.name, "labels.csv"))
-        self.path_column = str(require_option(opts, "path", recipe.name, "image"))
-        self.images = str(opts.get("images", "")).strip("/")
-        self.label_column = opts.get("label")
-        self.separator = opts.get("label_separator", "|")
-        self.normal = set(opts.get("normal", []))
-        self.box: dict = opts.get("box") or {}
-        if self.box and set(self.box) not in BOX_KEYS:
-            raise UserError(f"recipe {recipe.name}: options.box needs keys x0, y0, x1, y1 or x, y, w, h")
-        self.caption_column = opts.get("caption")
-        self.split_column = opts.get("split")
+        opts = layout_options(self, recipe)
+        self.csv = opts.csv
+        self.path_column = opts.path
+        self.images = opts.images.strip("/")
+        self.label_column = opts.label
+        self.separator = opts.label_separator
+        self.normal = set(opts.normal)
+        self.box: dict = opts.box or {}
+        self.caption_column = opts.caption
+        self.split_column = opts.split
 
     def check(self) -> None:
         if not (self.root / self.csv).is_file():
@@ -107,9 +128,12 @@ class CsvTableLayout:
         for file, rec in sorted(self._records().items()):
             findings = [v for v in rec["labels"] if v not in self.normal]
             has_finding = bool(findings or rec["annotations"])
-            labels = findings + (["normal"] if not findings and (rec["labels"] or not rec["annotations"]) else [])
+            # "normal" only where the table says so (a value listed in options.normal), never for an empty cell.
+            normal = not findings and any(v in self.normal for v in rec["labels"])
+            labels = findings + (["normal"] if normal else [])
             yield SourceItem(
                 source=r.name, root=str(self.root), file=file, modality=r.modality, organ=r.organ,
                 disease=r.disease if has_finding else None, labels=labels, split=rec["split"] or r.split,
                 reference_text=" ".join(rec["captions"]) or None, annotations=rec["annotations"], expert=r.expert,
+                label_kinds={"normal": "normal"} if normal else {},
             )

@@ -21,25 +21,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from medtrinity.errors import UserError
+from pydantic import Field
+
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
 from medtrinity.sources.dicom_series import choose_series_slices, list_series
-from medtrinity.sources.layout_util import check_matches, list_files
+from medtrinity.sources.layout_util import LayoutOptions, check_matches, layout_options, list_files
+
+
+class DicomSeriesOptions(LayoutOptions):
+    files: str = "**/*.dcm"  # glob under the source folder
+    every: int = Field(1, ge=1)  # every Nth slice of a series
+    max_per_series: int | None = Field(None, ge=1)  # at most N slices per series, evenly spaced
+    window: str | None = None  # CT window preset or L<level>/W<width>
 
 
 @register_layout("dicom-series")
 class DicomSeriesLayout:
+    Options = DicomSeriesOptions
+
     def __init__(self, recipe: Recipe, root: Path) -> None:
         self.recipe, self.root = recipe, root
-        opts = recipe.options
-        self.pattern = opts.get("files", "**/*.dcm")
-        self.every = opts.get("every", 1)
-        self.max_per_series = opts.get("max_per_series")
-        self.window = opts.get("window")
-        if not isinstance(self.every, int) or self.every < 1:
-            raise UserError(f"recipe {recipe.name}: options.every must be an integer >= 1")
-        if self.max_per_series is not None and (not isinstance(self.max_per_series, int) or self.max_per_series < 1):
-            raise UserError(f"recipe {recipe.name}: options.max_per_series must be an integer >= 1")
+        opts = layout_options(self, recipe)
+        self.pattern, self.every, self.window = opts.files, opts.every, opts.window
+        self.max_per_series = opts.max_per_series
         if self.window is not None:
             from medtrinity.sources.imaging import resolve_window
 

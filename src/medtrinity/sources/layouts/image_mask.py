@@ -12,45 +12,55 @@
       threshold: 127                  # mask pixel > threshold is inside (JPEG masks need it)
       exclude: ["*_mask*"]            # files the image glob must skip
       missing_mask: quarantine        # or "normal": an image without a mask is a normal sample
+      empty_mask: unlocalised         # or "quarantine": every image shows the label, so an empty mask is an error
 """
 
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Iterator, Literal
+
+from pydantic import Field, field_validator
 
 from medtrinity.sources.annotations import MaskFile
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
-from medtrinity.sources.layout_util import IMAGE_SUFFIXES, check_matches, list_files, require_option
-from medtrinity.errors import UserError
+from medtrinity.sources.layout_util import (
+    IMAGE_SUFFIXES, EmptyMask, LayoutOptions, check_matches, layout_options, list_files,
+)
+
+
+class ImageMaskOptions(LayoutOptions):
+    images: str = Field(examples=['"images/*.png"'])
+    masks: str = Field(examples=['"masks/{stem}.png"'])
+    threshold: int = Field(127, ge=0, le=65535)
+    exclude: list[str] = []
+    missing_mask: Literal["quarantine", "normal"] = "quarantine"
+    empty_mask: EmptyMask = "unlocalised"
+
+    @field_validator("masks")
+    @classmethod
+    def _known_placeholders(cls, masks: str) -> str:
+        try:
+            masks.format(stem="x", name="x.png", parent="images")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(
+                f"{masks!r} uses an unknown placeholder {err}; use {{stem}}, {{name}} or {{parent}}"
+            ) from None
+        return masks
 
 
 @register_layout("image-mask")
 class ImageMaskLayout:
+    Options = ImageMaskOptions
+
     def __init__(self, recipe: Recipe, root: Path) -> None:
         self.recipe, self.root = recipe, root
-        opts = recipe.options
-        self.images = require_option(opts, "images", recipe.name, '"images/*.png"')
-        self.masks = require_option(opts, "masks", recipe.name, '"masks/{stem}.png"')
-        try:
-            self.threshold = int(opts.get("threshold", 127))
-        except (TypeError, ValueError):
-            raise UserError(f"recipe {recipe.name}: options.threshold must be a whole number, e.g. 127") from None
-        self.exclude = opts.get("exclude", [])
-        if not isinstance(self.exclude, list) or not all(isinstance(e, str) for e in self.exclude):
-            raise UserError(f"recipe {recipe.name}: options.exclude must be a list of globs, e.g. [\"*_mask*\"]")
-        if not isinstance(self.masks, str):
-            raise UserError(f"recipe {recipe.name}: options.masks must be a pattern such as \"masks/{{stem}}.png\"")
-        try:
-            self.masks.format(stem="x", name="x.png", parent="images")
-        except (KeyError, IndexError, ValueError) as err:
-            raise UserError(
-                f"recipe {recipe.name}: options.masks {self.masks!r} uses an unknown placeholder {err}; "
-                "use {stem}, {name} or {parent}"
-            ) from None
-        self.missing_mask = opts.get("missing_mask", "quarantine")
-        if self.missing_mask not in ("quarantine", "normal"):
-            raise UserError(f"recipe {recipe.name}: options.missing_mask must be 'quarantine' or 'normal'")
+        opts = layout_options(self, recipe)
+        self.images, self.masks, self.threshold = opts.images, opts.masks, opts.threshold
+        self.exclude, self.missing_mask = opts.exclude, opts.missing_mask
+        label = recipe.label or recipe.disease or "region of interest"
+        # With `empty_mask: quarantine` the recipe says every image with a mask shows its label.
+        self.empty = f"every image of recipe {recipe.name} shows a {label}" if opts.empty_mask == "quarantine" else None
 
     def _image_files(self) -> list[str]:
         return [f for f in list_files(self.root, self.images, self.exclude) if Path(f).suffix.lower() in IMAGE_SUFFIXES]
@@ -64,7 +74,7 @@ class ImageMaskLayout:
         if any(ch in pattern for ch in "*?["):
             return [m for m in list_files(self.root, pattern) if m != image]
         # A missing single mask is kept as a reference, so the read stage quarantines it by name.
-        return [pattern] if (self.root / pattern).is_file() or self.missing_mask == "quarantine" else []
+        return [pattern] if (self.root / pattern).exists() or self.missing_mask == "quarantine" else []
 
     def items(self) -> Iterator[SourceItem]:
         r = self.recipe
@@ -74,5 +84,7 @@ class ImageMaskLayout:
             yield SourceItem(
                 source=r.name, root=str(self.root), file=image, modality=r.modality, organ=r.organ,
                 disease=r.disease if masks else None, labels=[label] if masks else ["normal"], split=r.split,
-                annotations=[MaskFile(m, label, threshold=self.threshold) for m in masks], expert=r.expert,
+                annotations=[MaskFile(m, label, threshold=self.threshold, empty=self.empty) for m in masks],
+                expert=r.expert,
+                label_kinds={} if masks else {"normal": "normal"},  # the recipe says a maskless image is normal
             )

@@ -12,6 +12,8 @@ A split whose GroundTruth folder is absent (e.g. the Test masks not downloaded) 
 expert (auto: the skin-lesion expert) outlines the lesion. Where the GroundTruth folder is there but an
 image's mask is not, the record is quarantined naming the missing mask. A Task 3 row that matches an
 image but is not a valid one-hot row quarantines that image with the CSV name and row number.
+Every ISIC image shows a lesion, so a mask that marks nothing is quarantined ("mask … is empty: …") unless
+the recipe sets `options.empty_mask: unlocalised` (then the record keeps its lesion without a region).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Iterator
 from medtrinity.errors import UserError
 from medtrinity.sources.annotations import MaskFile, SourceProblem
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
+from medtrinity.sources.layout_util import EmptyMask, LayoutOptions, layout_options
 
 SPLITS = {"Training": "train", "Validation": "validation", "Test": "test"}
 DIAGNOSES = {
@@ -81,11 +84,19 @@ def read_diagnoses(root: Path, rel: str) -> dict[str, tuple[str, str | None, str
         return table
 
 
+class Isic2018Options(LayoutOptions):
+    empty_mask: EmptyMask = "quarantine"
+
+
 @register_layout("isic2018")
 class Isic2018Layout:
+    Options = Isic2018Options
+
     def __init__(self, recipe: Recipe, root: Path) -> None:
         self.recipe, self.root = recipe, root
         self.label = recipe.label or "skin lesion"
+        opts = layout_options(self, recipe)
+        self.empty = f"ISIC 2018 images each show a {self.label}" if opts.empty_mask == "quarantine" else None
 
     def _splits(self) -> list[str]:
         return [s for s in SPLITS if (self.root / input_folder(s)).is_dir()]
@@ -112,7 +123,8 @@ class Isic2018Layout:
         image_id = Path(name).stem
         annotations: list = []
         if has_masks:
-            annotations.append(MaskFile(f"{mask_folder(split)}/{image_id}_segmentation.png", self.label))
+            mask = f"{mask_folder(split)}/{image_id}_segmentation.png"
+            annotations.append(MaskFile(mask, self.label, empty=self.empty))
         disease, labels = r.disease, [self.label]
         if diagnosis is not None:
             where, code, problem = diagnosis

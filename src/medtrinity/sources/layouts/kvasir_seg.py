@@ -12,6 +12,13 @@ polyp, and JPEG speckles under the geometry's minimum component size are dropped
 used only where an image has no mask file, as box ROIs; where the JSON entry exists but states another
 image size, or a box leaves the image, the record is quarantined naming kavsir_bboxes.json and the id.
 An image with neither a mask nor a JSON entry is quarantined ("mask file masks/<id>.jpg is missing").
+Every Kvasir-SEG image shows a polyp, so an all-black mask is a broken annotation, quarantined ("mask
+masks/<id>.jpg is empty: …"); `options.empty_mask: unlocalised` keeps such an image as a polyp record
+without a region instead.
+
+    options:
+      threshold: 127            # JPEG masks: a pixel > 127 is polyp
+      empty_mask: quarantine    # or unlocalised
 """
 
 from __future__ import annotations
@@ -21,11 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from pydantic import Field
+
 from medtrinity.errors import StageError, UserError
 from medtrinity.records import Region
 from medtrinity.sources.annotations import MaskFile
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
-from medtrinity.sources.layout_util import list_files
+from medtrinity.sources.layout_util import EmptyMask, LayoutOptions, layout_options, list_files
 
 BBOX_JSON = "kavsir_bboxes.json"
 
@@ -68,12 +77,21 @@ def parse_bbox_entry(image_id: str, entry: object, default_label: str) -> Kvasir
         return KvasirBoxes(image_id, None, None, [], problem=problem)
 
 
+class KvasirSegOptions(LayoutOptions):
+    threshold: int = Field(127, ge=0, le=255)
+    empty_mask: EmptyMask = "quarantine"
+
+
 @register_layout("kvasir-seg")
 class KvasirSegLayout:
+    Options = KvasirSegOptions
+
     def __init__(self, recipe: Recipe, root: Path) -> None:
         self.recipe, self.root = recipe, root
-        self.threshold = int(recipe.options.get("threshold", 127))
+        opts = layout_options(self, recipe)
+        self.threshold = opts.threshold
         self.label = recipe.label or "polyp"
+        self.empty = f"Kvasir-SEG images each show a {self.label}" if opts.empty_mask == "quarantine" else None
 
     def check(self) -> None:
         for folder in ("images", "masks"):
@@ -100,8 +118,8 @@ class KvasirSegLayout:
                 continue
             image_id = Path(image).stem
             mask = f"masks/{Path(image).name}"
-            if (self.root / mask).is_file() or image_id not in boxes:
-                annotation = MaskFile(mask, self.label, threshold=self.threshold)
+            if (self.root / mask).exists() or image_id not in boxes:
+                annotation = MaskFile(mask, self.label, threshold=self.threshold, empty=self.empty)
             else:  # no mask: the publisher's box is the ROI
                 annotation = parse_bbox_entry(image_id, boxes[image_id], self.label)
             yield SourceItem(

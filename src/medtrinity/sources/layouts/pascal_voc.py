@@ -27,7 +27,7 @@ from typing import Iterator
 from medtrinity.sources.annotation_formats import PixelBox
 from medtrinity.sources.annotations import SourceProblem
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
-from medtrinity.sources.layout_util import check_matches, list_files
+from medtrinity.sources.layout_util import LayoutOptions, check_matches, layout_options, list_files
 
 SPLITS = ("train", "val", "test")
 
@@ -37,13 +37,22 @@ def voc_box(xmin: float, ymin: float, xmax: float, ymax: float) -> tuple[float, 
     return xmin - 1, ymin - 1, xmax, ymax
 
 
+class PascalVocOptions(LayoutOptions):
+    annotations: str = "Annotations/*.xml"  # glob of the XML files
+    images: str = "JPEGImages"  # folder that <filename> is relative to
+    labels: dict[str, str] = {}  # object name -> label
+
+
 @register_layout("pascal-voc")
 class PascalVocLayout:
+    Options = PascalVocOptions
+
     def __init__(self, recipe: Recipe, root: Path) -> None:
         self.recipe, self.root = recipe, root
-        self.annotations = recipe.options.get("annotations", "Annotations/*.xml")
-        self.images = str(recipe.options.get("images", "JPEGImages")).strip("/")
-        self.labels: dict = recipe.options.get("labels", {}) or {}
+        opts = layout_options(self, recipe)
+        self.annotations = opts.annotations
+        self.images = opts.images.strip("/")
+        self.labels: dict = opts.labels
 
     def check(self) -> None:
         check_matches(list_files(self.root, self.annotations), self.root, self.annotations, self.recipe.name)
@@ -95,6 +104,6 @@ class PascalVocLayout:
             labels = list(dict.fromkeys(a.label for a in annotations if hasattr(a, "label")))
             yield SourceItem(
                 source=r.name, root=str(self.root), file=image, modality=r.modality, organ=r.organ,
-                disease=r.disease if labels else None, labels=labels or ["normal"],
+                disease=r.disease if labels else None, labels=labels,  # no object is not a statement of "normal"
                 split=splits.get(PurePosixPath(xml_file).stem, r.split), annotations=annotations, expert=r.expert,
             )

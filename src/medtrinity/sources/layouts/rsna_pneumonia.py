@@ -6,9 +6,11 @@
     stage_2_train_images/<patientId>.dcm
 
 One item per patientId (sorted), one ROI per Target 1 row (label "lung opacity", disease pneumonia).
-Images without a box are normal or "No Lung Opacity / Not Normal" per the class file; the recipe's
-expert (auto) finds the lungs on those. The patientId is the publisher's file name: it appears only in
-`origin.file`, never in text. The class statement becomes `reference_text`.
+Images without a box are labelled as the class file says: "Normal" -> "normal"; "No Lung Opacity / Not
+Normal" -> "no lung opacity" (a negative) and "abnormality other than lung opacity" (the source calls the
+image not normal without naming what it shows); without a class row -> "no lung opacity" only (Target 0
+says no more). The recipe's expert (auto) finds the lungs on those. The patientId is the publisher's file
+name: it appears only in `origin.file`, never in text. The class statement becomes `reference_text`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ LABELS_CSV = "stage_2_train_labels.csv"
 CLASS_CSV = "stage_2_detailed_class_info.csv"
 IMAGES_DIR = "stage_2_train_images"
 BOX_LABEL = "lung opacity"
+NO_BOX_LABEL = "no lung opacity"
+NOT_NORMAL_LABEL = "abnormality other than lung opacity"
+# The class file's statement of an image without a box -> its labels.
+NO_BOX_CLASSES = {"Normal": ["normal"], "No Lung Opacity / Not Normal": [NO_BOX_LABEL, NOT_NORMAL_LABEL]}
+KINDS = {BOX_LABEL: "finding", "normal": "normal", NO_BOX_LABEL: "negative", NOT_NORMAL_LABEL: "finding"}
 LABEL_COLUMNS = ("patientId", "x", "y", "width", "height", "Target")
 
 
@@ -77,14 +84,12 @@ class RsnaPneumoniaLayout:
                 continue
             has_box = bool(found)
             statement = classes.get(patient) or ("Lung Opacity" if has_box else "")
-            labels = [BOX_LABEL] if has_box else [statement.lower() or "normal"]
-            if statement == "Normal":
-                labels = ["normal"]
+            labels = [BOX_LABEL] if has_box else list(NO_BOX_CLASSES.get(statement, [statement.lower() or NO_BOX_LABEL]))
             yield SourceItem(
                 source=r.name, root=str(self.root), file=f"{IMAGES_DIR}/{patient}.dcm", modality=r.modality,
                 organ=r.organ, disease=r.disease if has_box else None, labels=labels, split=r.split,
                 reference_text=f"RSNA class: {statement}." if statement else None,
-                annotations=found, expert=r.expert,
+                annotations=found, expert=r.expert, label_kinds={k: v for k, v in KINDS.items() if k in labels},
             )
 
 

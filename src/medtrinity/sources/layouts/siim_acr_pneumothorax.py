@@ -6,8 +6,9 @@
 
 EncodedPixels is the competition's own RLE (see annotation_formats.decode_relative_rle): column-major,
 each start offset relative to the end of the previous run. " -1" means no pneumothorax; several rows for
-one ImageId are several regions. One item per ImageId (sorted); images without a region are normal and
-get the recipe's expert (auto). A malformed RLE is quarantined with the CSV line and the problem.
+one ImageId are several regions. One item per ImageId (sorted); an image without a region is labelled
+"no pneumothorax" (a negative: the source says nothing else about it, so never "normal") and gets the
+recipe's expert (auto). A malformed RLE is quarantined with the CSV line and the problem.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ class SiimAcrPneumothoraxLayout:
             has_region = bool(found)
             yield SourceItem(
                 source=r.name, root=str(self.root), file=file, modality=r.modality, organ=r.organ,
-                disease=r.disease if has_region else None, labels=[self.label] if has_region else ["normal"],
+                disease=r.disease if has_region else None,
+                labels=[self.label] if has_region else [f"no {self.label}"],
                 split=r.split, annotations=found, expert=r.expert,
+                label_kinds={self.label: "finding"} if has_region else {f"no {self.label}": "negative"},
             )

@@ -26,6 +26,7 @@ from typing import Any, Iterator
 from medtrinity.errors import UserError
 from medtrinity.records import MODALITIES
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
+from medtrinity.sources.layout_util import LayoutOptions, layout_options
 from medtrinity.sources.qa_text import problem_item, qa_entries_by_image, qa_reference_text
 
 QA_FILE = "VQA_RAD Dataset Public.json"
@@ -57,11 +58,17 @@ def stated_modality(question: str, answer: str) -> str | None:
     return named.pop() if len(named) == 1 else None
 
 
+class VqaRadOptions(LayoutOptions):
+    default_modality: str | None = None  # the modality of images whose QA never states one
+
+
 @register_layout("vqa-rad")
 class VqaRadLayout:
+    Options = VqaRadOptions
+
     def __init__(self, recipe: Recipe, root: Path) -> None:
         self.recipe, self.root = recipe, root
-        self.default_modality = recipe.options.get("default_modality")
+        self.default_modality = layout_options(self, recipe).default_modality
         if self.default_modality is not None and self.default_modality not in MODALITIES:
             raise UserError(f"recipe {recipe.name}: options.default_modality must be one of {', '.join(MODALITIES)}")
 

@@ -29,7 +29,7 @@ from medtrinity.errors import UserError
 from medtrinity.sources.annotation_formats import NormalisedBox
 from medtrinity.sources.annotations import SourceProblem
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
-from medtrinity.sources.layout_util import IMAGE_SUFFIXES, check_matches, list_files
+from medtrinity.sources.layout_util import IMAGE_SUFFIXES, LayoutOptions, check_matches, layout_options, list_files
 
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
@@ -44,20 +44,29 @@ def label_path(image: str) -> str:
     return str(PurePosixPath(*parts).with_suffix(".txt"))
 
 
+class YoloOptions(LayoutOptions):
+    images: str = "images/**/*"  # glob of the images
+    data_yaml: str | None = None  # the dataset's data.yaml with `names`
+    names: list[str] | dict[int, str] | None = None  # class names (index = class id)
+    normal: list[str] = []  # classes that are not findings
+
+
 @register_layout("yolo")
 class YoloLayout:
+    Options = YoloOptions
+
     def __init__(self, recipe: Recipe, root: Path) -> None:
         self.recipe, self.root = recipe, root
-        self.images = recipe.options.get("images", "images/**/*")
-        self.normal = set(recipe.options.get("normal", []))
+        self.opts = layout_options(self, recipe)
+        self.images = self.opts.images
+        self.normal = set(self.opts.normal)
 
     def _names(self) -> list[str]:
-        opts = self.recipe.options
-        names = opts.get("names")
-        if names is None and "data_yaml" in opts:
-            path = self.root / opts["data_yaml"]
+        names = self.opts.names
+        if names is None and self.opts.data_yaml is not None:
+            path = self.root / self.opts.data_yaml
             if not path.is_file():
-                raise UserError(f"recipe {self.recipe.name} expects {opts['data_yaml']} under {self.root}: it is missing")
+                raise UserError(f"recipe {self.recipe.name} expects {self.opts.data_yaml} under {self.root}: it is missing")
             names = (yaml.safe_load(path.read_text()) or {}).get("names")
         if isinstance(names, dict):
             names = [str(names[k]) for k in sorted(names, key=int)]
@@ -107,6 +116,7 @@ class YoloLayout:
             split = next((SPLIT_FOLDERS[p] for p in folder[:-1] if p in SPLIT_FOLDERS), r.split)
             yield SourceItem(
                 source=r.name, root=str(self.root), file=image, modality=r.modality, organ=r.organ,
-                disease=r.disease if findings else None, labels=labels or ["normal"], split=split,
+                # A background image (no label file) names no object; that is not a statement of "normal".
+                disease=r.disease if findings else None, labels=labels, split=split,
                 annotations=annotations, expert=r.expert,
             )

@@ -1,0 +1,1 @@
+"""`medtrinity eval`: alignment of descriptions with human annotations, VQA scoring, and train/test leakage."""
