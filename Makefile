@@ -24,6 +24,8 @@ demo: $(VENV)/.installed
 	@echo 'look at it: $(BIN)/medtrinity view medtrinity-demo   (then open http://127.0.0.1:8000/)'
 
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/python -m pytest
 
 # rank_bm25 (the `bench` extra) is what bench/retrieval.py compares bm25s with.

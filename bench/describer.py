@@ -29,28 +29,46 @@ import numpy as np
 from medtrinity.describe.base import get_describer
 from medtrinity.records import ROI, Origin, Position, Sample
 
-ANSWER = json.dumps({
-    "modality": "This is a CT image.", "structures": "The liver.", "roi": "One lesion.", "texture": "Hypodense.",
-    "local_global": "Small relative to the organ.", "description": "A CT image of the liver with one lesion.",
-})
+ANSWER = json.dumps(
+    {
+        "modality": "This is a CT image.",
+        "structures": "The liver.",
+        "roi": "One lesion.",
+        "texture": "Hypodense.",
+        "local_global": "Small relative to the organ.",
+        "description": "A CT image of the liver with one lesion.",
+    }
+)
 
 
 def _response(body: bytes) -> bytes:
-    head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            "Connection: keep-alive\r\n\r\n")
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: keep-alive\r\n\r\n"
+    )
     return head.encode() + body
 
 
-async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, latency: float,
-                            body_sizes: list[int]) -> None:
-    reply = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER},
-                                     "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 500, "completion_tokens": 60}}).encode()
+async def _serve_connection(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, latency: float, body_sizes: list[int]
+) -> None:
+    reply = json.dumps(
+        {
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 500, "completion_tokens": 60},
+        }
+    ).encode()
     try:
         while True:
             header = await reader.readuntil(b"\r\n\r\n")
-            length = next((int(line.split(b":", 1)[1]) for line in header.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in header.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
             await reader.readexactly(length)
             body_sizes.append(length)
             await asyncio.sleep(latency)
@@ -74,8 +92,11 @@ class FixedLatencyServer:
 
         def run() -> None:
             asyncio.set_event_loop(self.loop)
-            server = self.loop.run_until_complete(asyncio.start_server(
-                lambda r, w: _serve_connection(r, w, latency, self.body_sizes), "127.0.0.1", 0, backlog=1024))
+            server = self.loop.run_until_complete(
+                asyncio.start_server(
+                    lambda r, w: _serve_connection(r, w, latency, self.body_sizes), "127.0.0.1", 0, backlog=1024
+                )
+            )
             self.port = server.sockets[0].getsockname()[1]
             ready.set()
             self.loop.run_forever()
@@ -97,11 +118,27 @@ def make_samples(n: int, size: int = 256) -> list[Sample]:
     samples = []
     for i in range(n):
         pixels = rng.integers(0, 255, (size, size), dtype=np.uint8)
-        roi = ROI(bbox=[40, 50, 90, 110], label="lesion", source="annotation", position=Position("left", "top"),
-                  area_ratio=4.6)
-        samples.append(Sample(id=f"b{i}", source="bench", origin=Origin(file=f"b{i}.png"), modality="CT",
-                              organ="liver", width=size, height=size, pixels=pixels, rois=[roi],
-                              coarse_caption="CT image of the liver showing a lesion."))
+        roi = ROI(
+            bbox=[40, 50, 90, 110],
+            label="lesion",
+            source="annotation",
+            position=Position("left", "top"),
+            area_ratio=4.6,
+        )
+        samples.append(
+            Sample(
+                id=f"b{i}",
+                source="bench",
+                origin=Origin(file=f"b{i}.png"),
+                modality="CT",
+                organ="liver",
+                width=size,
+                height=size,
+                pixels=pixels,
+                rois=[roi],
+                coarse_caption="CT image of the liver showing a lesion.",
+            )
+        )
     return samples
 
 
@@ -115,8 +152,15 @@ def measure(url: str, concurrency: int, waves: int, latency: float) -> dict:
     failed = sum(isinstance(r, BaseException) for r in results)
     rate = len(samples) / elapsed
     ideal = concurrency / latency
-    return {"concurrency": concurrency, "requests": len(samples), "failed": failed, "seconds": round(elapsed, 3),
-            "requests_per_s": round(rate, 1), "ideal_per_s": round(ideal, 1), "ratio": round(rate / ideal, 3)}
+    return {
+        "concurrency": concurrency,
+        "requests": len(samples),
+        "failed": failed,
+        "seconds": round(elapsed, 3),
+        "requests_per_s": round(rate, 1),
+        "ideal_per_s": round(ideal, 1),
+        "ratio": round(rate / ideal, 3),
+    }
 
 
 def fundus_sample(folder: Path, stored_as_jpeg: bool) -> Sample:
@@ -129,19 +173,36 @@ def fundus_sample(folder: Path, stored_as_jpeg: bool) -> Sample:
     if not path.exists():
         Image.fromarray(data.retina()).save(path, quality=90)
     pixels = np.asarray(Image.open(path))
-    roi = ROI(bbox=[600, 500, 800, 700], label="optic disc", source="annotation", position=Position("center", "middle"),
-              area_ratio=2.0)
-    return Sample(id="retina", source="bench", origin=Origin(file="retina.jpg", intensity="8-bit RGB as stored"),
-                  modality="Fundus photography", organ="eye", width=pixels.shape[1], height=pixels.shape[0],
-                  pixels=pixels, rois=[roi], item=SimpleNamespace(path=path, frame=None) if stored_as_jpeg else None)
+    roi = ROI(
+        bbox=[600, 500, 800, 700],
+        label="optic disc",
+        source="annotation",
+        position=Position("center", "middle"),
+        area_ratio=2.0,
+    )
+    return Sample(
+        id="retina",
+        source="bench",
+        origin=Origin(file="retina.jpg", intensity="8-bit RGB as stored"),
+        modality="Fundus photography",
+        organ="eye",
+        width=pixels.shape[1],
+        height=pixels.shape[0],
+        pixels=pixels,
+        rois=[roi],
+        item=SimpleNamespace(path=path, frame=None) if stored_as_jpeg else None,
+    )
 
 
 def bytes_per_request(server: FixedLatencyServer) -> list[tuple[str, int]]:
     """Request body bytes for one fundus JPEG, sent the old way and the new ways."""
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        cases = [("full-size PNG (before)", False, 0), ("stored JPEG, --max-image-side 0", True, 0),
-                 ("stored JPEG resized, --max-image-side 1024", True, 1024)]
+        cases = [
+            ("full-size PNG (before)", False, 0),
+            ("stored JPEG, --max-image-side 0", True, 0),
+            ("stored JPEG resized, --max-image-side 1024", True, 1024),
+        ]
         for label, stored, side in cases:
             describer = get_describer("openai", model="bench", base_url=server.url, max_image_side=side, timeout=60)
             before = len(server.body_sizes)
@@ -161,8 +222,10 @@ def main() -> None:
         print(f"{'concurrency':>11} {'requests':>8} {'req/s':>8} {'ideal':>8} {'ratio':>6}")
         for concurrency in args.concurrency:
             row = measure(server.url, concurrency, args.waves, args.latency)
-            print(f"{row['concurrency']:>11} {row['requests']:>8} {row['requests_per_s']:>8} "
-                  f"{row['ideal_per_s']:>8} {row['ratio']:>6}" + (f"  ({row['failed']} failed)" if row["failed"] else ""))
+            print(
+                f"{row['concurrency']:>11} {row['requests']:>8} {row['requests_per_s']:>8} "
+                f"{row['ideal_per_s']:>8} {row['ratio']:>6}" + (f"  ({row['failed']} failed)" if row["failed"] else "")
+            )
         print("\nbytes per request, a 1411x1411 fundus photograph stored as JPEG:")
         for label, size in bytes_per_request(server):
             print(f"  {label:<44} {size:>10,}")

@@ -29,24 +29,28 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from fixtures.image_mask import make_image_mask_dataset  # noqa: E402  (the tests' generator)
+from fixtures.image_mask import make_image_mask_dataset  # the tests' generator
 
 MODEL = "bench-vlm"
 IMAGE_TOKENS = 64  # what a vision encoder adds per image: the preflight checks that images reach the model
-ANSWER = json.dumps({
-    "modality": "This is a breast ultrasound image.",
-    "structures": "The image shows breast tissue with a well-circumscribed hypoechoic region.",
-    "roi": "The hypoechoic mass lies in the marked region.",
-    "texture": "The mass is darker than the surrounding parenchyma, with a fairly uniform interior.",
-    "local_global": "The mass occupies a small part of the field of view.",
-    "description": "Breast ultrasound image showing a hypoechoic mass in the marked region.",
-})
+ANSWER = json.dumps(
+    {
+        "modality": "This is a breast ultrasound image.",
+        "structures": "The image shows breast tissue with a well-circumscribed hypoechoic region.",
+        "roi": "The hypoechoic mass lies in the marked region.",
+        "texture": "The mass is darker than the surrounding parenchyma, with a fairly uniform interior.",
+        "local_global": "The mass occupies a small part of the field of view.",
+        "description": "Breast ultrasound image showing a hypoechoic mass in the marked region.",
+    }
+)
 
 
 # ---------------------------------------------------------------- the server (run with --serve)
 def _http(status: str, body: bytes) -> bytes:
-    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            "Connection: keep-alive\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: keep-alive\r\n\r\n"
+    ).encode() + body
 
 
 def _prompt_tokens(body: bytes) -> int:
@@ -64,17 +68,26 @@ async def _serve_connection(reader, writer, latency: float) -> None:
     try:
         while True:
             header = await reader.readuntil(b"\r\n\r\n")
-            length = next((int(line.split(b":", 1)[1]) for line in header.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in header.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
             body = await reader.readexactly(length) if length else b""
             if header.startswith(b"GET"):
                 writer.write(_http("200 OK", models))
                 continue
             await asyncio.sleep(latency)
-            reply = {"id": "chatcmpl-bench", "object": "chat.completion", "model": MODEL,
-                     "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER},
-                                  "finish_reason": "stop"}],
-                     "usage": {"prompt_tokens": _prompt_tokens(body), "completion_tokens": 96}}
+            reply = {
+                "id": "chatcmpl-bench",
+                "object": "chat.completion",
+                "model": MODEL,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": _prompt_tokens(body), "completion_tokens": 96},
+            }
             writer.write(_http("200 OK", json.dumps(reply).encode()))
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
@@ -85,8 +98,7 @@ async def _serve_connection(reader, writer, latency: float) -> None:
 
 def serve(latency: float) -> None:
     async def main() -> None:
-        server = await asyncio.start_server(lambda r, w: _serve_connection(r, w, latency), "127.0.0.1", 0,
-                                            backlog=4096)
+        server = await asyncio.start_server(lambda r, w: _serve_connection(r, w, latency), "127.0.0.1", 0, backlog=4096)
         print(server.sockets[0].getsockname()[1], flush=True)
         async with server:
             await server.serve_forever()
@@ -98,8 +110,9 @@ class ServerProcess:
     """`--serve` in a child process; its CPU seconds read from /proc."""
 
     def __init__(self, latency: float) -> None:
-        self.process = subprocess.Popen([sys.executable, __file__, "--serve", "--latency", str(latency)],
-                                        stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve", "--latency", str(latency)], stdout=subprocess.PIPE, text=True
+        )
         self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}/v1"
 
     def cpu_seconds(self) -> float:
@@ -117,8 +130,16 @@ def build_rate(source: str, out: Path, server: ServerProcess, concurrency: int, 
     from medtrinity.pipeline.config import BuildConfig
     from medtrinity.pipeline.runner import run_build
 
-    config = BuildConfig(sources=[source], out=str(out), describer="openai", model=MODEL, base_url=server.url,
-                         concurrency=concurrency, workers=workers, on_contradiction="keep")
+    config = BuildConfig(
+        sources=[source],
+        out=str(out),
+        describer="openai",
+        model=MODEL,
+        base_url=server.url,
+        concurrency=concurrency,
+        workers=workers,
+        on_contradiction="keep",
+    )
     cpu_before, started = server.cpu_seconds(), time.monotonic()
     manifest = run_build(config, show_progress=False)
     wall = time.monotonic() - started
@@ -148,15 +169,19 @@ def main() -> None:
         instant, slow = ServerProcess(0.0), ServerProcess(args.latency)
         try:
             r_cpu, cpu = build_rate(source, Path(tmp) / "instant", instant, max(args.concurrency), args.workers)
-            print(f"{args.n} images of {args.size}x{args.size}, --workers {args.workers}, server latency "
-                  f"{args.latency * 1000:.0f} ms, its own process")
+            print(
+                f"{args.n} images of {args.size}x{args.size}, --workers {args.workers}, server latency "
+                f"{args.latency * 1000:.0f} ms, its own process"
+            )
             print(f"R_cpu (server answering at once): {r_cpu:.1f} records/s (server CPU {cpu:.0%} of a core)")
             print(f"{'C':>5} {'C/L':>8} {'ideal':>8} {'measured':>9} {'ratio':>6} {'server CPU':>11}")
             for concurrency in args.concurrency:
                 rate, cpu = build_rate(source, Path(tmp) / f"c{concurrency}", slow, concurrency, args.workers)
                 ideal = min(r_cpu, concurrency / args.latency)
-                print(f"{concurrency:>5} {concurrency / args.latency:>8.0f} {ideal:>8.1f} {rate:>9.1f} "
-                      f"{rate / ideal:>6.2f} {cpu:>10.0%}")
+                print(
+                    f"{concurrency:>5} {concurrency / args.latency:>8.0f} {ideal:>8.1f} {rate:>9.1f} "
+                    f"{rate / ideal:>6.2f} {cpu:>10.0%}"
+                )
         finally:
             instant.stop()
             slow.stop()

@@ -95,10 +95,15 @@ def workloads() -> dict[str, np.ndarray]:
 
 
 MODALITY = {
-    "chest-xray-lungs": ("X-Ray", "chest"), "skin-lesion": ("Dermoscopy", None), "fundus-disc": ("Fundus", None),
-    "tissue": ("Histopathology", None), "cells": ("Microscopy", None), "ct-body": ("CT", "chest"),
+    "chest-xray-lungs": ("X-Ray", "chest"),
+    "skin-lesion": ("Dermoscopy", None),
+    "fundus-disc": ("Fundus", None),
+    "tissue": ("Histopathology", None),
+    "cells": ("Microscopy", None),
+    "ct-body": ("CT", "chest"),
     "mri-head": ("MRI", "brain"),
-    "focal-region": ("Ultrasound", None), "foreground": ("Other", None),
+    "focal-region": ("Ultrasound", None),
+    "foreground": ("Other", None),
 }
 
 

@@ -60,8 +60,10 @@ def main() -> None:
                 floor_s = min(floor_s, floor(build, written, tmp / f"floor-{export_format}-{attempt}"))
             records = sum(summary.written.values())
             megabytes = sum(len(b) for b in written.values()) / 1e6
-            print(f"{export_format:<12}{records / export_s:>14.1f}{records / floor_s:>14.1f}"
-                  f"{floor_s / export_s:>14.3f}{megabytes:>12.1f}")
+            print(
+                f"{export_format:<12}{records / export_s:>14.1f}{records / floor_s:>14.1f}"
+                f"{floor_s / export_s:>14.3f}{megabytes:>12.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[_var] = "1"
 
-import argparse
-import sys
-import time
-from pathlib import Path
+import argparse  # noqa: E402 (after the thread limits above)
+import sys  # noqa: E402 (after the thread limits above)
+import time  # noqa: E402 (after the thread limits above)
+from pathlib import Path  # noqa: E402 (after the thread limits above)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the test set's generator
 

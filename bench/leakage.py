@@ -62,8 +62,10 @@ def main() -> None:
     assert found == brute, "the index and brute force disagree"
     print(f"{args.index:,} indexed x {args.queries:,} queries, within {args.distance} bits: {len(found)} pairs")
     print(f"  brute force (numpy): {pairs / brute_s:,.0f} comparisons/s ({brute_s:.2f} s)")
-    print(f"  index:               {pairs / query_s:,.0f} comparisons/s covered ({query_s:.2f} s; built in "
-          f"{built_s:.2f} s; {compared:,} full-hash checks, {compared / pairs:.4%} of the pairs)")
+    print(
+        f"  index:               {pairs / query_s:,.0f} comparisons/s covered ({query_s:.2f} s; built in "
+        f"{built_s:.2f} s; {compared:,} full-hash checks, {compared / pairs:.4%} of the pairs)"
+    )
     print(f"  ratio index / brute force: {brute_s / query_s:.1f}x")
 
 

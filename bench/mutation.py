@@ -86,7 +86,7 @@ def prepare(folder: Path, project: dict, module: str, tests: list[str]) -> None:
 def mutmut(folder: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     command = [str(Path(sys.executable).parent / "mutmut"), *args]
-    return subprocess.run(command, cwd=folder, env=env, text=True, capture_output=True)
+    return subprocess.run(command, cwd=folder, env=env, text=True, capture_output=True, check=False)
 
 
 def last_progress(output: str) -> str:
@@ -96,12 +96,14 @@ def last_progress(output: str) -> str:
 
 def mutated_lines(diff: str) -> str:
     """The mutant's own lines of a `mutmut show` diff, stripped and joined: what equivalent.yaml pins."""
-    return " / ".join(line[1:].strip() for line in diff.splitlines()
-                      if line.startswith("+") and not line.startswith("+++"))
+    return " / ".join(
+        line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")
+    )
 
 
-def measure(module: str, spec: dict, project: dict, equivalents: dict, max_children: int | None,
-            rerun: bool = True) -> Outcome:
+def measure(
+    module: str, spec: dict, project: dict, equivalents: dict, max_children: int | None, rerun: bool = True
+) -> Outcome:
     tests = own_tests(spec["tests"])
     folder = WORK / Path(module).with_suffix("").relative_to("src/medtrinity").as_posix().replace("/", ".")
     meta = folder / "mutants" / (module + ".meta")
@@ -131,8 +133,11 @@ def measure(module: str, spec: dict, project: dict, equivalents: dict, max_child
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("only", nargs="*", help="measure only the modules whose path contains one of these words")
-    parser.add_argument("--report", action="store_true",
-                        help="report the results of the last run where there are some, without running mutmut again")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="report the results of the last run where there are some, without running mutmut again",
+    )
     parser.add_argument("--max-children", type=int, help="mutants tested at once (default: mutmut's, the CPU count)")
     args = parser.parse_args(argv)
     project = settings()
@@ -141,16 +146,20 @@ def main(argv: list[str] | None = None) -> int:
     modules = {m: s for m, s in config["modules"].items() if not args.only or any(w in m for w in args.only)}
     if not modules:
         raise SystemExit(f"no module matches {args.only}; modules: {', '.join(config['modules'])}")
-    outcomes = [measure(module, spec, project, equivalents, args.max_children, rerun=not args.report)
-                for module, spec in modules.items()]
+    outcomes = [
+        measure(module, spec, project, equivalents, args.max_children, rerun=not args.report)
+        for module, spec in modules.items()
+    ]
 
     for outcome in outcomes:
         for name, diff in outcome.survivors:
             print(f"\nsurvived: {name}\n{diff}")
     print(f"\n{'module':<40} {'mutants':>7} {'killed':>6} {'equiv.':>6} {'survived':>8} {'score':>7} {'minimum':>7}")
     for o in outcomes:
-        print(f"{o.module:<40} {o.total:>7} {o.killed:>6} {o.equivalent:>6} {len(o.survivors):>8} "
-              f"{o.score:>6.1f}% {o.minimum:>6.0f}%")
+        print(
+            f"{o.module:<40} {o.total:>7} {o.killed:>6} {o.equivalent:>6} {len(o.survivors):>8} "
+            f"{o.score:>6.1f}% {o.minimum:>6.0f}%"
+        )
     below = [o.module for o in outcomes if o.score < o.minimum]
     if below:
         print(f"under the minimum: {', '.join(below)}")

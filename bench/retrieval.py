@@ -24,14 +24,18 @@ from typing import Any
 
 from medtrinity.knowledge.index import KnowledgeIndex, analyse, passage_tokens
 
-FINDINGS = ("pneumothorax effusion cardiomegaly atelectasis consolidation nodule mass emphysema fibrosis edema "
-            "glioma meningioma hemorrhage infarct melanoma nevus keratosis polyp ulcer colitis esophagitis cyst "
-            "carcinoma adenoma metastasis fracture osteoarthritis retinopathy drusen glaucoma steatosis").split()
+FINDINGS = (
+    "pneumothorax effusion cardiomegaly atelectasis consolidation nodule mass emphysema fibrosis edema "
+    "glioma meningioma hemorrhage infarct melanoma nevus keratosis polyp ulcer colitis esophagitis cyst "
+    "carcinoma adenoma metastasis fracture osteoarthritis retinopathy drusen glaucoma steatosis"
+).split()
 ORGANS = "lung heart brain liver kidney skin colon breast bone retina pancreas spleen prostate thyroid".split()
 MODALITIES = "CT MRI X-ray ultrasound endoscopy dermoscopy fundus OCT histopathology PET".split()
-WORDS = ("shows appears lesion margin irregular enhancing hypodense hyperintense patient clinical diagnosis "
-         "typical chronic acute bilateral focal diffuse small large benign malignant treatment imaging "
-         "surrounding tissue signal density contrast follow-up biopsy grade stage volume").split()
+WORDS = (
+    "shows appears lesion margin irregular enhancing hypodense hyperintense patient clinical diagnosis "
+    "typical chronic acute bilateral focal diffuse small large benign malignant treatment imaging "
+    "surrounding tissue signal density contrast follow-up biopsy grade stage volume"
+).split()
 
 
 def make_passages(n: int, seed: int = 0) -> list[dict[str, str]]:
@@ -43,15 +47,17 @@ def make_passages(n: int, seed: int = 0) -> list[dict[str, str]]:
         words = [rng.choice(WORDS) for _ in range(rng.randint(40, 80))]
         for term in (finding, organ, modality, finding):
             words.insert(rng.randrange(len(words)), term)
-        passages.append({"id": f"gen-{i:07d}", "title": f"{finding} of the {organ} on {modality}",
-                         "text": " ".join(words) + "."})
+        passages.append(
+            {"id": f"gen-{i:07d}", "title": f"{finding} of the {organ} on {modality}", "text": " ".join(words) + "."}
+        )
     return passages
 
 
 def make_queries(n: int, seed: int = 1) -> list[str]:
     rng = random.Random(seed)
-    return [f"{rng.choice(FINDINGS)} {rng.choice(ORGANS)} {rng.choice(MODALITIES)} {rng.choice(WORDS)}"
-            for _ in range(n)]
+    return [
+        f"{rng.choice(FINDINGS)} {rng.choice(ORGANS)} {rng.choice(MODALITIES)} {rng.choice(WORDS)}" for _ in range(n)
+    ]
 
 
 def _peak_rss_mib() -> float:
@@ -95,23 +101,35 @@ def growth(n_small: int, qps_small: float, n_large: int, queries: list[str]) -> 
     """Query time at n_large passages next to n_small (the index built in memory, as `build` makes it)."""
     passages = make_passages(n_large, seed=2)
     index, build_s, peak = measured(lambda: KnowledgeIndex.build(passages))
-    del passages
+    passages.clear()  # the index keeps its own copy
     qps = queries_per_second(uncached_search(index), queries)
-    print(f"growth:    {n_large} passages built in {build_s:.0f} s (peak RSS {peak:.0f} MiB): {qps:.0f} queries/s, "
-          f"{1000 / qps:.2f} ms/query vs {1000 / qps_small:.2f} ms at {n_small} "
-          f"(x{qps_small / qps:.1f} the time for x{n_large / n_small:.0f} the passages)")
+    print(
+        f"growth:    {n_large} passages built in {build_s:.0f} s (peak RSS {peak:.0f} MiB): {qps:.0f} queries/s, "
+        f"{1000 / qps:.2f} ms/query vs {1000 / qps_small:.2f} ms at {n_small} "
+        f"(x{qps_small / qps:.1f} the time for x{n_large / n_small:.0f} the passages)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200_000, help="passages to index (default 200000)")
     parser.add_argument("--queries", type=int, default=500, help="queries for bm25s (default 500)")
-    parser.add_argument("--rank-bm25-queries", type=int, default=20, dest="rank_queries",
-                        help="queries timed for rank_bm25, which is much slower (default 20)")
+    parser.add_argument(
+        "--rank-bm25-queries",
+        type=int,
+        default=20,
+        dest="rank_queries",
+        help="queries timed for rank_bm25, which is much slower (default 20)",
+    )
     parser.add_argument("--growth", type=int, metavar="N", help="also time queries over N passages (e.g. 2000000)")
     parser.add_argument("--dense", metavar="MODEL", help="also time dense and hybrid with this local model")
-    parser.add_argument("--dense-n", type=int, default=2_000, dest="dense_n",
-                        help="passages embedded for the dense run (CPU encoding is slow; default 2000)")
+    parser.add_argument(
+        "--dense-n",
+        type=int,
+        default=2_000,
+        dest="dense_n",
+        help="passages embedded for the dense run (CPU encoding is slow; default 2000)",
+    )
     args = parser.parse_args()
 
     passages = make_passages(args.n)
@@ -124,17 +142,22 @@ def main() -> None:
         loaded, load_s, _ = measured(lambda: KnowledgeIndex.load(kbdir))
         # Ranked without the query cache (the bench's queries repeat), so each query pays its full cost.
         bm25s_qps = queries_per_second(uncached_search(loaded), queries)
-        print(f"KnowledgeIndex: build {build_s:.1f} s (peak RSS {build_peak:.0f} MiB), save {save_s:.1f} s, "
-              f"load (mmap) {load_s:.2f} s, index {folder_mib(kbdir):.0f} MiB, {bm25s_qps:.0f} queries/s")
+        print(
+            f"KnowledgeIndex: build {build_s:.1f} s (peak RSS {build_peak:.0f} MiB), save {save_s:.1f} s, "
+            f"load (mmap) {load_s:.2f} s, index {folder_mib(kbdir):.0f} MiB, {bm25s_qps:.0f} queries/s"
+        )
         retrieve_qps = queries_per_second(bm25s_retrieve(loaded), queries)
-        print(f"bm25s retrieve (same index, same tokens, no weights): {retrieve_qps:.0f} queries/s; "
-              f"KnowledgeIndex / bm25s x{bm25s_qps / retrieve_qps:.2f}")
+        print(
+            f"bm25s retrieve (same index, same tokens, no weights): {retrieve_qps:.0f} queries/s; "
+            f"KnowledgeIndex / bm25s x{bm25s_qps / retrieve_qps:.2f}"
+        )
 
         try:
             from rank_bm25 import BM25Okapi
         except ImportError:
             print("rank_bm25: not installed (pip install rank-bm25) — no ratio")
         else:
+
             def build_rank_bm25() -> Any:
                 tokens = [passage_tokens(p["title"], p["text"]) for p in passages]  # the tokens bm25s indexes
                 return BM25Okapi(tokens)
@@ -147,8 +170,10 @@ def main() -> None:
 
             okapi_qps = queries_per_second(okapi_search, queries[: args.rank_queries])
             print(f"rank_bm25: build {okapi_s:.1f} s (peak RSS {okapi_peak:.0f} MiB), {okapi_qps:.2f} queries/s")
-            print(f"ratio KnowledgeIndex / rank_bm25: queries/s x{bm25s_qps / okapi_qps:.0f}; "
-                  f"build time rank_bm25/bm25s {okapi_s / build_s:.2f}")
+            print(
+                f"ratio KnowledgeIndex / rank_bm25: queries/s x{bm25s_qps / okapi_qps:.0f}; "
+                f"build time rank_bm25/bm25s {okapi_s / build_s:.2f}"
+            )
 
         if args.growth:
             growth(args.n, bm25s_qps, args.growth, queries)
@@ -164,9 +189,11 @@ def main() -> None:
             dense_qps = queries_per_second(lambda q: dense.search(q, k=3), queries[:200])
             hybrid = HybridIndex(KnowledgeIndex.load(small), dense)
             hybrid_qps = queries_per_second(lambda q: hybrid.search(q, k=3), queries[200:400] or queries[:200])
-            print(f"dense:     {args.dense_n} passages embedded in {dense_s:.1f} s (peak RSS {dense_peak:.0f} MiB), "
-                  f"vectors {folder_mib(small / 'dense'):.1f} MiB, {dense_qps:.0f} queries/s; "
-                  f"hybrid {hybrid_qps:.0f} queries/s")
+            print(
+                f"dense:     {args.dense_n} passages embedded in {dense_s:.1f} s (peak RSS {dense_peak:.0f} MiB), "
+                f"vectors {folder_mib(small / 'dense'):.1f} MiB, {dense_qps:.0f} queries/s; "
+                f"hybrid {hybrid_qps:.0f} queries/s"
+            )
 
 
 if __name__ == "__main__":

@@ -2,13 +2,19 @@ from medtrinity.caption import coarse_caption
 
 
 def test_caption_shows_the_disease_and_labels_of_kind_finding():
-    assert coarse_caption("CT", "liver", "tumor", ["tumor"], {"tumor": "finding"}) == "CT image of the liver showing a tumor."
+    assert (
+        coarse_caption("CT", "liver", "tumor", ["tumor"], {"tumor": "finding"})
+        == "CT image of the liver showing a tumor."
+    )
     assert coarse_caption("MRI", "brain", "glioma", []) == "MRI image of the brain showing a glioma."
     kinds = {"effusion": "finding", "mass": "finding"}
-    assert coarse_caption("X-Ray", "chest", None, ["effusion", "mass"], kinds) == "X-ray image of the chest showing effusion, mass."
-    assert coarse_caption("X-Ray", "chest", "atelectasis, pleural thickening", ["Atelectasis", "Pleural Thickening"]) == (
-        "X-ray image of the chest showing atelectasis, pleural thickening."
+    assert (
+        coarse_caption("X-Ray", "chest", None, ["effusion", "mass"], kinds)
+        == "X-ray image of the chest showing effusion, mass."
     )
+    assert coarse_caption(
+        "X-Ray", "chest", "atelectasis, pleural thickening", ["Atelectasis", "Pleural Thickening"]
+    ) == ("X-ray image of the chest showing atelectasis, pleural thickening.")
 
 
 def test_labels_that_are_not_findings_are_never_shown_as_findings():
@@ -23,7 +29,10 @@ def test_labels_that_are_not_findings_are_never_shown_as_findings():
         "CT image of the kidney; no diagnosis is given by the source."
     )
     # A label whose meaning nobody declared is not a finding either.
-    assert coarse_caption("CT", "kidney", None, ["lesion-ish"]) == "CT image of the kidney; no diagnosis is given by the source."
+    assert (
+        coarse_caption("CT", "kidney", None, ["lesion-ish"])
+        == "CT image of the kidney; no diagnosis is given by the source."
+    )
 
 
 def test_negatives_normal_case_and_uncertain_are_said_as_what_they_are():
@@ -33,9 +42,9 @@ def test_negatives_normal_case_and_uncertain_are_said_as_what_they_are():
     assert coarse_caption("Fundus", "retina", None, ["normal"], {"normal": "normal"}) == (
         "Fundus photograph of the retina with no abnormality reported by the source."
     )
-    assert coarse_caption("CT", "kidney", None, ["kidney", "renal tumor"], {"kidney": "anatomy", "renal tumor": "case"}) == (
-        "CT image of the kidney from a case recorded with renal tumor (not annotated on this slice)."
-    )
+    assert coarse_caption(
+        "CT", "kidney", None, ["kidney", "renal tumor"], {"kidney": "anatomy", "renal tumor": "case"}
+    ) == ("CT image of the kidney from a case recorded with renal tumor (not annotated on this slice).")
     kinds = {"Pneumonia (uncertain)": "uncertain", "Edema": "finding"}
     assert coarse_caption("X-Ray", "chest", "edema", ["Pneumonia (uncertain)", "Edema"], kinds) == (
         "X-ray image of the chest showing an edema, with pneumonia marked uncertain by the source."

@@ -29,8 +29,11 @@ def test_missing_source_folder(tmp_path):
 
 
 def test_unknown_recipe(tmp_path):
-    assert_one_line_error(run("build", "--source", f"kvasir-segg:{tmp_path}", "--out", str(tmp_path / "o")),
-                          "unknown recipe 'kvasir-segg'", "medtrinity recipes")
+    assert_one_line_error(
+        run("build", "--source", f"kvasir-segg:{tmp_path}", "--out", str(tmp_path / "o")),
+        "unknown recipe 'kvasir-segg'",
+        "medtrinity recipes",
+    )
 
 
 def test_source_without_path_and_missing_out(tmp_path):
@@ -68,7 +71,9 @@ def test_help_and_recipes(command):
 
 def _recipe(tmp_path):
     path = tmp_path / "mine.yaml"
-    path.write_text("name: mine\nlayout: image-mask\nmodality: CT\noptions:\n  images: 'images/*.png'\n  masks: 'masks/{stem}.png'\n")
+    path.write_text(
+        "name: mine\nlayout: image-mask\nmodality: CT\noptions:\n  images: 'images/*.png'\n  masks: 'masks/{stem}.png'\n"
+    )
     return path
 
 
@@ -77,8 +82,9 @@ def test_unknown_expert_fails_before_the_output_folder_is_made(tmp_path):
 
     (tmp_path / "images").mkdir()
     Image.new("L", (16, 16)).save(tmp_path / "images" / "a.png")
-    result = run("build", "--source", f"{_recipe(tmp_path)}:{tmp_path}", "--out", str(tmp_path / "o"),
-                 "--expert", "nosuchexpert")
+    result = run(
+        "build", "--source", f"{_recipe(tmp_path)}:{tmp_path}", "--out", str(tmp_path / "o"), "--expert", "nosuchexpert"
+    )
     assert_one_line_error(result, "unknown expert 'nosuchexpert'")
     assert not (tmp_path / "o").exists()
 
@@ -92,8 +98,10 @@ def test_a_bad_knowledge_base_does_not_leave_a_half_made_output_folder(tmp_path)
     Image.new("L", (16, 16)).save(tmp_path / "masks" / "a.png")
     source = f"{_recipe(tmp_path)}:{tmp_path}"
     (tmp_path / "notakb").write_text("x")
-    assert_one_line_error(run("build", "--source", source, "--out", str(tmp_path / "o"), "--kb", str(tmp_path / "notakb")),
-                          "not a directory")
+    assert_one_line_error(
+        run("build", "--source", source, "--out", str(tmp_path / "o"), "--kb", str(tmp_path / "notakb")),
+        "not a directory",
+    )
     assert run("build", "--source", source, "--out", str(tmp_path / "o")).returncode == 0
 
 
@@ -107,17 +115,21 @@ def test_recipe_option_mistakes_and_undecodable_files(tmp_path):
     (tmp_path / "images").mkdir()
     typo = tmp_path / "typo.yaml"
     typo.write_text("name: t\nlayout: image-mask\noptions:\n  images: 'images/*.png'\n  masks: 'masks/{stm}.png'\n")
-    assert_one_line_error(run("build", "--source", f"{typo}:{tmp_path}", "--out", str(tmp_path / "o")),
-                          "unknown placeholder", "{stem}")
+    assert_one_line_error(
+        run("build", "--source", f"{typo}:{tmp_path}", "--out", str(tmp_path / "o")), "unknown placeholder", "{stem}"
+    )
     absolute = tmp_path / "abs.yaml"
     absolute.write_text("name: a\nlayout: image-mask\noptions:\n  images: '/etc/*'\n  masks: 'm/{stem}.png'\n")
-    assert_one_line_error(run("build", "--source", f"{absolute}:{tmp_path}", "--out", str(tmp_path / "o")),
-                          "relative to the source folder")
+    assert_one_line_error(
+        run("build", "--source", f"{absolute}:{tmp_path}", "--out", str(tmp_path / "o")),
+        "relative to the source folder",
+    )
     binary = tmp_path / "bin.yaml"
     binary.write_bytes(b"\xff\xfe\x00")
     assert_one_line_error(run("build", str(binary)), "not valid UTF-8 YAML")
-    assert_one_line_error(run("build", "--source", f"{binary}:{tmp_path}", "--out", str(tmp_path / "o")),
-                          "not valid UTF-8 YAML")
+    assert_one_line_error(
+        run("build", "--source", f"{binary}:{tmp_path}", "--out", str(tmp_path / "o")), "not valid UTF-8 YAML"
+    )
 
 
 def test_demo_refuses_an_existing_build_without_overwrite(tmp_path):
@@ -130,7 +142,9 @@ def test_demo_refuses_an_existing_build_without_overwrite(tmp_path):
     out = tmp_path / "o"
     assert run("build", "--source", f"{_recipe(tmp_path)}:{tmp_path}", "--out", str(out)).returncode == 0
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    assert_one_line_error(run("demo", "--out", str(out)),
-                          f"{out} already holds a build; pass --overwrite to replace it, or give another --out")
+    assert_one_line_error(
+        run("demo", "--out", str(out)),
+        f"{out} already holds a build; pass --overwrite to replace it, or give another --out",
+    )
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert "--overwrite" in run("demo", "--help").stdout

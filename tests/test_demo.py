@@ -43,7 +43,10 @@ def test_every_demo_roi_is_consistent(demo_out):
             assert roi["area_ratio"] == area_ratio(rle_area(roi["mask"]), row["width"], row["height"])
             x0, y0, x1, y1 = roi["bbox"]
             expected = describe_position((x0 + x1) / 2 / row["width"], (y0 + y1) / 2 / row["height"])
-            assert (roi["position"]["horizontal"], roi["position"]["vertical"]) == (expected.horizontal, expected.vertical)
+            assert (roi["position"]["horizontal"], roi["position"]["vertical"]) == (
+                expected.horizontal,
+                expected.vertical,
+            )
             assert roi["source"] == "annotation" or roi["source"].startswith("expert:")
         assert all(text.strip() for text in row["attributes"].values())
         assert all(check["ok"] for check in row["checks"])
@@ -60,10 +63,12 @@ def test_demo_overlay_records_use_the_files_own_annotation(demo_out):
     assert overlay["rois"][0]["position"] == {"horizontal": "left", "vertical": "middle"}
 
 
-def test_demo_loads_with_datasets(demo_out):
+def test_demo_loads_with_datasets(demo_out, tmp_path):
     datasets = pytest.importorskip("datasets")
     out, _ = demo_out
-    ds = datasets.load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
+    ds = datasets.load_dataset(
+        "parquet", data_files=str(out / "data" / "*.parquet"), split="train", cache_dir=str(tmp_path / "hf-cache")
+    )  # not the shared cache: it may hold an older build
     image = ds[0]["image"]
     assert (image.width, image.height) == (ds[0]["width"], ds[0]["height"])
 

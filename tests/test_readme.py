@@ -39,8 +39,7 @@ def test_the_stated_counts_of_images_files_and_modalities_are_those_of_the_demo(
     built = {r["modality"] for r in rows}
     assert modalities == len(built)
     named = [m.strip() for m in counts.group(4).replace(" and ", ", ").split(",")]
-    assert sorted(m.lower().replace("fundus photography", "fundus") for m in named) == sorted(
-        m.lower() for m in built)
+    assert sorted(m.lower().replace("fundus photography", "fundus") for m in named) == sorted(m.lower() for m in built)
 
 
 def test_the_stated_image_formats_are_those_stored(demo):
@@ -73,8 +72,21 @@ def test_the_example_record_is_true_to_the_demo_build(demo):
     def shown(key: str, value) -> None:
         assert f'"{key}": {json.dumps(value, ensure_ascii=False)}' in text, f"README's {key} differs from the build"
 
-    for key in ("source", "split", "width", "height", "modality", "organ", "disease", "labels", "label_kinds",
-                "coarse_caption", "description", "reference_text", "describer"):
+    for key in (
+        "source",
+        "split",
+        "width",
+        "height",
+        "modality",
+        "organ",
+        "disease",
+        "labels",
+        "label_kinds",
+        "coarse_caption",
+        "description",
+        "reference_text",
+        "describer",
+    ):
         shown(key, row[key])
     for key in ("file", "slice", "axis", "frame", "spacing", "orientation", "intensity", "patient_left_on_image"):
         shown(key, row["origin"][key])
@@ -94,8 +106,11 @@ def test_the_example_record_is_true_to_the_demo_build(demo):
         assert json.loads(check) in row["checks"]
     for claim in re.findall(r'\{"attribute": [^}]+\}', text):
         claim = json.loads(claim)
-        assert any({k: v for k, v in c.items() if k != "text"} == {k: v for k, v in claim.items() if k != "text"}
-                   and c["text"].startswith(claim["text"].rstrip("…")) for c in row["claims"])
+        assert any(
+            {k: v for k, v in c.items() if k != "text"} == {k: v for k, v in claim.items() if k != "text"}
+            and c["text"].startswith(claim["text"].rstrip("…"))
+            for c in row["claims"]
+        )
     # and the prose under it: area_ratio is a percent, as the record's own description says
     stated(r"`area_ratio` is a percent of the image")
     assert f"about {roi['area_ratio']}% of the image" in row["description"]

@@ -18,8 +18,10 @@ from medtrinity.pipeline.config import load_config_file
 from medtrinity.records import QUARANTINE_SCHEMA
 from medtrinity.report_console import quarantine_lines
 
-RECIPE = "name: mine\nlayout: image-mask\nmodality: CT\norgan: liver\noptions:\n  images: 'images/*.png'\n" \
-         "  masks: 'masks/{stem}.png'\n"
+RECIPE = (
+    "name: mine\nlayout: image-mask\nmodality: CT\norgan: liver\noptions:\n  images: 'images/*.png'\n"
+    "  masks: 'masks/{stem}.png'\n"
+)
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -37,7 +39,7 @@ def _dataset(folder: Path) -> Path:
         (folder / sub).mkdir(parents=True)
     for k in range(2):
         pixels = np.full((24, 24), 60, np.uint8)
-        pixels[4 + k:14 + k, 6:16] = 200
+        pixels[4 + k : 14 + k, 6:16] = 200
         Image.fromarray(pixels).save(folder / "images" / f"s{k}.png")
         Image.fromarray(np.where(pixels > 100, 255, 0).astype(np.uint8)).save(folder / "masks" / f"s{k}.png")
     return folder
@@ -50,8 +52,10 @@ def test_a_config_files_relative_paths_mean_paths_beside_it(tmp_path, monkeypatc
     (project / "recipes").mkdir()
     (project / "recipes" / "mine.yaml").write_text(RECIPE)
     config = project / "build.yaml"
-    config.write_text("sources:\n  - recipes/mine.yaml:data/liver\n  - {recipe: kvasir-seg, path: data/kvasir}\n"
-                      "out: out\nkb: kb\nexperts: {sam: {checkpoint: weights/sam.pth, prompt: image}}\n")
+    config.write_text(
+        "sources:\n  - recipes/mine.yaml:data/liver\n  - {recipe: kvasir-seg, path: data/kvasir}\n"
+        "out: out\nkb: kb\nexperts: {sam: {checkpoint: weights/sam.pth, prompt: image}}\n"
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -59,7 +63,9 @@ def test_a_config_files_relative_paths_mean_paths_beside_it(tmp_path, monkeypatc
     loaded = load_config_file("../project/build.yaml")
     here = Path("../project")
     assert [(s.recipe, s.path) for s in loaded.sources] == [
-        (str(here / "recipes/mine.yaml"), str(here / "data/liver")), ("kvasir-seg", str(here / "data/kvasir"))]
+        (str(here / "recipes/mine.yaml"), str(here / "data/liver")),
+        ("kvasir-seg", str(here / "data/kvasir")),
+    ]
     assert (loaded.out, loaded.kb) == (str(here / "out"), str(here / "kb"))
     assert loaded.experts == {"sam": {"checkpoint": str(here / "weights/sam.pth"), "prompt": "image"}}
     # flags are paths on the command line: relative to the current folder, as everywhere
@@ -77,8 +83,7 @@ def test_config_mistakes_are_one_line_in_plain_words(tmp_path):
     cases = {
         "sources: ['kvasir-seg:/d']\nout: o\nworker: 2\n": "unknown key 'worker' — did you mean 'workers'?",
         "sources: ['kvasir-seg:/d']\nout: o\nworkers: 0\n": "workers must be at least 1 (got 0)",
-        "sources: ['kvasir-seg:/d']\nout: o\nresume: true\noverwrite: true\n":
-            "give --resume (continue the build in --out) or --overwrite (replace it), not both",
+        "sources: ['kvasir-seg:/d']\nout: o\nresume: true\noverwrite: true\n": "give --resume (continue the build in --out) or --overwrite (replace it), not both",
         "sources: ['kvasir-seg:/d']\nout: o\nexpert_mode: always\n": "expert_mode must be 'fill' or 'add' (got 'always')",
         "sources: ['kvasir-seg:/d']\n": "out is required",
         "sources: ['kvasir-seg:/d']\nout: o\nexperts: [sam]\n": "experts must be a mapping (key: value) (got ['sam'])",
@@ -88,8 +93,10 @@ def test_config_mistakes_are_one_line_in_plain_words(tmp_path):
         with pytest.raises(UserError) as err:
             load_config_file(config)
         assert str(err.value) == f"config {config}: {expected}"
-    assert error_line(run("build", "--source", "kvasir-seg:/d", "--out", "o", "--workers", "0")) == \
-        "build: workers must be at least 1 (got 0)"
+    assert (
+        error_line(run("build", "--source", "kvasir-seg:/d", "--out", "o", "--workers", "0"))
+        == "build: workers must be at least 1 (got 0)"
+    )
 
 
 # ---------------------------------------------------------------- experts' options and weights
@@ -100,20 +107,29 @@ def test_an_expert_without_weights_refuses_the_command_and_creates_nothing(tmp_p
 
     assert error_line(run(*source, "--expert", "sam")) == (
         "expert sam needs its weights: --expert-option checkpoint=PATH, or experts: {sam: {checkpoint: PATH}} "
-        "in the build config")
+        "in the build config"
+    )
     missing = tmp_path / "absent.pth"
-    assert error_line(run(*source, "--expert", "sam", "--expert-option", f"checkpoint={missing}")) == \
-        f"expert sam: checkpoint {missing} does not exist (weights are never downloaded)"
-    assert error_line(run(*source, "--expert", "sam", "--expert-option", "chekpoint=/m.pth")) == \
-        "--expert-option: unknown option 'chekpoint' — did you mean 'checkpoint'?"
+    assert (
+        error_line(run(*source, "--expert", "sam", "--expert-option", f"checkpoint={missing}"))
+        == f"expert sam: checkpoint {missing} does not exist (weights are never downloaded)"
+    )
+    assert (
+        error_line(run(*source, "--expert", "sam", "--expert-option", "chekpoint=/m.pth"))
+        == "--expert-option: unknown option 'chekpoint' — did you mean 'checkpoint'?"
+    )
     assert error_line(run(*source, "--expert-option", "checkpoint=/m.pth")).startswith(
-        "--expert-option sets an option of the --expert NAME expert")
-    assert error_line(run(*source, "--expert", "sam", "--expert-option", "checkpoint")) == \
-        "--expert-option 'checkpoint' must be KEY=VALUE, e.g. checkpoint=/models/sam.pth"
+        "--expert-option sets an option of the --expert NAME expert"
+    )
+    assert (
+        error_line(run(*source, "--expert", "sam", "--expert-option", "checkpoint"))
+        == "--expert-option 'checkpoint' must be KEY=VALUE, e.g. checkpoint=/models/sam.pth"
+    )
     garbage = tmp_path / "model.onnx"
     garbage.write_bytes(b"not an onnx graph")
     assert error_line(run(*source, "--expert", "onnx", "--expert-option", f"checkpoint={garbage}")).startswith(
-        f"expert onnx: cannot load {garbage}")  # the weights are loaded before the folder is touched
+        f"expert onnx: cannot load {garbage}"
+    )  # the weights are loaded before the folder is touched
     assert not out.exists()
 
 
@@ -131,17 +147,23 @@ def test_expert_options_in_the_config_are_checked_per_expert(tmp_path):
 # ---------------------------------------------------------------- the summary
 def _quarantine(out: Path, rows: list[tuple[str, str, str]]) -> None:
     (out / "quarantine").mkdir(parents=True)
-    table = pa.Table.from_pylist([{"id": f"i{k}", "source": "s", "file": f, "stage": st, "reason": r}
-                                  for k, (f, st, r) in enumerate(rows)], schema=QUARANTINE_SCHEMA)
+    table = pa.Table.from_pylist(
+        [{"id": f"i{k}", "source": "s", "file": f, "stage": st, "reason": r} for k, (f, st, r) in enumerate(rows)],
+        schema=QUARANTINE_SCHEMA,
+    )
     pq.write_table(table, out / "quarantine" / "part-00000.parquet")
 
 
 def test_the_summary_counts_reasons_by_kind_and_names_every_kind_or_how_many_more(tmp_path):
-    rows = [(f"images/{k}.jpg", "locate", f"mask masks/{k}.jpg is empty: ISIC 2018 images each show a skin lesion")
-            for k in range(3)]
-    rows += [("images/d.jpg", "read", "images/d.jpg is a directory, not an image file"),
-             ("a.png", "locate", "mask m/a.png is 10x12 but the image is 8x8"),
-             ("b.png", "locate", "mask m/b.png is 10x12 but the image is 9x9")]
+    rows = [
+        (f"images/{k}.jpg", "locate", f"mask masks/{k}.jpg is empty: ISIC 2018 images each show a skin lesion")
+        for k in range(3)
+    ]
+    rows += [
+        ("images/d.jpg", "read", "images/d.jpg is a directory, not an image file"),
+        ("a.png", "locate", "mask m/a.png is 10x12 but the image is 8x8"),
+        ("b.png", "locate", "mask m/b.png is 10x12 but the image is 9x9"),
+    ]
     _quarantine(tmp_path / "six", rows)
     assert quarantine_lines(tmp_path / "six") == [
         "3 × locate: mask … is empty: ISIC 2018 images each show a skin lesion",

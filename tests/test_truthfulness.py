@@ -44,19 +44,47 @@ DARK_LEVEL, MAX_DARK_INSIDE, MAX_DARK_RING, CHROMA, MAX_COLOUR = 10, 0.1, 0.25, 
 THORACIC_ORGANS = {"chest", "lung", "lungs", "heart", "thorax", "rib", "ribs"}
 STATUS_KINDS = {"finding", "uncertain", "case", "negative", "normal"}
 MODALITY_WORDS = {
-    "CT": "CT (computed tomography)", "MRI": "MRI (magnetic resonance)", "X-Ray": "X-ray (radiograph)",
-    "Ultrasound": "ultrasound image", "Endoscopy": "endoscopy image", "Dermoscopy": "dermoscopy image",
-    "Fundus": "fundus photograph", "OCT": "OCT", "Histopathology": "histopathology image",
-    "Microscopy": "microscopy image", "PET": "PET", "Nuclear Medicine": "nuclear medicine",
+    "CT": "CT (computed tomography)",
+    "MRI": "MRI (magnetic resonance)",
+    "X-Ray": "X-ray (radiograph)",
+    "Ultrasound": "ultrasound image",
+    "Endoscopy": "endoscopy image",
+    "Dermoscopy": "dermoscopy image",
+    "Fundus": "fundus photograph",
+    "OCT": "OCT",
+    "Histopathology": "histopathology image",
+    "Microscopy": "microscopy image",
+    "PET": "PET",
+    "Nuclear Medicine": "nuclear medicine",
     "Other": "unspecified modality",
 }
 DATASET_WORDS = re.compile(
     r"\b(?:data\s?sets?|challenges?|benchmarks?|BraTS|KiTS\d*|Kvasir|ISIC|HAM10000|BUSI|CheXpert|MIMIC|"
-    r"ChestX-?ray\d*|SLAKE|VQA-RAD|RSNA|SIIM|NCT-CRC)\b", re.IGNORECASE)
-TEXTURE_CLAIMS = {"brightness", "mean_inside", "mean_around", "contrast", "homogeneity", "heterogeneity",
-                  "core_std", "intensity_level", "margin", "edge_sharpness", "no_comparison"}
-FINDING_SENTENCE_CLAIMS = {"finding", "unlocated_finding", "finding_region", "expert_finding_region",
-                           "region_region", "no_texture", "background"}
+    r"ChestX-?ray\d*|SLAKE|VQA-RAD|RSNA|SIIM|NCT-CRC)\b",
+    re.IGNORECASE,
+)
+TEXTURE_CLAIMS = {
+    "brightness",
+    "mean_inside",
+    "mean_around",
+    "contrast",
+    "homogeneity",
+    "heterogeneity",
+    "core_std",
+    "intensity_level",
+    "margin",
+    "edge_sharpness",
+    "no_comparison",
+}
+FINDING_SENTENCE_CLAIMS = {
+    "finding",
+    "unlocated_finding",
+    "finding_region",
+    "expert_finding_region",
+    "region_region",
+    "no_texture",
+    "background",
+}
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +120,11 @@ class Record:
         if self._gray is None:
             image = Image.open(io.BytesIO(self.row["image"]["bytes"]))
             array = np.asarray(image.convert("RGB") if image.mode not in ("L", "RGB") else image)
-            self._gray = (array[:, :, :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-                          if array.ndim == 3 else array.astype(np.float64))
+            self._gray = (
+                array[:, :, :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+                if array.ndim == 3
+                else array.astype(np.float64)
+            )
             self.rgb = array if array.ndim == 3 else None
         return self._gray
 
@@ -174,8 +205,12 @@ def check_texture(record: Record, claims: list[dict], problems: list[str]) -> No
         problems.append(f"texture stated for {roi['label']!r} lying on the dark margin")
     if record.row["modality"] == "Ultrasound" and numbers["colour"] > MAX_COLOUR:
         problems.append(f"echo words for {roi['label']!r} under a colour overlay")
-    for kind, key, step in [("mean_inside", "mean_inside", 1), ("core_std", "std_core", 1),
-                            ("intensity_level", "level", 1), ("heterogeneity", "heterogeneity", 0.01)]:
+    for kind, key, step in [
+        ("mean_inside", "mean_inside", 1),
+        ("core_std", "std_core", 1),
+        ("intensity_level", "level", 1),
+        ("heterogeneity", "heterogeneity", 0.01),
+    ]:
         if kind in said and not close(said[kind], numbers[key], step):
             problems.append(f"{kind} {said[kind]} but recomputed {numbers[key]:.3f}")
     heterogeneous = float(said["heterogeneity"]) >= HETEROGENEITY_THRESHOLD
@@ -190,15 +225,21 @@ def check_texture(record: Record, claims: list[dict], problems: list[str]) -> No
         if reason == "margin" and not (enough_ring and numbers["dark_ring"] > MAX_DARK_RING):
             problems.append(f"{roi['label']!r} not compared for the dark margin, but its ring is tissue")
         if reason != "margin" and (enough_ring or int(reason) != numbers["ring_pixels"]):
-            problems.append(f"{roi['label']!r} not compared for {reason} ring pixels, recomputed "
-                            f"{numbers['ring_pixels']}")
+            problems.append(
+                f"{roi['label']!r} not compared for {reason} ring pixels, recomputed {numbers['ring_pixels']}"
+            )
         return
     if numbers["ring_pixels"] < MIN_RING_PIXELS or numbers["dark_ring"] > MAX_DARK_RING:
-        problems.append(f"{roi['label']!r} compared with a ring of {numbers['ring_pixels']} pixels "
-                        f"({numbers['dark_ring']:.0%} dark margin)")
+        problems.append(
+            f"{roi['label']!r} compared with a ring of {numbers['ring_pixels']} pixels "
+            f"({numbers['dark_ring']:.0%} dark margin)"
+        )
         return
-    for kind, key, step in [("mean_around", "mean_around", 1), ("contrast", "contrast", 0.1),
-                            ("edge_sharpness", "edge_sharpness", 0.1)]:
+    for kind, key, step in [
+        ("mean_around", "mean_around", 1),
+        ("contrast", "contrast", 0.1),
+        ("edge_sharpness", "edge_sharpness", 0.1),
+    ]:
         if not close(said[kind], numbers[key], step):
             problems.append(f"{kind} {said[kind]} but recomputed {numbers[key]:.3f}")
         if said[kind] not in text:
@@ -235,14 +276,20 @@ def check_background(record: Record, claim: dict, problems: list[str]) -> None:
     modality = record.row["modality"]
     allowed = {modality} | COMPATIBLE_MODALITIES.get(modality, frozenset())
     named = set(modalities_named(f"{passage['title']}. {passage['text']}"))
-    if set(modalities_named(quoted)) - allowed or (named and not named & allowed):
+    in_quote = set(modalities_named(quoted))
+    if (in_quote and not in_quote & allowed) or (named and not named & allowed):
         problems.append(f"background {passage['id']} is about {named} on a {modality} image")
+    if passage["id"].startswith(("HP:", "ICD10CM:")) and not record.findings():
+        problems.append(f"background {passage['id']} names an abnormality on an image with no recorded finding")
     if DATASET_WORDS.search(passage["title"]) or DATASET_WORDS.search(passage["text"]):
         problems.append(f"background {passage['id']} is about a dataset")
     says_normal = bool(re.search(r"\bnormal\b", passage["title"] + " " + quoted, re.IGNORECASE))
     labelled_normal = any(record.label_kind(label) == "normal" for label in record.row["labels"])
-    has_finding = bool(record.findings()) or any(r["kind"] == "finding" for r in record.rois) or any(
-        record.label_kind(label) in ("uncertain", "case") for label in record.row["labels"])
+    has_finding = (
+        bool(record.findings())
+        or any(r["kind"] == "finding" for r in record.rois)
+        or any(record.label_kind(label) in ("uncertain", "case") for label in record.row["labels"])
+    )
     if says_normal and (has_finding or not labelled_normal):
         problems.append(f"normal passage {passage['id']} on an image the source does not call normal")
     if labelled_normal and not has_finding and not says_normal:
@@ -267,9 +314,18 @@ def check_label_claim(record: Record, claim: dict, problems: list[str]) -> None:
     shown = re.sub(r"\s*\((?:uncertain|possible|probable)\)$", "", value, flags=re.IGNORECASE) or value
     if kind != "normal" and shown not in text:
         problems.append(f"{value!r} not in {text!r}")
-    expected_words = {"finding": "finding", "uncertain": "uncertain", "case": "case recorded with",
-                      "negative": "records", "normal": "labels the image as normal", "device": "notes",
-                      "stain": "stain", "study": "study", "tissue": "classes this", "label": "not declare"}
+    expected_words = {
+        "finding": "finding",
+        "uncertain": "uncertain",
+        "case": "case recorded with",
+        "negative": "records",
+        "normal": "labels the image as normal",
+        "device": "notes",
+        "stain": "stain",
+        "study": "study",
+        "tissue": "classes this",
+        "label": "not declare",
+    }
     if expected_words[kind] not in text and not (kind == "case" and "case as a whole" in text):
         problems.append(f"{kind} claim in {text!r}")
     if kind == "negative" and not re.search(rf"records (?:no )?{re.escape(value)}", text, re.IGNORECASE):
@@ -277,14 +333,24 @@ def check_label_claim(record: Record, claim: dict, problems: list[str]) -> None:
     if kind == "case" and "No lesion is annotated" in text:
         if any(r["kind"] == "finding" for r in record.rois):
             problems.append("'no lesion is annotated' on a record with a finding ROI")
-        noun = "slice" if row["origin"]["slice"] is not None else "frame" if row["origin"]["frame"] is not None \
+        noun = (
+            "slice"
+            if row["origin"]["slice"] is not None
+            else "frame"
+            if row["origin"]["frame"] is not None
             else "image"
+        )
         if f"on this {noun} of a case" not in text:
             problems.append(f"case sentence does not say {noun}: {text!r}")
 
 
-RELATION_KINDS = {"uncertain_region": "uncertain", "anatomy_region": "anatomy", "tissue_region": "tissue",
-                  "device_region": "device", "region_region": "region"}
+RELATION_KINDS = {
+    "uncertain_region": "uncertain",
+    "anatomy_region": "anatomy",
+    "tissue_region": "tissue",
+    "device_region": "device",
+    "region_region": "region",
+}
 
 
 def check_claim(record: Record, claim: dict, problems: list[str]) -> None:
@@ -317,13 +383,15 @@ def check_claim(record: Record, claim: dict, problems: list[str]) -> None:
         rest = [r["area_ratio"] for i, r in enumerate(rois) if i not in listed]
         if int(value) != len(listed) or (rest and min(rois[i]["area_ratio"] for i in listed) < max(rest)):
             problems.append(f"the {value} listed are not the largest")
-    elif kind in ("finding", "uncertain", "case", "negative", "normal", "device", "stain", "study", "tissue",
-                  "label"):
+    elif kind in ("finding", "uncertain", "case", "negative", "normal", "device", "stain", "study", "tissue", "label"):
         check_label_claim(record, claim, problems)
     elif kind == "no_diagnosis":
         stated = [label for label in row["labels"] if record.label_kind(label) in STATUS_KINDS]
-        if row["disease"] or stated or any(r["kind"] in ("finding", "uncertain") and r["source"] == "annotation"
-                                           for r in rois):
+        if (
+            row["disease"]
+            or stated
+            or any(r["kind"] in ("finding", "uncertain") and r["source"] == "annotation" for r in rois)
+        ):
             problems.append(f"'no diagnosis' but the source gives {row['disease']!r} / {stated}")
     elif kind == "position":
         expected = f"{roi['position']['vertical']} {roi['position']['horizontal']}"
@@ -336,8 +404,11 @@ def check_claim(record: Record, claim: dict, problems: list[str]) -> None:
     elif kind == "side":
         side = image_side(roi["position"]["horizontal"])
         orientation = row["origin"]["patient_left_on_image"]
-        expected = None if side is None or orientation not in ("left", "right") else (
-            "left" if side == orientation else "right")
+        expected = (
+            None
+            if side is None or orientation not in ("left", "right")
+            else ("left" if side == orientation else "right")
+        )
         if value != expected or f"patient's {value}" not in text:
             problems.append(f"patient side {value!r} but the geometry gives {expected!r}")
     elif kind == "provenance":
@@ -352,8 +423,11 @@ def check_claim(record: Record, claim: dict, problems: list[str]) -> None:
         sizes = [int(record.mask(i).sum()) for i in eligible]
         if any(c["kind"] in TEXTURE_CLAIMS for c in row["claims"]):
             problems.append("'no texture' beside a texture sentence")
-        ok = {"no_roi": not rois, "kind": rois and not eligible,
-              "size": eligible and all(s < MIN_TEXTURE_PIXELS for s in sizes)}.get(value, bool(eligible))
+        ok = {
+            "no_roi": not rois,
+            "kind": rois and not eligible,
+            "size": eligible and all(s < MIN_TEXTURE_PIXELS for s in sizes),
+        }.get(value, bool(eligible))
         if not ok:
             problems.append(f"no texture for reason {value!r} but eligible ROIs have sizes {sizes}")
     elif kind == "placement":
@@ -365,8 +439,16 @@ def check_claim(record: Record, claim: dict, problems: list[str]) -> None:
             problems.append(f"placement {value!r} for an ROI at {where}")
     elif kind == "border":
         x0, y0, x1, y1 = roi["bbox"]
-        edges = [e for e, touches in [("top", y0 <= 0), ("bottom", y1 >= row["height"]), ("left", x0 <= 0),
-                                      ("right", x1 >= row["width"])] if touches]
+        edges = [
+            e
+            for e, touches in [
+                ("top", y0 <= 0),
+                ("bottom", y1 >= row["height"]),
+                ("left", x0 <= 0),
+                ("right", x1 >= row["width"]),
+            ]
+            if touches
+        ]
         if value != (",".join(edges) or "none") or (not edges) != ("does not touch" in text):
             problems.append(f"border {value!r} but the box {roi['bbox']} touches {edges}")
     elif kind == "size":
@@ -420,8 +502,10 @@ def check_sentence(record: Record, text: str, claims: list[dict], problems: list
     if re.search(r"no disease", text, re.IGNORECASE):
         problems.append(f"'no disease' stated: {text!r}")
     if "centrally" in text and not any(
-        c["kind"] in ("position", "placement") and record.rois[c["subject"]]["position"] == {
-            "horizontal": "center", "vertical": "middle"} for c in claims):
+        c["kind"] in ("position", "placement")
+        and record.rois[c["subject"]]["position"] == {"horizontal": "center", "vertical": "middle"}
+        for c in claims
+    ):
         problems.append(f"'centrally' without a centre-bin ROI: {text!r}")
     if re.search(r"\bfinding", text) and not kinds & FINDING_SENTENCE_CLAIMS:
         problems.append(f"'finding' in a sentence with claims {sorted(kinds)}: {text!r}")
@@ -476,8 +560,13 @@ def test_every_record_is_grounded_and_states_its_disease_status(records):
 
 def test_the_checker_catches_planted_falsehoods(records):
     """The checker must be able to fail: one false claim of each kind is found."""
-    row = next(r for r in records if len(r["rois"]) >= 2 and any(c["kind"] == "brightness" for c in r["claims"])
-               and r["origin"]["patient_left_on_image"])
+    row = next(
+        r
+        for r in records
+        if len(r["rois"]) >= 2
+        and any(c["kind"] == "brightness" for c in r["claims"])
+        and r["origin"]["patient_left_on_image"]
+    )
 
     def planted(kind: str, change) -> list[str]:
         copy = dict(row, claims=[dict(c) for c in row["claims"]])

@@ -41,7 +41,10 @@ def _with_article(names: list[str]) -> str:
 
 
 def coarse_caption(
-    modality: str | None, organ: str | None, disease: str | None, labels: list[str],
+    modality: str | None,
+    organ: str | None,
+    disease: str | None,
+    labels: list[str],
     label_kinds: dict[str, str] | None = None,
 ) -> str:
     """One sentence from metadata alone. Only the disease and labels of kind "finding" are said to be shown;

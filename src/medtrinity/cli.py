@@ -26,64 +26,144 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_build_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", action="append", metavar="RECIPE:PATH",
-                   help="a named recipe (see `medtrinity recipes`) or a recipe .yaml, and the dataset folder; repeatable")
+    p.add_argument(
+        "--source",
+        action="append",
+        metavar="RECIPE:PATH",
+        help="a named recipe (see `medtrinity recipes`) or a recipe .yaml, and the dataset folder; repeatable",
+    )
     p.add_argument("--out", help="output folder (data/, quarantine/, manifest.json, cache/)")
-    p.add_argument("--describer", choices=describer_names(),
-                   help="describer backend (default: grounded, no model needed; see docs/BACKENDS.md)")
-    p.add_argument("--kb", metavar="KBDIR", help="knowledge base: a folder from `kb build`, `default` (core + HPO + ICD-10-CM; the default) or `core`")
+    p.add_argument(
+        "--describer",
+        choices=describer_names(),
+        help="describer backend (default: grounded, no model needed; see docs/BACKENDS.md)",
+    )
+    p.add_argument(
+        "--kb",
+        metavar="KBDIR",
+        help="knowledge base: a folder from `kb build`, `default` (core + HPO + ICD-10-CM; the default) or `core`",
+    )
     p.add_argument("--top-k", type=int, dest="top_k", help="passages retrieved per image (default 3)")
-    p.add_argument("--engine", choices=["local", "ray"],
-                   help="local: this machine's process pool (default); ray: shards as Ray tasks (pip install 'medtrinity[ray]')")
-    p.add_argument("--ray-address", dest="ray_address", metavar="ADDRESS",
-                   help="with --engine ray: a running cluster (default: start Ray on this machine with --workers CPUs)")
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        help="local: this machine's process pool (default); ray: shards as Ray tasks (pip install 'medtrinity[ray]')",
+    )
+    p.add_argument(
+        "--ray-address",
+        dest="ray_address",
+        metavar="ADDRESS",
+        help="with --engine ray: a running cluster (default: start Ray on this machine with --workers CPUs)",
+    )
     p.add_argument("--workers", type=int, help="worker processes (default 1)")
-    p.add_argument("--shard-size", type=int, dest="shard_size",
-                   help="records per Parquet shard (default 1000, fewer on a small input so every worker gets work; "
-                        "--resume keeps the size the build started with)")
-    p.add_argument("--gpus-per-model", type=float, dest="gpus_per_model", metavar="N",
-                   help="with --engine ray: GPUs each model actor holds (fractions share a GPU; default none)")
+    p.add_argument(
+        "--shard-size",
+        type=int,
+        dest="shard_size",
+        help="records per Parquet shard (default 1000, fewer on a small input so every worker gets work; "
+        "--resume keeps the size the build started with)",
+    )
+    p.add_argument(
+        "--gpus-per-model",
+        type=float,
+        dest="gpus_per_model",
+        metavar="N",
+        help="with --engine ray: GPUs each model actor holds (fractions share a GPU; default none)",
+    )
     p.add_argument("--limit", type=int, help="at most N images from each source")
-    p.add_argument("--on-contradiction", dest="on_contradiction", choices=["repair", "quarantine", "keep"],
-                   help="a description that contradicts the record: ask the model once more naming the "
-                        "contradiction, quarantine if it persists (repair, default), quarantine it, or keep it "
-                        "with failed checks")
-    p.add_argument("--pixel-phi", dest="pixel_phi", choices=["redact", "quarantine", "keep"],
-                   help="text burned into the pixels (names, IDs, dates): redact it on every image, quarantine "
-                        "images that show it, or keep it (default: redact on ultrasound, secondary-capture and "
-                        "DICOM marked BurnedInAnnotation, and on recipes that declare burned-in text)")
-    p.add_argument("--expert", metavar="NAME",
-                   help="expert ROI locator for every source: a name, 'auto' (by modality) or 'none' (default: each recipe's)")
-    p.add_argument("--expert-mode", dest="expert_mode", choices=["fill", "add"],
-                   help="fill: experts only where the source has no region (default); add: beside the source's regions")
-    p.add_argument("--expert-option", dest="expert_option", action="append", metavar="KEY=VALUE",
-                   help="an option of the --expert, e.g. checkpoint=/models/sam.pth (VALUE read as YAML); repeatable")
+    p.add_argument(
+        "--on-contradiction",
+        dest="on_contradiction",
+        choices=["repair", "quarantine", "keep"],
+        help="a description that contradicts the record: ask the model once more naming the "
+        "contradiction, quarantine if it persists (repair, default), quarantine it, or keep it "
+        "with failed checks",
+    )
+    p.add_argument(
+        "--pixel-phi",
+        dest="pixel_phi",
+        choices=["redact", "quarantine", "keep"],
+        help="text burned into the pixels (names, IDs, dates): redact it on every image, quarantine "
+        "images that show it, or keep it (default: redact on ultrasound, secondary-capture and "
+        "DICOM marked BurnedInAnnotation, and on recipes that declare burned-in text)",
+    )
+    p.add_argument(
+        "--expert",
+        metavar="NAME",
+        help="expert ROI locator for every source: a name, 'auto' (by modality) or 'none' (default: each recipe's)",
+    )
+    p.add_argument(
+        "--expert-mode",
+        dest="expert_mode",
+        choices=["fill", "add"],
+        help="fill: experts only where the source has no region (default); add: beside the source's regions",
+    )
+    p.add_argument(
+        "--expert-option",
+        dest="expert_option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option of the --expert, e.g. checkpoint=/models/sam.pth (VALUE read as YAML); repeatable",
+    )
     model = p.add_argument_group("model backends (openai, transformers)")
     model.add_argument("--model", help="model name the server serves (openai) or model folder (transformers)")
-    model.add_argument("--base-url", dest="base_url",
-                       help="OpenAI-compatible server, e.g. http://localhost:8000/v1 (default: api.openai.com)")
-    model.add_argument("--api-key-env", dest="api_key_env", metavar="VAR",
-                       help="environment variable holding the API key (default OPENAI_API_KEY; never logged)")
-    model.add_argument("--concurrency", type=int,
-                       help="requests in flight in the whole build, shared by the workers (default 8)")
-    model.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=None,
-                       help="send the model a copy of the image with the ROIs outlined (default: no)")
-    model.add_argument("--request-timeout", type=float, dest="request_timeout",
-                       help="seconds per request before it is retried (default 600)")
-    model.add_argument("--max-attempts", type=int, dest="max_attempts",
-                       help="attempts per request before the record is quarantined (default 5)")
+    model.add_argument(
+        "--base-url",
+        dest="base_url",
+        help="OpenAI-compatible server, e.g. http://localhost:8000/v1 (default: api.openai.com)",
+    )
+    model.add_argument(
+        "--api-key-env",
+        dest="api_key_env",
+        metavar="VAR",
+        help="environment variable holding the API key (default OPENAI_API_KEY; never logged)",
+    )
+    model.add_argument(
+        "--concurrency", type=int, help="requests in flight in the whole build, shared by the workers (default 8)"
+    )
+    model.add_argument(
+        "--overlay",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send the model a copy of the image with the ROIs outlined (default: no)",
+    )
+    model.add_argument(
+        "--request-timeout",
+        type=float,
+        dest="request_timeout",
+        help="seconds per request before it is retried (default 600)",
+    )
+    model.add_argument(
+        "--max-attempts",
+        type=int,
+        dest="max_attempts",
+        help="attempts per request before the record is quarantined (default 5)",
+    )
     model.add_argument("--max-tokens", type=int, dest="max_tokens", help="answer length limit (default 1024)")
-    model.add_argument("--structured-output", dest="structured_output",
-                       choices=["auto", "json_schema", "json_object", "none"],
-                       help="JSON output mode asked of the server (default auto: the strictest it accepts)")
-    model.add_argument("--max-image-side", type=int, dest="max_image_side", metavar="N",
-                       help="longest side, in pixels, of the image sent to the model (default 1024; 0 = full "
-                            "size); the stored image is never resized")
+    model.add_argument(
+        "--structured-output",
+        dest="structured_output",
+        choices=["auto", "json_schema", "json_object", "none"],
+        help="JSON output mode asked of the server (default auto: the strictest it accepts)",
+    )
+    model.add_argument(
+        "--max-image-side",
+        type=int,
+        dest="max_image_side",
+        metavar="N",
+        help="longest side, in pixels, of the image sent to the model (default 1024; 0 = full "
+        "size); the stored image is never resized",
+    )
     p.add_argument("--resume", action="store_true", default=None, help="continue an interrupted build in --out")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace a finished build in --out")
-    p.add_argument("--retry-transient", dest="retry_transient", action="store_true", default=None,
-                   help="with --resume: also redo the records quarantined for a transient reason (model server "
-                        "unreachable, timeout, HTTP 429/5xx after every retry)")
+    p.add_argument(
+        "--retry-transient",
+        dest="retry_transient",
+        action="store_true",
+        default=None,
+        help="with --resume: also redo the records quarantined for a transient reason (model server "
+        "unreachable, timeout, HTTP 429/5xx after every retry)",
+    )
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -91,21 +171,25 @@ def make_parser() -> argparse.ArgumentParser:
         prog="medtrinity",
         description="Turn medical image collections into multigranular {image, ROIs, description} training data.",
         epilog="examples:\n  medtrinity demo --out medtrinity-demo\n"
-               "  medtrinity build --source busi:/data/Dataset_BUSI_with_GT --out out/ --workers 2\n"
-               "  medtrinity kb search default \"pneumothorax chest X-ray\"",
+        "  medtrinity build --source busi:/data/Dataset_BUSI_with_GT --out out/ --workers 2\n"
+        '  medtrinity kb search default "pneumothorax chest X-ray"',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"medtrinity {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="build a dataset from the bundled real images (no download)",
-                          description="Build a dataset from real medical images that installed packages ship.")
+    demo = sub.add_parser(
+        "demo",
+        help="build a dataset from the bundled real images (no download)",
+        description="Build a dataset from real medical images that installed packages ship.",
+    )
     demo.add_argument("--out", default="medtrinity-demo", help="output folder (default: ./medtrinity-demo)")
     demo.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo build in --out")
 
     build = sub.add_parser(
-        "build", help="build a dataset from one or more sources",
+        "build",
+        help="build a dataset from one or more sources",
         description="Build a dataset: `medtrinity build --source RECIPE:PATH --out DIR` or `medtrinity build CONFIG.yaml`.",
     )
     build.add_argument("config", nargs="?", metavar="CONFIG.yaml", help="a build config (flags override its values)")
@@ -136,7 +220,9 @@ def cmd_build(args) -> int:
         config = load_config_file(args.config, **flags, **({"sources": sources} if sources else {}))
     else:
         if not sources:
-            raise UserError("give at least one --source RECIPE:PATH (or a CONFIG.yaml); `medtrinity recipes` lists recipes")
+            raise UserError(
+                "give at least one --source RECIPE:PATH (or a CONFIG.yaml); `medtrinity recipes` lists recipes"
+            )
         if not args.out:
             raise UserError("give --out DIR, the folder the dataset is written to")
         try:
@@ -149,8 +235,9 @@ def cmd_build(args) -> int:
     print_summary(manifest, Path(config.out))
     totals = manifest["totals"]
     if totals["seen"] and not totals["written"]:
-        print(f"medtrinity: no record was written; the reasons are in {Path(config.out) / 'quarantine'}",
-              file=sys.stderr)
+        print(
+            f"medtrinity: no record was written; the reasons are in {Path(config.out) / 'quarantine'}", file=sys.stderr
+        )
         return 1
     return 0
 
@@ -165,8 +252,10 @@ def _with_expert_options(config, pairs: list[str]):
 
     names = named_experts(config.expert) if isinstance(config.expert, str) else []
     if len(names) != 1:
-        raise UserError("--expert-option sets an option of the --expert NAME expert: give --expert (sam, onnx, "
-                        "cellpose …) with it, or use the build config's experts: section")
+        raise UserError(
+            "--expert-option sets an option of the --expert NAME expert: give --expert (sam, onnx, "
+            "cellpose …) with it, or use the build config's experts: section"
+        )
     name, options, given = names[0], dict(config.experts.get(names[0], {})), {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
@@ -193,8 +282,9 @@ def cmd_demo(args) -> int:
     from medtrinity.yaml_files import validation_error
 
     try:
-        config = BuildConfig(sources=[SourceSpec(recipe="demo", path=".")], out=args.out, workers=args.workers,
-                             overwrite=args.overwrite)
+        config = BuildConfig(
+            sources=[SourceSpec(recipe="demo", path=".")], out=args.out, workers=args.workers, overwrite=args.overwrite
+        )
     except ValidationError as err:
         raise validation_error(err, "demo") from None
     if not args.overwrite and ShardStore(config.out).holds_build():  # the demo has no --resume: say only this
@@ -219,9 +309,17 @@ def cmd_recipes(args) -> int:
     return 0
 
 
-COMMANDS = {"build": cmd_build, "demo": cmd_demo, "recipes": cmd_recipes, "kb": run_kb, "verify": run_verify,
-            "view": run_view, "report": run_report, "export": run_export,
-            "eval": run_eval}
+COMMANDS = {
+    "build": cmd_build,
+    "demo": cmd_demo,
+    "recipes": cmd_recipes,
+    "kb": run_kb,
+    "verify": run_verify,
+    "view": run_view,
+    "report": run_report,
+    "export": run_export,
+    "eval": run_eval,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,8 +15,19 @@ import numpy as np
 import pyarrow as pa
 
 MODALITIES = (
-    "CT", "MRI", "X-Ray", "Ultrasound", "Endoscopy", "Dermoscopy", "Fundus", "OCT",
-    "Histopathology", "Microscopy", "PET", "Nuclear Medicine", "Other",
+    "CT",
+    "MRI",
+    "X-Ray",
+    "Ultrasound",
+    "Endoscopy",
+    "Dermoscopy",
+    "Fundus",
+    "OCT",
+    "Histopathology",
+    "Microscopy",
+    "PET",
+    "Nuclear Medicine",
+    "Other",
 )
 HORIZONTAL_WORDS = ("left", "left-center", "center", "right-center", "right")
 VERTICAL_WORDS = ("top", "upper-middle", "middle", "lower-middle", "bottom")
@@ -73,7 +84,9 @@ class Position:
 class ROI:
     bbox: list[int]  # [x0, y0, x1, y1], x1/y1 exclusive
     label: str
-    source: str  # "annotation", "expert:<name>@<version>" or "recovered:<name>@<version>" (found in the source's pixels)
+    source: (
+        str  # "annotation", "expert:<name>@<version>" or "recovered:<name>@<version>" (found in the source's pixels)
+    )
     position: Position
     area_ratio: float  # percent of the image, one decimal
     mask: dict | None = None  # COCO RLE {"size": [h, w], "counts": str}
@@ -198,40 +211,46 @@ class Sample:
 # ---------------------------------------------------------------- Arrow schema (the one place)
 _POSITION = pa.struct([("horizontal", pa.string()), ("vertical", pa.string())])
 _RLE = pa.struct([("size", pa.list_(pa.int32())), ("counts", pa.string())])
-_ROI = pa.struct([
-    ("bbox", pa.list_(pa.int32())),
-    ("mask", _RLE),
-    ("label", pa.string()),
-    ("source", pa.string()),
-    ("score", pa.float32()),
-    ("position", _POSITION),
-    ("area_ratio", pa.float64()),  # float64 so 0.6 reads back as 0.6
-    ("kind", pa.string()),
-])
-_ORIGIN = pa.struct([
-    ("file", pa.string()),
-    ("slice", pa.int32()),
-    ("axis", pa.string()),
-    ("frame", pa.int32()),
-    ("spacing", pa.list_(pa.float64())),
-    ("orientation", pa.string()),
-    ("intensity", pa.string()),
-    ("patient_left_on_image", pa.string()),
-    ("redacted", pa.list_(pa.list_(pa.int32()))),
-    ("source_id", pa.string()),
-    ("source_dataset", pa.string()),
-])
+_ROI = pa.struct(
+    [
+        ("bbox", pa.list_(pa.int32())),
+        ("mask", _RLE),
+        ("label", pa.string()),
+        ("source", pa.string()),
+        ("score", pa.float32()),
+        ("position", _POSITION),
+        ("area_ratio", pa.float64()),  # float64 so 0.6 reads back as 0.6
+        ("kind", pa.string()),
+    ]
+)
+_ORIGIN = pa.struct(
+    [
+        ("file", pa.string()),
+        ("slice", pa.int32()),
+        ("axis", pa.string()),
+        ("frame", pa.int32()),
+        ("spacing", pa.list_(pa.float64())),
+        ("orientation", pa.string()),
+        ("intensity", pa.string()),
+        ("patient_left_on_image", pa.string()),
+        ("redacted", pa.list_(pa.list_(pa.int32()))),
+        ("source_id", pa.string()),
+        ("source_dataset", pa.string()),
+    ]
+)
 _PASSAGE = pa.struct([("id", pa.string()), ("title", pa.string()), ("text", pa.string()), ("score", pa.float32())])
 _ATTRIBUTES = pa.struct([(name, pa.string()) for name in ATTRIBUTE_NAMES])
 _CHECK = pa.struct([("name", pa.string()), ("ok", pa.bool_()), ("detail", pa.string()), ("status", pa.string())])
-_CLAIM = pa.struct([
-    ("attribute", pa.string()),
-    ("kind", pa.string()),
-    ("subject", pa.int32()),
-    ("value", pa.string()),
-    ("evidence", pa.string()),
-    ("text", pa.string()),
-])
+_CLAIM = pa.struct(
+    [
+        ("attribute", pa.string()),
+        ("kind", pa.string()),
+        ("subject", pa.int32()),
+        ("value", pa.string()),
+        ("evidence", pa.string()),
+        ("text", pa.string()),
+    ]
+)
 _LABEL_KIND = pa.struct([("label", pa.string()), ("kind", pa.string())])
 # The same struct as Hugging Face's `Image` feature, so `datasets` decodes the column as images.
 IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
@@ -267,8 +286,14 @@ SCHEMA = pa.schema(
 # transient: the record failed for a reason a later try may pass (errors.TransientError: a model server
 # unreachable, a timeout, 429/5xx after every retry); `build --resume --retry-transient` retries those records.
 QUARANTINE_SCHEMA = pa.schema(
-    [("id", pa.string()), ("source", pa.string()), ("file", pa.string()), ("stage", pa.string()), ("reason", pa.string()),
-     ("transient", pa.bool_())]
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("file", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("transient", pa.bool_()),
+    ]
 )
 
 
@@ -308,21 +333,40 @@ def row_to_sample(row: dict[str, Any]) -> Sample:
     """Inverse of `sample_to_row` (pixels are not decoded)."""
     rois = [
         ROI(
-            bbox=list(r["bbox"]), label=r["label"], source=r["source"], position=Position(**r["position"]),
-            area_ratio=r["area_ratio"], mask=r["mask"], score=r["score"], kind=r.get("kind") or "label",
+            bbox=list(r["bbox"]),
+            label=r["label"],
+            source=r["source"],
+            position=Position(**r["position"]),
+            area_ratio=r["area_ratio"],
+            mask=r["mask"],
+            score=r["score"],
+            kind=r.get("kind") or "label",
         )
         for r in row["rois"]
     ]
     origin = Origin(**row["origin"])
     return Sample(
-        id=row["id"], source=row["source"], split=row["split"], origin=origin,
-        modality=row["modality"], organ=row["organ"], disease=row["disease"], labels=list(row["labels"]),
+        id=row["id"],
+        source=row["source"],
+        split=row["split"],
+        origin=origin,
+        modality=row["modality"],
+        organ=row["organ"],
+        disease=row["disease"],
+        labels=list(row["labels"]),
         label_kinds={k["label"]: k["kind"] for k in row.get("label_kinds") or []},
         patient_left_on_image=origin.patient_left_on_image,
-        reference_text=row["reference_text"], width=row["width"], height=row["height"], rois=rois,
-        coarse_caption=row["coarse_caption"], knowledge=[Passage(**p) for p in row["knowledge"]],
-        description=row["description"], attributes=Attributes(**row["attributes"]), describer=row["describer"],
-        checks=[Check(**c) for c in row["checks"]], claims=[Claim(**c) for c in row.get("claims") or []],
+        reference_text=row["reference_text"],
+        width=row["width"],
+        height=row["height"],
+        rois=rois,
+        coarse_caption=row["coarse_caption"],
+        knowledge=[Passage(**p) for p in row["knowledge"]],
+        description=row["description"],
+        attributes=Attributes(**row["attributes"]),
+        describer=row["describer"],
+        checks=[Check(**c) for c in row["checks"]],
+        claims=[Claim(**c) for c in row.get("claims") or []],
         image_bytes=row["image"]["bytes"],
     )
 

@@ -28,8 +28,11 @@ def print_summary(manifest: dict, out: Path) -> None:
             console.print(f"  {line}", markup=False, highlight=False)
     retryable = manifest.get("quarantined_transient", 0)
     if retryable:
-        console.print(f"{retryable} quarantined for transient reasons: rerun with --resume --retry-transient",
-                      markup=False, highlight=False)
+        console.print(
+            f"{retryable} quarantined for transient reasons: rerun with --resume --retry-transient",
+            markup=False,
+            highlight=False,
+        )
     console.print(f"data: {out / 'data'}   manifest: {out / 'manifest.json'}", markup=False, highlight=False)
 
 

@@ -115,8 +115,12 @@ def _phrase(error: dict) -> str:
         return f"must be {ctx.get('expected', 'one of the allowed values')}" + got
     if kind == "none_required":
         return "must be empty (null)" + got
-    bounds = {"greater_than": ("gt", "greater than"), "greater_than_equal": ("ge", "at least"),
-              "less_than": ("lt", "less than"), "less_than_equal": ("le", "at most")}
+    bounds = {
+        "greater_than": ("gt", "greater than"),
+        "greater_than_equal": ("ge", "at least"),
+        "less_than": ("lt", "less than"),
+        "less_than_equal": ("le", "at most"),
+    }
     if kind in bounds:
         key, words = bounds[kind]
         return f"must be {words} {ctx.get(key)}" + got
@@ -136,7 +140,7 @@ def _join(phrases: list[str]) -> str:
     phrases = list(dict.fromkeys(phrases))
     if len(phrases) > 1 and all(p.startswith("must be ") for p in phrases):
         # a union (text or a mapping): "must be text or a mapping (got 3)"
-        cores = [re.sub(r" \(got .*\)$", "", p[len("must be "):]) for p in phrases]
+        cores = [re.sub(r" \(got .*\)$", "", p[len("must be ") :]) for p in phrases]
         tail = re.search(r" \(got .*\)$", phrases[0])
         return "must be " + " or ".join(dict.fromkeys(cores)) + (tail.group(0) if tail else "")
     return "; ".join(phrases)

@@ -8,18 +8,40 @@ import sys
 from medtrinity.describe.base import Reply
 from medtrinity.describe.cache import CACHE_FILE, RequestCache, open_cache, request_key
 
-INPUTS = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
-                                                    {"type": "text", "text": "describe"}]}], "max_tokens": 512}
+INPUTS = {
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                {"type": "text", "text": "describe"},
+            ],
+        }
+    ],
+    "max_tokens": 512,
+}
 
 
 def test_the_key_depends_on_backend_model_prompt_version_and_every_input():
     key = request_key("openai", "m", "v1", INPUTS)
     assert key == request_key("openai", "m", "v1", dict(reversed(list(INPUTS.items()))))  # order-free
-    other_image = {**INPUTS, "messages": [{**INPUTS["messages"][0], "content": [
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAB"}}, {"type": "text", "text": "describe"}]}]}
+    other_image = {
+        **INPUTS,
+        "messages": [
+            {
+                **INPUTS["messages"][0],
+                "content": [
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAB"}},
+                    {"type": "text", "text": "describe"},
+                ],
+            }
+        ],
+    }
     variants = [
-        request_key("transformers", "m", "v1", INPUTS), request_key("openai", "m2", "v1", INPUTS),
-        request_key("openai", "m", "v2", INPUTS), request_key("openai", "m", "v1", {**INPUTS, "max_tokens": 513}),
+        request_key("transformers", "m", "v1", INPUTS),
+        request_key("openai", "m2", "v1", INPUTS),
+        request_key("openai", "m", "v2", INPUTS),
+        request_key("openai", "m", "v1", {**INPUTS, "max_tokens": 513}),
         request_key("openai", "m", "v1", other_image),
     ]
     assert len({key, *variants}) == 6 and len(key) == 64
@@ -29,12 +51,25 @@ def test_answers_and_usage_survive_reopening(tmp_path):
     cache = RequestCache(tmp_path / "cache")
     key = request_key("openai", "m", "v1", INPUTS)
     assert cache.get(key) is None
-    cache.put(key, backend="openai", model="m", prompt_version="v1", answer='{"description": "x"}',
-              finish_reason="stop", prompt_tokens=120, completion_tokens=30)
+    cache.put(
+        key,
+        backend="openai",
+        model="m",
+        prompt_version="v1",
+        answer='{"description": "x"}',
+        finish_reason="stop",
+        prompt_tokens=120,
+        completion_tokens=30,
+    )
     cache.close()
     reopened = RequestCache(tmp_path / "cache")
     hit = reopened.get(key)
-    assert (hit.answer, hit.finish_reason, hit.prompt_tokens, hit.completion_tokens) == ('{"description": "x"}', "stop", 120, 30)
+    assert (hit.answer, hit.finish_reason, hit.prompt_tokens, hit.completion_tokens) == (
+        '{"description": "x"}',
+        "stop",
+        120,
+        30,
+    )
     assert len(reopened) == 1 and (tmp_path / "cache" / CACHE_FILE).is_file()
     assert reopened._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

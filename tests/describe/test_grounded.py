@@ -57,9 +57,20 @@ def make_sample(
     for roi in rois:
         roi.kind = label_kinds[roi.label]
     return Sample(
-        id="s1", source="synthetic", origin=Origin(file="a.png"), modality=modality, organ=organ, disease=disease,
-        labels=labels, label_kinds=label_kinds, width=pixels.shape[1], height=pixels.shape[0], pixels=pixels,
-        rois=rois, patient_left_on_image=patient_left_on_image, knowledge=knowledge or [],
+        id="s1",
+        source="synthetic",
+        origin=Origin(file="a.png"),
+        modality=modality,
+        organ=organ,
+        disease=disease,
+        labels=labels,
+        label_kinds=label_kinds,
+        width=pixels.shape[1],
+        height=pixels.shape[0],
+        pixels=pixels,
+        rois=rois,
+        patient_left_on_image=patient_left_on_image,
+        knowledge=knowledge or [],
     )
 
 
@@ -116,8 +127,7 @@ def test_bad_options_are_a_user_error():
         ("OCT", 40, 200, "is hyperreflective relative to its surroundings", "hyporeflective"),
     ],
 )
-def test_texture_uses_the_modality_vocabulary_and_quotes_its_statistics(modality, background, lesion, expected,
-                                                                        absent):
+def test_texture_uses_the_modality_vocabulary_and_quotes_its_statistics(modality, background, lesion, expected, absent):
     mask = disk(50, 50, 12)
     # Noise-free, so every quoted number is exact: a flat disc has core std 0 and a step edge.
     sample = make_sample(modality, lesion_image(background, lesion, mask, noise=0), [(mask, "lesion")])
@@ -125,8 +135,10 @@ def test_texture_uses_the_modality_vocabulary_and_quotes_its_statistics(modality
     texture = description.attributes.texture
     level = max(background, lesion)
     assert texture.startswith(f"The lesion {expected} (mean intensity {lesion} vs {background} around it, contrast ")
-    assert (f"is homogeneous inside (heterogeneity 0.00: core standard deviation 0 over intensity level {level}) "
-            "and has a sharp margin (edge gradient ") in texture
+    assert (
+        f"is homogeneous inside (heterogeneity 0.00: core standard deviation 0 over intensity level {level}) "
+        "and has a sharp margin (edge gradient "
+    ) in texture
     assert absent not in description.text
     said = {c.kind: c.value for c in description.claims if c.attribute == "texture"}
     assert said["mean_inside"] == str(lesion) and said["mean_around"] == str(background)
@@ -153,12 +165,12 @@ def test_isodense_heterogeneous_and_ill_defined_with_the_numbers_behind_each_wor
 
 def test_roi_filling_the_image_is_described_inside_only():
     mask = np.ones((SIZE, SIZE), dtype=bool)
-    sample = make_sample("CT", noisy_image(100), [(mask, "liver")], disease=None, labels=[],
-                         kinds={"liver": "anatomy"})
+    sample = make_sample("CT", noisy_image(100), [(mask, "liver")], disease=None, labels=[], kinds={"liver": "anatomy"})
     description = describe(sample)
     assert description.attributes.texture.startswith("The liver is homogeneous inside (heterogeneity 0.04: ")
     assert description.attributes.texture.endswith(
-        "; with 0 pixels around it there is too little surrounding image to compare it with.")
+        "; with 0 pixels around it there is too little surrounding image to compare it with."
+    )
     assert "hyperdense" not in description.text and "isodense" not in description.text
     assert "reaches the image border at the top, bottom, left and right edges" in description.attributes.local_global
     assert all(check.ok for check in verify(sample, description.text))
@@ -168,26 +180,44 @@ def test_a_region_under_64_pixels_gets_no_texture_words():
     speck = box(40, 40, 47, 47)  # 49 pixels
     sample = make_sample("CT", lesion_image(150, 30, speck), [(speck, "calcification")])
     description = describe(sample)
-    assert description.attributes.texture == ("Texture is not described: none of the finding, tissue or anatomical "
-                                              "regions has the 64 pixels needed to measure it.")
+    assert description.attributes.texture == (
+        "Texture is not described: none of the finding, tissue or anatomical "
+        "regions has the 64 pixels needed to measure it."
+    )
     assert claims_of(description, "no_texture")[0].value == "size"
 
 
 @pytest.mark.parametrize("kind", ["region", "device"])
 def test_regions_that_are_not_tissue_get_no_intensity_words(kind):
     body = box(20, 10, 80, 90)  # the whole body against air on an X-ray
-    sample = make_sample("X-Ray", lesion_image(10, 180, body), [(body, "foreground")], organ="knee", disease=None,
-                         labels=[], kinds={"foreground": kind})
+    sample = make_sample(
+        "X-Ray",
+        lesion_image(10, 180, body),
+        [(body, "foreground")],
+        organ="knee",
+        disease=None,
+        labels=[],
+        kinds={"foreground": kind},
+    )
     description = describe(sample)
-    assert description.attributes.texture == ("Texture is not described: none of the regions is a finding, tissue, "
-                                              "anatomical structure or a region the source drew.")
+    assert description.attributes.texture == (
+        "Texture is not described: none of the regions is a finding, tissue, "
+        "anatomical structure or a region the source drew."
+    )
     assert "opacity" not in description.text and "lucency" not in description.text
 
 
 def test_a_region_the_source_drew_under_an_undeclared_label_is_measured_but_not_called_a_finding():
     lesion = box(30, 30, 60, 60)
-    sample = make_sample("Ultrasound", lesion_image(150, 60, lesion), [(lesion, "mass")], organ="breast", disease=None,
-                         labels=[], kinds={"mass": "label"})
+    sample = make_sample(
+        "Ultrasound",
+        lesion_image(150, 60, lesion),
+        [(lesion, "mass")],
+        organ="breast",
+        disease=None,
+        labels=[],
+        kinds={"mass": "label"},
+    )
     description = describe(sample)
     assert description.attributes.texture.startswith("The mass is hypoechoic relative to its surroundings")
     assert "finding" not in description.attributes.local_global
@@ -198,8 +228,15 @@ def test_ultrasound_screen_margin_and_doppler_colour_are_not_read_as_echogenicit
     sector[:, 30:] = True  # the scan sector; columns 0-29 are the black screen margin
     image = np.where(sector, noisy_image(120, seed=5), 0.0)
     on_margin = box(5, 40, 45, 70)  # half of it on the black screen
-    sample = make_sample("Ultrasound", image, [(on_margin, "pelvis")], organ="pelvis", disease=None, labels=[],
-                         kinds={"pelvis": "anatomy"})
+    sample = make_sample(
+        "Ultrasound",
+        image,
+        [(on_margin, "pelvis")],
+        organ="pelvis",
+        disease=None,
+        labels=[],
+        kinds={"pelvis": "anatomy"},
+    )
     description = describe(sample)
     assert "hypoechoic" not in description.text and "isoechoic" not in description.text
     assert claims_of(description, "no_texture")[0].value == "overlay"
@@ -220,8 +257,9 @@ def test_ultrasound_screen_margin_and_doppler_colour_are_not_read_as_echogenicit
 def test_a_head_against_air_is_not_called_hyperintense():
     head = disk(50, 50, 30)
     image = np.where(head, noisy_image(90, seed=2), 0.0)
-    sample = make_sample("MRI", image, [(head, "head")], organ="brain", disease=None, labels=[],
-                         kinds={"head": "anatomy"})
+    sample = make_sample(
+        "MRI", image, [(head, "head")], organ="brain", disease=None, labels=[], kinds={"head": "anatomy"}
+    )
     texture = describe(sample).attributes.texture
     assert texture.startswith("The head is homogeneous inside (heterogeneity ")
     assert texture.endswith("; it is not compared with its surroundings, which lie mostly outside the imaged field.")
@@ -229,13 +267,18 @@ def test_a_head_against_air_is_not_called_hyperintense():
 
 
 def test_findings_are_textured_first():
-    masks = [(box(5, 5, 45, 45), "liver"), (box(60, 60, 70, 70), "metastasis"), (box(50, 5, 95, 40), "spleen"),
-             (box(5, 60, 40, 95), "kidney")]
+    masks = [
+        (box(5, 5, 45, 45), "liver"),
+        (box(60, 60, 70, 70), "metastasis"),
+        (box(50, 5, 95, 40), "spleen"),
+        (box(5, 60, 40, 95), "kidney"),
+    ]
     image = noisy_image(100)
     for mask, _ in masks:
         image[mask] = 180
-    sample = make_sample("CT", image, masks, disease="metastasis",
-                         kinds={"liver": "anatomy", "spleen": "anatomy", "kidney": "anatomy"})
+    sample = make_sample(
+        "CT", image, masks, disease="metastasis", kinds={"liver": "anatomy", "spleen": "anatomy", "kidney": "anatomy"}
+    )
     subjects = [c.subject for c in claims_of(describe(sample), "brightness")]
     assert subjects == [1, 0, 2]  # the finding, then the two largest anatomy ROIs
 
@@ -252,10 +295,14 @@ def test_exact_position_and_area_words():
     assert "patient's" not in description.text  # orientation unknown: no side is claimed
     assert sentence_with("lies", description) == (
         "The nodule lies off-centre, in the upper-middle right-center region of the image, and does not touch the "
-        "image border.")
+        "image border."
+    )
     (placement,) = claims_of(description, "placement")
     assert (placement.value, placement.evidence, placement.subject) == (
-        "upper-middle right-center", "rois[0].position", 0)
+        "upper-middle right-center",
+        "rois[0].position",
+        0,
+    )
 
 
 def test_only_the_centre_bin_is_central():
@@ -284,8 +331,9 @@ def test_speck_area_is_not_written_as_zero():
     mask = box(10, 10, 12, 12)  # 4 of 10000 pixels -> 0.0 %
     description = describe(make_sample("CT", lesion_image(150, 30, mask), [(mask, "calcification")]))
     assert "occupying less than 0.1% of the image" in description.attributes.roi
-    assert all(check.ok for check in verify(make_sample("CT", lesion_image(150, 30, mask), [(mask, "c")]),
-                                            description.text))
+    assert all(
+        check.ok for check in verify(make_sample("CT", lesion_image(150, 30, mask), [(mask, "c")]), description.text)
+    )
 
 
 def test_patient_side_from_the_radiological_convention():
@@ -295,25 +343,35 @@ def test_patient_side_from_the_radiological_convention():
     for mask in (right_mask, left_mask, centre_mask):
         image[mask] = 60
     sample = make_sample(
-        "CT", image, [(right_mask, "mass"), (left_mask, "cyst"), (centre_mask, "node")],
+        "CT",
+        image,
+        [(right_mask, "mass"), (left_mask, "cyst"), (centre_mask, "node")],
         patient_left_on_image="right",
     )
     roi = describe(sample).attributes.roi
-    assert ("The mass is located in the middle right region of the image, occupying about 4.0% of the image, "
-            "on the patient's left.") in roi
-    assert ("The cyst is located in the middle left region of the image, occupying about 4.0% of the image, "
-            "on the patient's right.") in roi
+    assert (
+        "The mass is located in the middle right region of the image, occupying about 4.0% of the image, "
+        "on the patient's left."
+    ) in roi
+    assert (
+        "The cyst is located in the middle left region of the image, occupying about 4.0% of the image, "
+        "on the patient's right."
+    ) in roi
     # The centre band (0.4-0.6) has no side.
     assert "The node is located in the bottom center region of the image, occupying about 2.4% of the image." in roi
     assert roi.startswith("There are 3 regions of interest. ")
     sides = [(c.value, c.subject, c.evidence) for c in claims_of(describe(sample), "side")]
-    assert sides == [("left", 0, "rois[0].position,origin.patient_left_on_image"),
-                     ("right", 1, "rois[1].position,origin.patient_left_on_image")]
+    assert sides == [
+        ("left", 0, "rois[0].position,origin.patient_left_on_image"),
+        ("right", 1, "rois[1].position,origin.patient_left_on_image"),
+    ]
 
     sample.patient_left_on_image = "left"
     flipped = describe(sample).attributes.roi
-    assert "The mass is located in the middle right region of the image, occupying about 4.0% of the image, " \
-           "on the patient's right." in flipped
+    assert (
+        "The mass is located in the middle right region of the image, occupying about 4.0% of the image, "
+        "on the patient's right." in flipped
+    )
 
 
 def test_many_rois_are_capped_and_counted():
@@ -334,14 +392,21 @@ def test_many_rois_are_capped_and_counted():
 # ---------------------------------------------------------------- disease status from the label kinds
 def _status(labels: list[str], kinds: dict[str, str], disease: str | None = None, **origin) -> str:
     mask = disk(50, 50, 10)
-    sample = make_sample("CT", lesion_image(150, 60, mask), [(mask, "kidney")], organ="kidney", disease=disease,
-                         labels=labels, kinds={"kidney": "anatomy"} | kinds)
+    sample = make_sample(
+        "CT",
+        lesion_image(150, 60, mask),
+        [(mask, "kidney")],
+        organ="kidney",
+        disease=disease,
+        labels=labels,
+        kinds={"kidney": "anatomy"} | kinds,
+    )
     if origin:
         sample.origin = Origin(file="vol.nii.gz", **origin)
     structures = describe(sample).attributes.structures
     head = "The imaged anatomy is the kidney, as given by the source. The regions are labelled: kidney. "
     assert structures.startswith(head)
-    return structures[len(head):]
+    return structures[len(head) :]
 
 
 @pytest.mark.parametrize(
@@ -349,34 +414,84 @@ def _status(labels: list[str], kinds: dict[str, str], disease: str | None = None
     [
         ([], {}, None, "The source gives no diagnosis for this image."),
         ([], {}, "renal cyst", "The source records the finding as renal cyst."),
-        (["Cyst", "Stone"], {"Cyst": "finding", "Stone": "finding"}, None,
-         "The source records the findings as Cyst and Stone."),
-        (["cyst"], {"cyst": "finding"}, "Renal cyst",
-         "The source records the finding as Renal cyst. The source's labels also record the finding cyst."),
-        (["Edema", "Effusion"], {"Edema": "finding", "Effusion": "finding"}, "edema, effusion",
-         "The source records the finding as edema, effusion."),
-        (["Pneumonia (uncertain)"], {"Pneumonia (uncertain)": "uncertain"}, None,
-         "The source marks Pneumonia as uncertain."),
+        (
+            ["Cyst", "Stone"],
+            {"Cyst": "finding", "Stone": "finding"},
+            None,
+            "The source records the findings as Cyst and Stone.",
+        ),
+        (
+            ["cyst"],
+            {"cyst": "finding"},
+            "Renal cyst",
+            "The source records the finding as Renal cyst. The source's labels also record the finding cyst.",
+        ),
+        (
+            ["Edema", "Effusion"],
+            {"Edema": "finding", "Effusion": "finding"},
+            "edema, effusion",
+            "The source records the finding as edema, effusion.",
+        ),
+        (
+            ["Pneumonia (uncertain)"],
+            {"Pneumonia (uncertain)": "uncertain"},
+            None,
+            "The source marks Pneumonia as uncertain.",
+        ),
         (["no pneumothorax"], {"no pneumothorax": "negative"}, None, "The source records no pneumothorax."),
         (["Pneumothorax"], {"Pneumothorax": "negative"}, None, "The source records no Pneumothorax."),
         (["No Finding"], {"No Finding": "normal"}, None, "The source labels the image as normal."),
-        (["No Finding", "Support Devices"], {"No Finding": "normal", "Support Devices": "device"}, None,
-         "The source labels the image as normal. The source notes Support Devices."),
-        (["Support Devices"], {"Support Devices": "device"}, None,
-         "The source gives no diagnosis for this image. The source notes Support Devices."),
-        (["IHC (DAB) stain"], {"IHC (DAB) stain": "stain"}, None,
-         "The source gives no diagnosis for this image. The source gives the stain as IHC (DAB) stain."),
-        (["whole-body bone scan"], {"whole-body bone scan": "study"}, None,
-         "The source gives no diagnosis for this image. The source gives the study as whole-body bone scan."),
-        (["adipose tissue"], {"adipose tissue": "tissue"}, None,
-         "The source gives no diagnosis for this image. The source classes this image as adipose tissue."),
-        (["grade 2"], {"grade 2": "label"}, None,
-         "The source gives the label grade 2, whose meaning the recipe does not declare, and no diagnosis."),
-        (["grade 2"], {"grade 2": "label"}, "renal cyst",
-         ("The source records the finding as renal cyst. "
-          "The source also gives the label grade 2, whose meaning the recipe does not declare.")),
-        (["renal tumor"], {"renal tumor": "case"}, None,
-         "No lesion is annotated on this image of a case recorded with renal tumor."),
+        (
+            ["No Finding", "Support Devices"],
+            {"No Finding": "normal", "Support Devices": "device"},
+            None,
+            "The source labels the image as normal. The source notes Support Devices.",
+        ),
+        (
+            ["Support Devices"],
+            {"Support Devices": "device"},
+            None,
+            "The source gives no diagnosis for this image. The source notes Support Devices.",
+        ),
+        (
+            ["IHC (DAB) stain"],
+            {"IHC (DAB) stain": "stain"},
+            None,
+            "The source gives no diagnosis for this image. The source gives the stain as IHC (DAB) stain.",
+        ),
+        (
+            ["whole-body bone scan"],
+            {"whole-body bone scan": "study"},
+            None,
+            "The source gives no diagnosis for this image. The source gives the study as whole-body bone scan.",
+        ),
+        (
+            ["adipose tissue"],
+            {"adipose tissue": "tissue"},
+            None,
+            "The source gives no diagnosis for this image. The source classes this image as adipose tissue.",
+        ),
+        (
+            ["grade 2"],
+            {"grade 2": "label"},
+            None,
+            "The source gives the label grade 2, whose meaning the recipe does not declare, and no diagnosis.",
+        ),
+        (
+            ["grade 2"],
+            {"grade 2": "label"},
+            "renal cyst",
+            (
+                "The source records the finding as renal cyst. "
+                "The source also gives the label grade 2, whose meaning the recipe does not declare."
+            ),
+        ),
+        (
+            ["renal tumor"],
+            {"renal tumor": "case"},
+            None,
+            "No lesion is annotated on this image of a case recorded with renal tumor.",
+        ),
     ],
 )
 def test_disease_status_follows_the_label_kinds(labels, kinds, disease, expected):
@@ -385,7 +500,8 @@ def test_disease_status_follows_the_label_kinds(labels, kinds, disease, expected
 
 def test_a_case_label_on_a_slice_and_silence_is_never_no_disease():
     assert _status(["renal tumor"], {"renal tumor": "case"}, slice=12, axis="axial") == (
-        "No lesion is annotated on this slice of a case recorded with renal tumor.")
+        "No lesion is annotated on this slice of a case recorded with renal tumor."
+    )
     for labels, kinds in [([], {}), (["background"], {"background": "tissue"}), (["x"], {})]:
         assert "no disease" not in _status(labels, kinds).lower()
 
@@ -395,8 +511,15 @@ def test_an_annotated_finding_roi_is_a_recorded_finding_even_without_labels():
     tumour, liver = disk(30, 30, 8), box(50, 20, 90, 80)
     image = noisy_image(150)
     image[tumour], image[liver] = 60, 200
-    sample = make_sample("CT", image, [(liver, "liver"), (tumour, "tumor")], organ="abdomen", disease=None,
-                         labels=[], kinds={"liver": "anatomy"})
+    sample = make_sample(
+        "CT",
+        image,
+        [(liver, "liver"), (tumour, "tumor")],
+        organ="abdomen",
+        disease=None,
+        labels=[],
+        kinds={"liver": "anatomy"},
+    )
     description = describe(sample)
     assert "The source's annotation marks the finding tumor." in description.attributes.structures
     assert "diagnosis" not in description.text
@@ -409,8 +532,16 @@ def test_the_finding_is_tied_to_its_own_roi_not_the_largest():
     image[left_kidney | right_kidney] = 170
     image[tumour] = 90
     masks = [(left_kidney, "kidney"), (right_kidney & ~tumour, "kidney"), (tumour, "tumor")]
-    sample = make_sample("CT", image, masks, organ="kidney", disease="renal tumor", labels=["tumor"],
-                         kinds={"kidney": "anatomy"}, patient_left_on_image="right")
+    sample = make_sample(
+        "CT",
+        image,
+        masks,
+        organ="kidney",
+        disease="renal tumor",
+        labels=["tumor"],
+        kinds={"kidney": "anatomy"},
+        patient_left_on_image="right",
+    )
     description = describe(sample)
     local = description.attributes.local_global
     assert local.startswith("The tumor lies off-centre, in the middle right-center region of the image")
@@ -422,8 +553,15 @@ def test_the_finding_is_tied_to_its_own_roi_not_the_largest():
 
 def test_anatomy_is_described_as_anatomy_and_an_unlocated_finding_is_said_so():
     lung = box(10, 10, 45, 90)
-    sample = make_sample("X-Ray", lesion_image(180, 60, lung), [(lung, "lung field")], organ="chest",
-                         disease="edema", labels=["Edema"], kinds={"lung field": "anatomy", "Edema": "finding"})
+    sample = make_sample(
+        "X-Ray",
+        lesion_image(180, 60, lung),
+        [(lung, "lung field")],
+        organ="chest",
+        disease="edema",
+        labels=["Edema"],
+        kinds={"lung field": "anatomy", "Edema": "finding"},
+    )
     sample.rois[0].source = "expert:chest-xray-lungs@1.1"
     local = describe(sample).attributes.local_global
     assert "It is the anatomical structure lung field, outlined by the expert chest-xray-lungs@1.1." in local
@@ -433,11 +571,19 @@ def test_anatomy_is_described_as_anatomy_and_an_unlocated_finding_is_said_so():
 
 def test_an_expert_finding_region_is_tied_only_to_a_single_recorded_finding():
     lesion = disk(50, 50, 15)
-    sample = make_sample("Dermoscopy", lesion_image(200, 70, lesion), [(lesion, "skin lesion")], organ="skin",
-                         disease="melanoma", labels=["MEL"], kinds={"MEL": "label"})
+    sample = make_sample(
+        "Dermoscopy",
+        lesion_image(200, 70, lesion),
+        [(lesion, "skin lesion")],
+        organ="skin",
+        disease="melanoma",
+        labels=["MEL"],
+        kinds={"MEL": "label"},
+    )
     sample.rois[0].source = "expert:skin-lesion@1.0"
     assert sentence_with("It marks", describe(sample)) == (
-        "It marks the recorded finding melanoma, as located by the expert skin-lesion@1.0.")
+        "It marks the recorded finding melanoma, as located by the expert skin-lesion@1.0."
+    )
     sample.labels, sample.label_kinds["MEL"] = ["naevus"], "finding"
     sample.label_kinds["naevus"] = "finding"
     description = describe(sample)
@@ -447,8 +593,15 @@ def test_an_expert_finding_region_is_tied_only_to_a_single_recorded_finding():
 
 def test_an_appearance_region_is_not_a_finding():
     body = box(20, 10, 80, 90)
-    sample = make_sample("X-Ray", lesion_image(10, 180, body), [(body, "foreground")], organ="knee",
-                         disease="fracture", labels=[], kinds={"foreground": "region"})
+    sample = make_sample(
+        "X-Ray",
+        lesion_image(10, 180, body),
+        [(body, "foreground")],
+        organ="knee",
+        disease="fracture",
+        labels=[],
+        kinds={"foreground": "region"},
+    )
     sample.rois[0].source = "expert:foreground@2.0"
     local = describe(sample).attributes.local_global
     assert "It is a region outlined by the expert foreground@2.0 from the image's appearance, not a finding." in local
@@ -458,15 +611,27 @@ def test_an_appearance_region_is_not_a_finding():
 # ---------------------------------------------------------------- knowledge, claims and the paragraph
 def _with_passages(passages: list[Passage], modality: str = "CT", labels=None, kinds=None, disease="nodule"):
     mask = disk(30, 30, 8)
-    return make_sample(modality, lesion_image(150, 60, mask), [(mask, "nodule")], organ="lung", disease=disease,
-                       knowledge=passages, labels=labels, kinds=kinds)
+    return make_sample(
+        modality,
+        lesion_image(150, 60, mask),
+        [(mask, "nodule")],
+        organ="lung",
+        disease=disease,
+        knowledge=passages,
+        labels=labels,
+        kinds=kinds,
+    )
 
 
 def test_knowledge_sentence_comes_from_the_top_fitting_passage_and_cites_its_id():
     passages = [
         Passage(id="mt-liver-001", title="Liver", text="The liver is the largest solid organ.", score=1.5),
-        Passage(id="mt-lung-003", title="Nodules",
-                text="A pulmonary nodule is a round opacity up to 3 cm.  It may be benign.", score=4.2),
+        Passage(
+            id="mt-lung-003",
+            title="Nodules",
+            text="A pulmonary nodule is a round opacity up to 3 cm.  It may be benign.",
+            score=4.2,
+        ),
     ]
     description = describe(_with_passages(passages))
     assert description.text.endswith("Background: A pulmonary nodule is a round opacity up to 3 cm [mt-lung-003].")
@@ -492,11 +657,28 @@ def test_off_topic_passages_are_skipped(passage, why):
     assert not background_claims(_with_passages([passage]))
 
 
+def test_a_sentence_naming_the_record_modality_among_others_is_quoted():
+    # The sample is a CT: "on CT, MRI or ultrasound" is general knowledge that includes CT.
+    general = Passage("p-general", "Nodule", "A nodule is a small round focus on CT, MRI or ultrasound.", 9)
+    assert describe(_with_passages([general])).text.endswith(
+        "Background: A nodule is a small round focus on CT, MRI or ultrasound [p-general]."
+    )
+
+
+def test_ontology_terms_name_abnormalities_so_only_images_with_a_finding_quote_them():
+    term = Passage("HP:0002732", "Lymph node hypoplasia", "Underdevelopment of the lymph nodes.", 9)
+    silent = _with_passages([term], labels=[], kinds={"nodule": "anatomy"}, disease=None)
+    assert not background_claims(silent)
+    with_finding = _with_passages([term])
+    assert background_claims(with_finding)[0].value == "HP:0002732"
+
+
 def test_normal_passages_only_on_images_the_source_calls_normal():
     normal = Passage("p-normal", "Normal chest CT", "A normal chest CT shows clear lungs.", 3)
     finding = Passage("p-nodule", "Nodule", "A nodule is a small round opacity.", 9)
-    sample = _with_passages([finding, normal], labels=["normal"], kinds={"normal": "normal", "nodule": "anatomy"},
-                            disease=None)
+    sample = _with_passages(
+        [finding, normal], labels=["normal"], kinds={"normal": "normal", "nodule": "anatomy"}, disease=None
+    )
     assert describe(sample).text.endswith("Background: A normal chest CT shows clear lungs [p-normal].")
     sample.labels, sample.label_kinds = [], {"nodule": "anatomy"}  # silent: "normal" would be a guess
     assert describe(sample).text.endswith("Background: A nodule is a small round opacity [p-nodule].")
@@ -504,34 +686,56 @@ def test_normal_passages_only_on_images_the_source_calls_normal():
 
 def test_claims_cover_the_description_sentence_by_sentence():
     mask = disk(70, 70, 10)
-    sample = make_sample("Ultrasound", lesion_image(130, 25, mask), [(mask, "cyst")], organ="kidney",
-                         disease="renal cyst", patient_left_on_image="right",
-                         knowledge=[Passage("mt-kidney-002", "Cysts", "Simple cysts are common.", 2)])
+    sample = make_sample(
+        "Ultrasound",
+        lesion_image(130, 25, mask),
+        [(mask, "cyst")],
+        organ="kidney",
+        disease="renal cyst",
+        patient_left_on_image="right",
+        knowledge=[Passage("mt-kidney-002", "Cysts", "Simple cysts are common.", 2)],
+    )
     description = describe(sample)
     assert render(description.claims) == description.text
     for name, text in vars(description.attributes).items():
         assert render([c for c in description.claims if c.attribute == name]) == text
     assert all(c.evidence and c.kind for c in description.claims)
     assert [(c.kind, c.value, c.evidence) for c in description.claims if c.attribute == "roi"][:4] == [
-        ("count", "1", "rois"), ("position", "lower-middle right-center", "rois[0].position"),
-        ("area", "3.2", "rois[0].area_ratio"), ("side", "left", "rois[0].position,origin.patient_left_on_image")]
+        ("count", "1", "rois"),
+        ("position", "lower-middle right-center", "rois[0].position"),
+        ("area", "3.2", "rois[0].area_ratio"),
+        ("side", "left", "rois[0].position,origin.patient_left_on_image"),
+    ]
 
 
 def test_paragraph_integrates_the_attributes_in_order():
     mask = disk(70, 70, 10)
-    sample = make_sample("Ultrasound", lesion_image(130, 25, mask), [(mask, "cyst")], organ="kidney",
-                         disease="renal cyst",
-                         knowledge=[Passage("mt-kidney-002", "Cysts", "Simple cysts are common.", 2)])
+    sample = make_sample(
+        "Ultrasound",
+        lesion_image(130, 25, mask),
+        [(mask, "cyst")],
+        organ="kidney",
+        disease="renal cyst",
+        knowledge=[Passage("mt-kidney-002", "Cysts", "Simple cysts are common.", 2)],
+    )
     description = describe(sample)
     attributes = description.attributes
-    parts = [attributes.modality, attributes.structures, attributes.roi, attributes.texture,
-             attributes.local_global, "Background: Simple cysts are common [mt-kidney-002]."]
+    parts = [
+        attributes.modality,
+        attributes.structures,
+        attributes.roi,
+        attributes.texture,
+        attributes.local_global,
+        "Background: Simple cysts are common [mt-kidney-002].",
+    ]
     expected = " ".join(parts)
     assert description.text == expected
     assert attributes.modality == "This is an ultrasound image."
-    assert attributes.structures == ("The imaged anatomy is the kidney, as given by the source. "
-                                     "The regions are labelled: cyst. The source records the finding as renal cyst. "
-                                     "The source's labels also record the finding cyst.")
+    assert attributes.structures == (
+        "The imaged anatomy is the kidney, as given by the source. "
+        "The regions are labelled: cyst. The source records the finding as renal cyst. "
+        "The source's labels also record the finding cyst."
+    )
     assert attributes.local_global.endswith("It marks the recorded finding cyst, as annotated by the source.")
     assert description.describer == "grounded@2 prompt=none"
     assert describe(sample) == description  # deterministic
@@ -539,14 +743,24 @@ def test_paragraph_integrates_the_attributes_in_order():
 
 def test_unknown_organ_and_normal_sample_wording():
     mask = disk(50, 50, 20)
-    sample = make_sample("X-Ray", lesion_image(60, 180, mask), [(mask, "lung field")], organ=None, disease=None,
-                         labels=["normal"], kinds={"normal": "normal", "lung field": "anatomy"})
+    sample = make_sample(
+        "X-Ray",
+        lesion_image(60, 180, mask),
+        [(mask, "lung field")],
+        organ=None,
+        disease=None,
+        labels=["normal"],
+        kinds={"normal": "normal", "lung field": "anatomy"},
+    )
     attributes = describe(sample).attributes
     assert attributes.modality == "This is an X-ray (radiograph)."
-    assert attributes.structures == ("The imaged anatomy is not specified by the source. "
-                                     "The regions are labelled: lung field. The source labels the image as normal.")
-    assert attributes.local_global.endswith("It is the anatomical structure lung field, outlined by the source's "
-                                            "annotation.")
+    assert attributes.structures == (
+        "The imaged anatomy is not specified by the source. "
+        "The regions are labelled: lung field. The source labels the image as normal."
+    )
+    assert attributes.local_global.endswith(
+        "It is the anatomical structure lung field, outlined by the source's annotation."
+    )
     sample.organ = "chest"
     assert describe(sample).attributes.modality == "This is a chest X-ray (radiograph)."
 
@@ -611,7 +825,11 @@ def test_every_grounded_description_passes_verification(modality):
         image[second & ~mask] = 250
         masks = [(mask, "lesion"), (second & ~mask, "rim")] if radius == 14 else [(mask, "lesion")]
         sample = make_sample(
-            modality, image, masks, organ=organs.get(modality, "liver"), patient_left_on_image=orientation,
+            modality,
+            image,
+            masks,
+            organ=organs.get(modality, "liver"),
+            patient_left_on_image=orientation,
             knowledge=[Passage("mt-x-001", "X", "In 40% of MRI cases the left lung is affected. More.", 1.0)],
         )
         sample.description = describe(sample).text
@@ -626,9 +844,11 @@ def test_one_label_on_several_rois_is_numbered_and_verifies():
     image = lesion_image(150, 60, left | right)
     sample = make_sample("CT", image, [(left, "metastasis"), (right, "metastasis")], patient_left_on_image="right")
     description = describe(sample)
-    assert ("The metastasis #2 is located in the middle right region of the image, occupying about 4.4% of the "
-            "image, on the patient's left. The metastasis #1 is located in the middle left-center region of the "
-            "image, occupying about 2.0% of the image, on the patient's right.") in description.attributes.roi
+    assert (
+        "The metastasis #2 is located in the middle right region of the image, occupying about 4.4% of the "
+        "image, on the patient's left. The metastasis #1 is located in the middle left-center region of the "
+        "image, occupying about 2.0% of the image, on the patient's right."
+    ) in description.attributes.roi
     assert description.attributes.structures.startswith(
         "The imaged anatomy is the liver, as given by the source. The regions are labelled: metastasis."
     )

@@ -73,8 +73,15 @@ def test_a_build_sends_the_resized_jpeg_and_stores_the_original_bytes(tmp_path):
     recipe, root = jpeg_dataset(tmp_path)
     behaviour = model_servers.llama_server()
     with ChatServer(behaviour, models=behaviour.models) as server:
-        config = BuildConfig(sources=[f"{recipe}:{root}"], out=str(tmp_path / "out"), describer="openai",
-                             model="tiny.gguf", base_url=server.url, max_image_side=64, request_timeout=5)
+        config = BuildConfig(
+            sources=[f"{recipe}:{root}"],
+            out=str(tmp_path / "out"),
+            describer="openai",
+            model="tiny.gguf",
+            base_url=server.url,
+            max_image_side=64,
+            request_timeout=5,
+        )
         manifest = run_build(config, show_progress=False)
         build = [r for r in server.requests if r["max_tokens"] != 1]
     assert manifest["totals"]["written"] == 3

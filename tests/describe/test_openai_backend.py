@@ -36,14 +36,16 @@ def answer_json(text: str, side_sentence: str | None = None) -> str:
     """A good answer built from the ROI facts in the prompt, or one that puts the mass on a given side."""
     vertical, horizontal, area = _FACTS.search(text).groups()
     where = side_sentence or f"in the {vertical} {horizontal} region of the image, covering {area}% of the image"
-    return json.dumps({
-        "modality": "This is an ultrasound image of the breast.",
-        "structures": "Breast tissue with one marked mass.",
-        "roi": f"The mass lies {where}.",
-        "texture": "The mass is hypoechoic and homogeneous with a sharp margin.",
-        "local_global": "The mass is surrounded by breast tissue that appears undisturbed.",
-        "description": f"This ultrasound image of the breast shows one region of interest: a hypoechoic mass {where}.",
-    })
+    return json.dumps(
+        {
+            "modality": "This is an ultrasound image of the breast.",
+            "structures": "Breast tissue with one marked mass.",
+            "roi": f"The mass lies {where}.",
+            "texture": "The mass is hypoechoic and homogeneous with a sharp margin.",
+            "local_global": "The mass is surrounded by breast tissue that appears undisturbed.",
+            "description": f"This ultrasound image of the breast shows one region of interest: a hypoechoic mass {where}.",
+        }
+    )
 
 
 def case_of(text: str) -> int:
@@ -112,11 +114,20 @@ def test_build_against_a_scripted_server_ends_every_record_and_the_rerun_is_serv
     out = tmp_path / "out"
     script = BuildScript()
     with ChatServer(script) as server:
+
         def build(**extra) -> dict:
             config = BuildConfig(
-                sources=[f"{recipe}:{root}"], out=str(out), describer="openai", model="test-model",
-                base_url=server.url, api_key_env=KEY_VAR, concurrency=4, request_timeout=0.3,
-                retry_backoff=0.05, max_attempts=4, **extra,
+                sources=[f"{recipe}:{root}"],
+                out=str(out),
+                describer="openai",
+                model="test-model",
+                base_url=server.url,
+                api_key_env=KEY_VAR,
+                concurrency=4,
+                request_timeout=0.3,
+                retry_backoff=0.05,
+                max_attempts=4,
+                **extra,
             )
             return run_build(config, show_progress=False)
 
@@ -130,13 +141,20 @@ def test_build_against_a_scripted_server_ends_every_record_and_the_rerun_is_serv
         # the preflight: two probes (without and with the test image) before the build's requests
         assert [is_probe(r) for r in server.requests[:2]] == [True, True] and len(server.requests) == 15
         assert manifest["describer"]["structured_output"] == "json_schema"
-        assert manifest["describer"]["vision"] == f"checked: a 64x64 test image added 64 prompt tokens ({prompt_tokens(server.requests[0])} -> {prompt_tokens(server.requests[1])})"
+        assert (
+            manifest["describer"]["vision"]
+            == f"checked: a 64x64 test image added 64 prompt tokens ({prompt_tokens(server.requests[0])} -> {prompt_tokens(server.requests[1])})"
+        )
         # 8 first calls, 3 retries (slow, 429, 500), 2 repair calls
         assert first_requests == 13 and sum(script.calls.values()) == 13
         assert len(script.answered_tokens) == 10
         assert manifest["describer_usage"] == {
-            "requests": 13, "cache_hits": 0, "retries": 3, "prompt_tokens": sum(script.answered_tokens),
-            "completion_tokens": 200, "shrunk": 0,
+            "requests": 13,
+            "cache_hits": 0,
+            "retries": 3,
+            "prompt_tokens": sum(script.answered_tokens),
+            "completion_tokens": 200,
+            "shrunk": 0,
         }
         assert all(h["authorization"] == f"Bearer {KEY}" for h in server.headers)
         assert all(r["response_format"]["type"] == "json_schema" for r in server.requests)
@@ -153,7 +171,8 @@ def test_build_against_a_scripted_server_ends_every_record_and_the_rerun_is_serv
             assert all(c["ok"] for c in row["checks"]), row["checks"]
             assert row["attributes"]["texture"] == "The mass is hypoechoic and homogeneous with a sharp margin."
         assert rows["images/case000.png"]["describer"] == (
-            "openai:test-model prompt=multigranular-v1+repair-v1 output=json_schema")
+            "openai:test-model prompt=multigranular-v1+repair-v1 output=json_schema"
+        )
         assert rows["images/case002.png"]["describer"] == "openai:test-model prompt=multigranular-v1 output=json_schema"
         assert "right side" not in rows["images/case000.png"]["description"]
 
@@ -161,10 +180,14 @@ def test_build_against_a_scripted_server_ends_every_record_and_the_rerun_is_serv
         assert sorted(bad) == ["images/case001.png", "images/case006.png", "images/case007.png"]
         stage, reason = bad["images/case001.png"]
         assert stage == "verify"
-        assert reason.startswith("description still contradicts the record after one repair: side: "
-                                 "text puts it on the image's right but mass is at ")
+        assert reason.startswith(
+            "description still contradicts the record after one repair: side: "
+            "text puts it on the image's right but mass is at "
+        )
         assert bad["images/case006.png"] == (
-            "describe", "answer is not JSON: 'Sure, the image shows a mass somewhere near the middle.'")
+            "describe",
+            "answer is not JSON: 'Sure, the image shows a mass somewhere near the middle.'",
+        )
         assert bad["images/case007.png"][0] == "describe"
         assert bad["images/case007.png"][1].startswith("answer is truncated: the model hit its token limit")
 
@@ -182,7 +205,12 @@ def test_build_against_a_scripted_server_ends_every_record_and_the_rerun_is_serv
         assert len(server.requests) == 15 + 2
         assert rerun["totals"] == manifest["totals"]
         assert rerun["describer_usage"] == {
-            "requests": 0, "cache_hits": 10, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0, "shrunk": 0,
+            "requests": 0,
+            "cache_hits": 10,
+            "retries": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "shrunk": 0,
         }
         assert {q["file"]: (q["stage"], q["reason"]) for q in read(out, "quarantine")} == bad
 
@@ -191,14 +219,30 @@ def test_build_against_a_scripted_server_ends_every_record_and_the_rerun_is_serv
 def tiny_sample(i: int = 0) -> Sample:
     pixels = np.full((20, 30), 100, np.uint8)
     pixels[2:8, 3:10] = 30
-    roi = ROI(bbox=[3, 2, 10, 8], label="nodule", source="annotation", position=Position("left", "top"),
-              area_ratio=7.0)
-    return Sample(id=f"s{i}", source="t", origin=Origin(file=f"f{i}.png"), modality="CT", organ="lung",
-                  width=30, height=20, pixels=pixels, rois=[roi])
+    roi = ROI(bbox=[3, 2, 10, 8], label="nodule", source="annotation", position=Position("left", "top"), area_ratio=7.0)
+    return Sample(
+        id=f"s{i}",
+        source="t",
+        origin=Origin(file=f"f{i}.png"),
+        modality="CT",
+        organ="lung",
+        width=30,
+        height=20,
+        pixels=pixels,
+        rois=[roi],
+    )
 
 
-GOOD = json.dumps({"modality": "CT", "structures": "lung", "roi": "a nodule", "texture": "dark",
-                   "local_global": "small", "description": "A CT image with one nodule."})
+GOOD = json.dumps(
+    {
+        "modality": "CT",
+        "structures": "lung",
+        "roi": "a nodule",
+        "texture": "dark",
+        "local_global": "small",
+        "description": "A CT image with one nodule.",
+    }
+)
 
 
 def client(server: ChatServer, **kw):
@@ -219,8 +263,7 @@ def test_an_unreachable_server_is_a_connection_failure_per_record():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again below: nothing listens there
-    describer = get_describer("openai", model="m", base_url=f"http://127.0.0.1:{port}/v1", backoff=0.01,
-                              max_attempts=2)
+    describer = get_describer("openai", model="m", base_url=f"http://127.0.0.1:{port}/v1", backoff=0.01, max_attempts=2)
     results = describer.describe_batch([tiny_sample(0), tiny_sample(1)])
     assert [str(r) for r in results] == [
         f"model call failed after 2 attempts: connection to http://127.0.0.1:{port}/v1 failed (ConnectError)"
@@ -295,7 +338,9 @@ def test_repair_is_quarantine_for_the_deterministic_describer_and_keep_keeps_fai
     wrong.description = "A CT image with one nodule on the right side of the image."
     stage = VerifyStage("repair", grounded)
     assert not hasattr(stage, "process_batch")
-    with pytest.raises(StageError, match="^description contradicts the record: side: text puts it on the image's right"):
+    with pytest.raises(
+        StageError, match="^description contradicts the record: side: text puts it on the image's right"
+    ):
         stage(wrong)
     kept = VerifyStage("keep", grounded)(wrong)
     assert [c.name for c in kept.checks if not c.ok] == ["side"]
@@ -309,8 +354,9 @@ def test_replies_with_odd_types_become_readable_reasons_or_are_ignored():
         _reply_from_json({"choices": [{"message": {"content": 5}}]})
     with pytest.raises(StageError, match="the server's answer is a dict, not text"):
         _reply_from_json({"choices": [{"message": {"content": {"a": 1}}}]})
-    reply = _reply_from_json({"choices": [{"message": {"content": "{}"}, "finish_reason": "stop"}],
-                              "usage": ["not", "a", "mapping"]})
+    reply = _reply_from_json(
+        {"choices": [{"message": {"content": "{}"}, "finish_reason": "stop"}], "usage": ["not", "a", "mapping"]}
+    )
     assert (reply.content, reply.prompt_tokens, reply.completion_tokens) == ("{}", 0, 0)
     reply = _reply_from_json({"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": "ten"}})
     assert reply.prompt_tokens == 0

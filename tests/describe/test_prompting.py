@@ -19,19 +19,40 @@ from medtrinity.describe.prompting import (
 from medtrinity.errors import StageError
 from medtrinity.records import ROI, Attributes, Check, Description, Origin, Passage, Position, Sample
 
-FIELDS = {"modality": "CT", "structures": "liver", "roi": "one lesion", "texture": "dark",
-          "local_global": "compresses the portal vein", "description": "A CT image of the liver with one lesion."}
+FIELDS = {
+    "modality": "CT",
+    "structures": "liver",
+    "roi": "one lesion",
+    "texture": "dark",
+    "local_global": "compresses the portal vein",
+    "description": "A CT image of the liver with one lesion.",
+}
 
 
 def sample(**kw) -> Sample:
     rois = [
-        ROI(bbox=[10, 20, 30, 44], label="tumor", source="annotation", position=Position("right-center", "upper-middle"),
-            area_ratio=4.2),
+        ROI(
+            bbox=[10, 20, 30, 44],
+            label="tumor",
+            source="annotation",
+            position=Position("right-center", "upper-middle"),
+            area_ratio=4.2,
+        ),
         ROI(bbox=[2, 2, 6, 6], label="cyst", source="annotation", position=Position("left", "top"), area_ratio=0.3),
     ]
-    base = dict(id="x", source="s", origin=Origin(file="a.png"), modality="CT", organ="liver", disease="liver tumor",
-                width=64, height=48, coarse_caption="CT image of the liver showing a liver tumor.", rois=rois,
-                knowledge=[Passage("mt-liver-002", "Liver lesions", "Hypodense   lesions\nare common.", 3.1)])
+    base = dict(
+        id="x",
+        source="s",
+        origin=Origin(file="a.png"),
+        modality="CT",
+        organ="liver",
+        disease="liver tumor",
+        width=64,
+        height=48,
+        coarse_caption="CT image of the liver showing a liver tumor.",
+        rois=rois,
+        knowledge=[Passage("mt-liver-002", "Liver lesions", "Hypodense   lesions\nare common.", 3.1)],
+    )
     return Sample(**{**base, **kw})
 
 
@@ -39,10 +60,14 @@ def test_the_prompt_goes_global_local_relation_then_integrates_and_shows_every_f
     text = render_prompt(sample(patient_left_on_image="right"))
     order = [text.index(step) for step in ("Level 1", "Level 2", "Level 3", "integrate the three levels")]
     assert order == sorted(order)
-    assert '- ROI 1: "tumor", box [10, 20, 30, 44] (x0, y0, x1, y1), position "upper-middle right-center", ' \
-           "covering 4.2% of the image, on the patient's left." in text
-    assert '- ROI 2: "cyst", box [2, 2, 6, 6] (x0, y0, x1, y1), position "top left", covering 0.3% of the image, ' \
-           "on the patient's right." in text
+    assert (
+        '- ROI 1: "tumor", box [10, 20, 30, 44] (x0, y0, x1, y1), position "upper-middle right-center", '
+        "covering 4.2% of the image, on the patient's left." in text
+    )
+    assert (
+        '- ROI 2: "cyst", box [2, 2, 6, 6] (x0, y0, x1, y1), position "top left", covering 0.3% of the image, '
+        "on the patient's right." in text
+    )
     assert "Regions of interest (2 in all):" in text
     assert "- Coarse caption: CT image of the liver showing a liver tumor." in text
     assert "- [mt-liver-002] Liver lesions: Hypodense lesions are common." in text
@@ -68,8 +93,12 @@ def test_no_roi_and_no_passages_render_without_empty_sections():
 
 
 def test_repair_prompt_names_each_failed_check():
-    text = render_repair_prompt([Check("side", False, "text puts it on the image's right but tumor is at top left"),
-                                 Check("area", False, "text says 40% but tumor is at top left (4.2%)")])
+    text = render_repair_prompt(
+        [
+            Check("side", False, "text puts it on the image's right but tumor is at top left"),
+            Check("area", False, "text says 40% but tumor is at top left (4.2%)"),
+        ]
+    )
     assert "- side: text puts it on the image's right but tumor is at top left\n- area: text says 40%" in text
 
 
@@ -79,9 +108,16 @@ def test_describer_label_records_backend_model_and_prompt_versions():
 
 
 def test_the_previous_answer_is_the_sample_description_as_the_six_field_json():
-    described = sample(attributes=Attributes(modality="CT", structures="liver", roi="one lesion", texture="dark",
-                                             local_global="compresses the portal vein"),
-                       description="A CT image of the liver with one lesion.")
+    described = sample(
+        attributes=Attributes(
+            modality="CT",
+            structures="liver",
+            roi="one lesion",
+            texture="dark",
+            local_global="compresses the portal vein",
+        ),
+        description="A CT image of the liver with one lesion.",
+    )
     assert previous_answer_json(described) == json.dumps(FIELDS)  # the fields in the prompt's order
 
 
@@ -93,36 +129,53 @@ def test_a_reply_becomes_a_labelled_description_or_the_reason_it_cannot():
     assert isinstance(refused, StageError) and str(refused) == "answer is not JSON: 'no JSON here'"
 
 
-@pytest.mark.parametrize("wrap", [
-    lambda j: j,
-    lambda j: f"```json\n{j}\n```",
-    lambda j: f"Sure! Here is the annotation:\n```\n{j}\n```\nLet me know.",
-    lambda j: f"The answer is {j} as requested.",
-])
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda j: j,
+        lambda j: f"```json\n{j}\n```",
+        lambda j: f"Sure! Here is the annotation:\n```\n{j}\n```\nLet me know.",
+        lambda j: f"The answer is {j} as requested.",
+    ],
+)
 def test_answers_are_found_in_fences_and_prose(wrap):
     answer = parse_answer(wrap(json.dumps(FIELDS)))
-    assert answer.attributes == Attributes(modality="CT", structures="liver", roi="one lesion", texture="dark",
-                                           local_global="compresses the portal vein")
+    assert answer.attributes == Attributes(
+        modality="CT", structures="liver", roi="one lesion", texture="dark", local_global="compresses the portal vein"
+    )
     assert answer.text == "A CT image of the liver with one lesion."
     assert answer.to_description("openai:m").describer == "openai:m"
 
 
 def test_field_names_and_shapes_are_normalised():
-    text = json.dumps({"Modality": "MRI", "Local-Global Relationship": ["a", "b"], "ROI": {"location": "left"},
-                       "Description": "  An   MRI.  "})
+    text = json.dumps(
+        {
+            "Modality": "MRI",
+            "Local-Global Relationship": ["a", "b"],
+            "ROI": {"location": "left"},
+            "Description": "  An   MRI.  ",
+        }
+    )
     answer = parse_answer(text)
     assert answer.attributes == Attributes(modality="MRI", roi="location: left", local_global="a b")
     assert answer.text == "An MRI."
 
 
-@pytest.mark.parametrize(("text", "finish", "reason"), [
-    ("", "stop", "answer is empty: the model returned no text"),
-    ("   \n", None, "answer is empty: the model returned no text"),
-    ('{"modality": "CT", "descr', "length", "answer is truncated: the model hit its token limit after '{\"modality\": \"CT\", \"descr'"),
-    ("I cannot help with that.", "stop", "answer is not JSON: 'I cannot help with that.'"),
-    ('{"modality": "CT"}', "stop", "answer is not JSON with a description: '{\"modality\": \"CT\"}'"),
-    ('{"modality": "CT", "description": ', "stop", "answer is not JSON: '{\"modality\": \"CT\", \"description\":'"),
-])
+@pytest.mark.parametrize(
+    ("text", "finish", "reason"),
+    [
+        ("", "stop", "answer is empty: the model returned no text"),
+        ("   \n", None, "answer is empty: the model returned no text"),
+        (
+            '{"modality": "CT", "descr',
+            "length",
+            'answer is truncated: the model hit its token limit after \'{"modality": "CT", "descr\'',
+        ),
+        ("I cannot help with that.", "stop", "answer is not JSON: 'I cannot help with that.'"),
+        ('{"modality": "CT"}', "stop", 'answer is not JSON with a description: \'{"modality": "CT"}\''),
+        ('{"modality": "CT", "description": ', "stop", 'answer is not JSON: \'{"modality": "CT", "description":\''),
+    ],
+)
 def test_unusable_answers_raise_a_stage_error_with_the_reason(text, finish, reason):
     with pytest.raises(StageError) as caught:
         parse_answer(text, finish)

@@ -32,14 +32,18 @@ def busy_then_free(first_answer: Scripted, busy_requests: int):
     return script
 
 
-@pytest.mark.parametrize("busy", [
-    Scripted(body=completion("{}"), delay=0.8),  # answers after the client's timeout
-    Scripted(status=429, body={"error": {"message": "Rate limit reached"}}, headers={"Retry-After": "0"}),
-])
+@pytest.mark.parametrize(
+    "busy",
+    [
+        Scripted(body=completion("{}"), delay=0.8),  # answers after the client's timeout
+        Scripted(status=429, body={"error": {"message": "Rate limit reached"}}, headers={"Retry-After": "0"}),
+    ],
+)
 def test_timeouts_and_429s_halve_the_requests_in_flight_once_per_window(busy):
     with ChatServer(busy_then_free(busy, 4)) as server:
-        describer = get_describer("openai", model="m", base_url=server.url, concurrency=4, timeout=0.4,
-                                  backoff=0.01, max_attempts=3)
+        describer = get_describer(
+            "openai", model="m", base_url=server.url, concurrency=4, timeout=0.4, backoff=0.01, max_attempts=3
+        )
         results = describer.describe_batch([nodule_sample(i) for i in range(4)])
         assert len(server.requests) == 8
     assert all(not isinstance(r, BaseException) for r in results), results
@@ -79,21 +83,33 @@ def test_a_server_dying_mid_build_stops_it_cleanly_and_resume_continues(tmp_path
             dead.set()
             threading.Thread(target=first.stop).start()
         if dead.is_set():
-            return Scripted(status=503, body={"error": {"code": 503, "message": "Loading model",
-                                                        "type": "unavailable_error"}})
+            return Scripted(
+                status=503, body={"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}
+            )
         return behaviour(body, headers)
 
     first = ChatServer(dies_after_the_first_shard, models=behaviour.models)
-    config = {"sources": [f"{recipe}:{root}"], "out": str(tmp_path / "out"), "describer": "openai",
-              "model": "tiny.gguf", "base_url": first.url, "shard_size": 4, "request_timeout": 5,
-              "retry_backoff": 0.01, "max_attempts": 3}
+    config = {
+        "sources": [f"{recipe}:{root}"],
+        "out": str(tmp_path / "out"),
+        "describer": "openai",
+        "model": "tiny.gguf",
+        "base_url": first.url,
+        "shard_size": 4,
+        "request_timeout": 5,
+        "retry_backoff": 0.01,
+        "max_attempts": 3,
+    }
     with first, pytest.raises(ServerGone) as caught:
         run_build(BuildConfig(**config), show_progress=False)
     message = str(caught.value)
-    assert message.startswith(f"the model server at {first.url} stopped answering: 3 requests in a row could not "
-                              f"connect (connection to {first.url} failed (ConnectError)); start it again. ")
-    assert message.endswith("The build stopped at shard 1: finished shards are kept; rerun with --resume once the "
-                            "server is fixed")
+    assert message.startswith(
+        f"the model server at {first.url} stopped answering: 3 requests in a row could not "
+        f"connect (connection to {first.url} failed (ConnectError)); start it again. "
+    )
+    assert message.endswith(
+        "The build stopped at shard 1: finished shards are kept; rerun with --resume once the server is fixed"
+    )
     out = tmp_path / "out"
     assert sorted(p.name for p in (out / "_progress").glob("part-*.json")) == ["part-00000.json"]
     assert sorted(p.name for p in (out / "data").glob("*.parquet")) == ["part-00000.parquet"]

@@ -56,8 +56,16 @@ def _sample(name: str, lesion_boxes: list[tuple[int, int, int, int]]) -> Sample:
         pixels[mask] = 200
         rois.append(roi_from_mask(mask, "lesion"))
     return Sample(
-        id=name, source="test", origin=Origin(file=f"{name}.png"), modality="CT", organ="liver", width=width,
-        height=height, rois=rois, coarse_caption="CT of the liver with a lesion.", pixels=pixels,
+        id=name,
+        source="test",
+        origin=Origin(file=f"{name}.png"),
+        modality="CT",
+        organ="liver",
+        width=width,
+        height=height,
+        rois=rois,
+        coarse_caption="CT of the liver with a lesion.",
+        pixels=pixels,
     )
 
 
@@ -201,7 +209,11 @@ def test_text_only_model_is_a_one_line_user_error(tmp_path):
     from transformers import LlamaConfig
 
     text_only = LlamaConfig(
-        vocab_size=8, hidden_size=8, intermediate_size=8, num_hidden_layers=1, num_attention_heads=2,
+        vocab_size=8,
+        hidden_size=8,
+        intermediate_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
     )
     text_only.save_pretrained(tmp_path)
     with pytest.raises(UserError, match="cannot load an image-text-to-text model") as raised:

@@ -26,8 +26,16 @@ def chest_ct(patient_left_on_image: str | None = "right") -> Sample:
     # effusion: centre (0.15, 0.85) -> bottom left, 2400 px = 6.0 %
     rois = [roi_from_mask(box(130, 50, 170, 90), "nodule"), roi_from_mask(box(0, 150, 60, 190), "effusion")]
     return Sample(
-        id="v1", source="synthetic", origin=Origin(file="chest.dcm"), modality="CT", organ="chest",
-        disease="nodule", labels=["nodule", "effusion"], width=SIZE, height=SIZE, rois=rois,
+        id="v1",
+        source="synthetic",
+        origin=Origin(file="chest.dcm"),
+        modality="CT",
+        organ="chest",
+        disease="nodule",
+        labels=["nodule", "effusion"],
+        width=SIZE,
+        height=SIZE,
+        rois=rois,
         patient_left_on_image=patient_left_on_image,
     )
 
@@ -68,23 +76,47 @@ def test_default_text_is_the_sample_description():
 @pytest.mark.parametrize(
     ("wrong", "right", "check", "detail"),
     [
-        ("in the left lung (on the patient's left)", "in the right lung (on the patient's right)", "side",
-         "text says the patient's right but nodule is on the patient's left"),
+        (
+            "in the left lung (on the patient's left)",
+            "in the right lung (on the patient's right)",
+            "side",
+            "text says the patient's right but nodule is on the patient's left",
+        ),
         ("This is a CT image", "This is an MRI image", "modality", "text names MRI but the record is CT"),
         ("This is a CT image", "This is a radiograph", "modality", "text names X-Ray but the record is CT"),
-        ("about 4.0% of the image", "about 12.0% of the image", "area",
-         "text says 12% but nodule is at upper-middle right-center (4.0%)"),
+        (
+            "about 4.0% of the image",
+            "about 12.0% of the image",
+            "area",
+            "text says 12% but nodule is at upper-middle right-center (4.0%)",
+        ),
         ("covering 6 percent", "covering 4 percent", "area", "text says 4% but effusion is at bottom left (6.0%)"),
-        ("two regions of interest", "three regions of interest", "roi_count",
-         "text says 3 region(s) but the record has 2"),
+        (
+            "two regions of interest",
+            "three regions of interest",
+            "roi_count",
+            "text says 3 region(s) but the record has 2",
+        ),
         ("two regions of interest", "4 ROIs", "roi_count", "text says 4 region(s) but the record has 2"),
-        ("upper-middle right-center", "lower-middle left", "position",
-         "text says lower-middle left but nodule is at upper-middle right-center (4.0%)"),
+        (
+            "upper-middle right-center",
+            "lower-middle left",
+            "position",
+            "text says lower-middle left but nodule is at upper-middle right-center (4.0%)",
+        ),
         # A position that is some other ROI's is still wrong for the ROI the clause names.
-        ("upper-middle right-center", "bottom left", "position",
-         "text says bottom left but nodule is at upper-middle right-center (4.0%)"),
-        ("CT image of the chest", "CT image of the brain", "organ",
-         "text says the image shows brain but the record's organ is chest (chest)"),
+        (
+            "upper-middle right-center",
+            "bottom left",
+            "position",
+            "text says bottom left but nodule is at upper-middle right-center (4.0%)",
+        ),
+        (
+            "CT image of the chest",
+            "CT image of the brain",
+            "organ",
+            "text says the image shows brain but the record's organ is chest (chest)",
+        ),
     ],
 )
 def test_each_planted_error_is_flagged_by_its_check_only(wrong, right, check, detail):
@@ -98,7 +130,7 @@ def test_side_in_the_patient_frame_needs_the_orientation():
     # With the opposite convention the nodule is on the patient's right and the effusion on the left.
     assert failing(verify(chest_ct("left"), CORRECT)) == {
         "side": "text says the patient's left but nodule is on the patient's right"
-                " | text says the patient's right but effusion is on the patient's left"
+        " | text says the patient's right but effusion is on the patient's left"
     }
     unknown = {c.name: c for c in verify(chest_ct(None), "The nodule is in the right lung.")}
     assert unknown["side"].ok and unknown["side"].status == "not-verifiable"
@@ -106,8 +138,9 @@ def test_side_in_the_patient_frame_needs_the_orientation():
     # A side that can be checked in the image frame still decides; the patient-frame one is reported as unchecked.
     mixed = {c.name: c for c in verify(chest_ct(None), text + " The nodule is on the right side of the image.")}
     assert mixed["side"].status == "pass"
-    assert mixed["side"].detail == ("stated sides agree: image right; "
-                                    "not verifiable: the patient's orientation on the image is unknown")
+    assert mixed["side"].detail == (
+        "stated sides agree: image right; not verifiable: the patient's orientation on the image is unknown"
+    )
 
 
 def test_side_with_a_single_roi_and_both_conventions():
@@ -226,7 +259,11 @@ def test_text_stating_nothing_passes_with_readable_details():
     checks = verify(chest_ct(), "An image.")
     assert failing(checks) == {}
     assert [c.detail for c in checks] == [
-        "text names no modality", "text states no position words", "text states no area",
-        "text states no count of regions", "text states no side", "text names no imaged organ",
+        "text names no modality",
+        "text states no position words",
+        "text states no area",
+        "text states no count of regions",
+        "text states no side",
+        "text names no imaged organ",
     ]
     assert {c.status for c in checks} == {"pass"}

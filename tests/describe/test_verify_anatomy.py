@@ -27,35 +27,48 @@ def test_every_organ_a_recipe_emits_is_in_the_map():
         assert organ in emitted_organs()
 
 
-@pytest.mark.parametrize(("word", "canonical", "region"), [
-    ("Lungs", "lung", "chest"), ("renal", "kidney", "abdomen"), ("colorectal", "colorectum", "abdomen"),
-    ("gastric", "stomach", "abdomen"), ("forearm", "forearm", "upper limb"), ("tibia", "tibia", "lower limb"),
-    ("optic disc", "optic disc", "head"), ("lymph node", "lymph node", None), ("whole-body", "body", None),
-    ("pelvic cavity", "pelvis", "abdomen"), ("mediastinum", "mediastinum", "chest"),
-])
+@pytest.mark.parametrize(
+    ("word", "canonical", "region"),
+    [
+        ("Lungs", "lung", "chest"),
+        ("renal", "kidney", "abdomen"),
+        ("colorectal", "colorectum", "abdomen"),
+        ("gastric", "stomach", "abdomen"),
+        ("forearm", "forearm", "upper limb"),
+        ("tibia", "tibia", "lower limb"),
+        ("optic disc", "optic disc", "head"),
+        ("lymph node", "lymph node", None),
+        ("whole-body", "body", None),
+        ("pelvic cavity", "pelvis", "abdomen"),
+        ("mediastinum", "mediastinum", "chest"),
+    ],
+)
 def test_words_map_to_organs_within_regions(word, canonical, region):
     assert canonical_organ(word) == canonical
     assert body_region(canonical) == region
 
 
-@pytest.mark.parametrize(("claimed", "recorded", "modality", "fits"), [
-    ("liver", "kidney", "CT", True),  # a slice through the kidneys also cuts the liver
-    ("brain", "kidney", "CT", False),
-    ("chest", "lung", "X-Ray", True),
-    ("stomach", "colon", "Endoscopy", False),  # upper vs lower GI
-    ("rectum", "colon", "Endoscopy", True),
-    ("gastrointestinal tract", "colon", "Endoscopy", True),
-    ("liver", "colorectum", "Histopathology", False),
-    ("colon", "colorectum", "Histopathology", True),
-    ("forearm", "skin", "Dermoscopy", True),  # a body site of a skin lesion
-    ("liver", "skin", "Dermoscopy", False),
-    ("macula", "retina", "Fundus", True),
-    ("knee", "retina", "Fundus", False),
-    ("neck", "lymph node", "Ultrasound", True),
-    ("chest", "skeleton", "Nuclear Medicine", True),
-    ("knee", "tibia", "X-Ray", True),
-    ("abdomen", "shoulder", "MRI", False),
-])
+@pytest.mark.parametrize(
+    ("claimed", "recorded", "modality", "fits"),
+    [
+        ("liver", "kidney", "CT", True),  # a slice through the kidneys also cuts the liver
+        ("brain", "kidney", "CT", False),
+        ("chest", "lung", "X-Ray", True),
+        ("stomach", "colon", "Endoscopy", False),  # upper vs lower GI
+        ("rectum", "colon", "Endoscopy", True),
+        ("gastrointestinal tract", "colon", "Endoscopy", True),
+        ("liver", "colorectum", "Histopathology", False),
+        ("colon", "colorectum", "Histopathology", True),
+        ("forearm", "skin", "Dermoscopy", True),  # a body site of a skin lesion
+        ("liver", "skin", "Dermoscopy", False),
+        ("macula", "retina", "Fundus", True),
+        ("knee", "retina", "Fundus", False),
+        ("neck", "lymph node", "Ultrasound", True),
+        ("chest", "skeleton", "Nuclear Medicine", True),
+        ("knee", "tibia", "X-Ray", True),
+        ("abdomen", "shoulder", "MRI", False),
+    ],
+)
 def test_organ_fits(claimed, recorded, modality, fits):
     assert organ_fits(claimed, recorded, modality) is fits
 

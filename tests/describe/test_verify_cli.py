@@ -39,8 +39,10 @@ def test_every_check_of_every_record_is_counted(build, capsys):
     assert main(["verify", str(out)]) == 0
     printed = capsys.readouterr().out
     rows = table_rows(printed)
-    assert rows == {**{("kvasir-seg", name): (written, 0, 0) for name in CHECKS},
-                    **{("all", name): (written, 0, 0) for name in CHECKS}}
+    assert rows == {
+        **{("kvasir-seg", name): (written, 0, 0) for name in CHECKS},
+        **{("all", name): (written, 0, 0) for name in CHECKS},
+    }
     assert f"{written} records verified" in printed
 
 
@@ -51,13 +53,20 @@ def test_a_contradiction_written_into_the_build_is_counted_as_a_fail(build, tmp_
     table = pq.read_table(next((out / "data").glob("part-*.parquet")))
     descriptions = table.column("description").to_pylist()
     descriptions[0] = "This gastroscopy image of the stomach shows three polyps, together covering 80% of the image."
-    table = table.set_column(table.schema.get_field_index("description"), "description",
-                             pa.array(descriptions, pa.string()))
+    table = table.set_column(
+        table.schema.get_field_index("description"), "description", pa.array(descriptions, pa.string())
+    )
     pq.write_table(table, copy / "data" / "part-00000.parquet")
     verdicts, records = tally(copy)
     assert records[("kvasir-seg", "verified")] == written
     assert {name: verdicts[("kvasir-seg", name, "fail")] for name in CHECKS} == {
-        "modality": 0, "position": 0, "area": 1, "roi_count": 1, "side": 0, "organ": 1}
+        "modality": 0,
+        "position": 0,
+        "area": 1,
+        "roi_count": 1,
+        "side": 0,
+        "organ": 1,
+    }
 
 
 def test_another_text_column(build, capsys):

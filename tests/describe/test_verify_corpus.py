@@ -108,7 +108,7 @@ def test_verifier_flags_contradictions_and_passes_correct_texts(outcomes):
     problems = []
     f, n, _, _ = rates["correct"]
     if f / n > MAX_FALSE_FLAGS:
-        shown = [_shown(c, ch) for c, ch in outcomes if c.kind == "correct" and flagged(ch)][:SHOWN * 2]
+        shown = [_shown(c, ch) for c, ch in outcomes if c.kind == "correct" and flagged(ch)][: SHOWN * 2]
         problems.append(f"correct texts flagged: {f}/{n} ({f / n:.1%})\n  " + "\n  ".join(shown))
     for kind in KINDS:
         f, n, _, _ = rates[kind]

@@ -22,20 +22,35 @@ def box(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
     return mask
 
 
-def record(modality: str, organ: str | None, regions: list[tuple[tuple[int, int, int, int], str]],
-           orientation: str | None = "right", kinds: dict[str, str] | None = None) -> Sample:
+def record(
+    modality: str,
+    organ: str | None,
+    regions: list[tuple[tuple[int, int, int, int], str]],
+    orientation: str | None = "right",
+    kinds: dict[str, str] | None = None,
+) -> Sample:
     rois = [roi_from_mask(box(*b), label) for b, label in regions]
-    return Sample(id="r", source="synthetic", origin=Origin(file="x"), modality=modality, organ=organ,
-                  width=SIZE, height=SIZE, rois=rois, patient_left_on_image=orientation,
-                  label_kinds=kinds or {})
+    return Sample(
+        id="r",
+        source="synthetic",
+        origin=Origin(file="x"),
+        modality=modality,
+        organ=organ,
+        width=SIZE,
+        height=SIZE,
+        rois=rois,
+        patient_left_on_image=orientation,
+        label_kinds=kinds or {},
+    )
 
 
 def kidney_ct() -> Sample:
     # Radiological convention: the patient's left is on the image's right.
     # kidney #1 middle left-center (patient's right), kidney #2 middle right-center (patient's left),
     # tumor upper-middle right-center (patient's left), 900 px = 2.3 % (rounded half up from 2.25).
-    return record("CT", "kidney", [((40, 80, 80, 130), "kidney"), ((120, 80, 160, 130), "kidney"),
-                                   ((130, 40, 160, 70), "tumor")])
+    return record(
+        "CT", "kidney", [((40, 80, 80, 130), "kidney"), ((120, 80, 160, 130), "kidney"), ((130, 40, 160, 70), "tumor")]
+    )
 
 
 def chest_xray() -> Sample:
@@ -68,16 +83,23 @@ RECORDS = {"kidney": kidney_ct, "chest": chest_xray, "colon": colonoscopy, "skin
 
 
 def test_the_records_are_where_the_cases_say():
-    positions = {name: [(r.label, r.position.vertical, r.position.horizontal, r.area_ratio) for r in make().rois]
-                 for name, make in RECORDS.items()}
+    positions = {
+        name: [(r.label, r.position.vertical, r.position.horizontal, r.area_ratio) for r in make().rois]
+        for name, make in RECORDS.items()
+    }
     assert positions == {
-        "kidney": [("kidney", "middle", "left-center", 5.0), ("kidney", "middle", "right-center", 5.0),
-                   ("tumor", "upper-middle", "right-center", 2.3)],
+        "kidney": [
+            ("kidney", "middle", "left-center", 5.0),
+            ("kidney", "middle", "right-center", 5.0),
+            ("tumor", "upper-middle", "right-center", 2.3),
+        ],
         "chest": [("pneumothorax", "upper-middle", "right-center", 9.0)],
         "colon": [("polyp", "upper-middle", "left-center", 6.3)],
         "skin": [("skin lesion", "middle", "center", 9.0)],
-        "brain": [("GD-enhancing tumor", "upper-middle", "left-center", 1.0),
-                  ("peritumoral edema", "upper-middle", "left-center", 16.0)],
+        "brain": [
+            ("GD-enhancing tumor", "upper-middle", "left-center", 1.0),
+            ("peritumoral edema", "upper-middle", "left-center", 16.0),
+        ],
     }
 
 
@@ -202,8 +224,9 @@ def test_failure_details_name_the_subject():
 
 def test_label_kinds_decide_what_a_generic_noun_stands_for():
     # A slice whose only ROIs are anatomy: "a mass" is about no ROI, so neither its side nor its count is checked.
-    sample = record("CT", "kidney", [((40, 80, 80, 130), "kidney"), ((120, 80, 160, 130), "kidney")],
-                    kinds={"kidney": "anatomy"})
+    sample = record(
+        "CT", "kidney", [((40, 80, 80, 130), "kidney"), ((120, 80, 160, 130), "kidney")], kinds={"kidney": "anatomy"}
+    )
     assert failing(sample, "A mass arises from the right kidney.") == set()
     checks = {c.name: c for c in verify(sample, "Two masses are seen.")}
     assert checks["roi_count"].status == "not-verifiable"

@@ -20,9 +20,18 @@ from medtrinity.roi.geometry import roi_from_mask
 def kidney_record(orientation: str | None) -> Sample:
     mask = np.zeros((100, 100), dtype=bool)
     mask[20:40, 65:85] = True  # centre (0.75, 0.3): upper-middle right-center
-    return Sample(id="k1", source="synthetic", origin=Origin(file="case_00001/imaging.nii.gz", slice=40, axis="axial"),
-                  modality="CT", organ="kidney", width=100, height=100, rois=[roi_from_mask(mask, "tumor")],
-                  patient_left_on_image=orientation, image_bytes=b"\x89PNG\r\n\x1a\n")
+    return Sample(
+        id="k1",
+        source="synthetic",
+        origin=Origin(file="case_00001/imaging.nii.gz", slice=40, axis="axial"),
+        modality="CT",
+        organ="kidney",
+        width=100,
+        height=100,
+        rois=[roi_from_mask(mask, "tumor")],
+        patient_left_on_image=orientation,
+        image_bytes=b"\x89PNG\r\n\x1a\n",
+    )
 
 
 def read_back(sample: Sample, tmp_path) -> Sample:

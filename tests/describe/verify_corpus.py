@@ -80,23 +80,44 @@ class Facts:
 
 # Which Facts field each contradiction kind changes.
 KIND_FIELD = {
-    "modality": "modality", "organ": "organ", "image_side": "horizontal", "patient_side": "patient_side",
-    "position": "vertical", "area": "area", "count": "count",
+    "modality": "modality",
+    "organ": "organ",
+    "image_side": "horizontal",
+    "patient_side": "patient_side",
+    "position": "vertical",
+    "area": "area",
+    "count": "count",
 }
 
 # Vertical words and the position bins (indices into VERTICAL_WORDS) each one covers.
 VERTICAL_SPAN = {"top": {0}, "upper": {0, 1}, "middle": {2}, "lower": {3, 4}, "bottom": {4}}
 # Horizontal words (image frame) and the bins each covers; "central" names no side.
 HORIZONTAL_SPAN = {
-    "far left": {0}, "left": {0, 1}, "left of centre": {1}, "central": {2},
-    "right of centre": {3}, "right": {3, 4}, "far right": {4},
+    "far left": {0},
+    "left": {0, 1},
+    "left of centre": {1},
+    "central": {2},
+    "right of centre": {3},
+    "right": {3, 4},
+    "far right": {4},
 }
 MIRROR = {
-    "far left": "far right", "left": "right", "left of centre": "right of centre",
-    "far right": "far left", "right": "left", "right of centre": "left of centre",
+    "far left": "far right",
+    "left": "right",
+    "left of centre": "right of centre",
+    "far right": "far left",
+    "right": "left",
+    "right of centre": "left of centre",
 }
-SIDE_OF = {"far left": "left", "left": "left", "left of centre": "left", "central": None,
-           "right of centre": "right", "right": "right", "far right": "right"}
+SIDE_OF = {
+    "far left": "left",
+    "left": "left",
+    "left of centre": "left",
+    "central": None,
+    "right of centre": "right",
+    "right": "right",
+    "far right": "right",
+}
 OTHER_SIDE = {"left": "right", "right": "left"}
 NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 
@@ -129,8 +150,11 @@ def _horizontal_word(roi: ROI, rng: random.Random) -> str:
 def _patient_side(roi: ROI, sample: Sample) -> str | None:
     """Radiological convention made explicit: `patient_left_on_image` names the image side showing the patient's
     left; an ROI in the centre band is on neither side."""
-    image_side = SIDE_OF[{"left": "left", "left-center": "left", "center": "central",
-                          "right-center": "right", "right": "right"}[roi.position.horizontal]]
+    image_side = SIDE_OF[
+        {"left": "left", "left-center": "left", "center": "central", "right-center": "right", "right": "right"}[
+            roi.position.horizontal
+        ]
+    ]
     if image_side is None or sample.patient_left_on_image not in ("left", "right"):
         return None
     return "left" if image_side == sample.patient_left_on_image else "right"
@@ -171,16 +195,25 @@ GENERIC_MODALITIES: dict[str, list[str]] = {
 }
 # The modality a model might confuse each one with (never a compatible one: histology is seen under a microscope).
 WRONG_MODALITIES: dict[str, list[str]] = {
-    "CT": ["MRI", "Ultrasound"], "MRI": ["CT", "PET"], "X-Ray": ["CT", "MRI"],
-    "Ultrasound": ["MRI", "CT"], "Endoscopy": ["CT", "Dermoscopy"], "Dermoscopy": ["Endoscopy", "Fundus"],
-    "Fundus": ["OCT", "Dermoscopy"], "Histopathology": ["Endoscopy", "Dermoscopy"],
-    "Microscopy": ["Dermoscopy", "Fundus"], "Nuclear Medicine": ["CT", "PET", "MRI"],
+    "CT": ["MRI", "Ultrasound"],
+    "MRI": ["CT", "PET"],
+    "X-Ray": ["CT", "MRI"],
+    "Ultrasound": ["MRI", "CT"],
+    "Endoscopy": ["CT", "Dermoscopy"],
+    "Dermoscopy": ["Endoscopy", "Fundus"],
+    "Fundus": ["OCT", "Dermoscopy"],
+    "Histopathology": ["Endoscopy", "Dermoscopy"],
+    "Microscopy": ["Dermoscopy", "Fundus"],
+    "Nuclear Medicine": ["CT", "PET", "MRI"],
 }
 
 
 def _frontal_chest(sample: Sample) -> bool:
     return any(r.label.startswith("lung field") for r in sample.rois) or sample.source in (
-        "siim-acr-pneumothorax", "rsna-pneumonia", "chestx-ray14")
+        "siim-acr-pneumothorax",
+        "rsna-pneumonia",
+        "chestx-ray14",
+    )
 
 
 def _true_modalities(sample: Sample) -> list[str]:
@@ -200,8 +233,11 @@ def _true_modalities(sample: Sample) -> list[str]:
         return ["an axial T2-weighted FLAIR MR image", "an axial FLAIR MRI slice", "a FLAIR-sequence MR image"]
     if m == "CT" and (sample.source == "kits23" or "with contrast" in ref):
         if axial:
-            return ["an axial contrast-enhanced CT slice", "a contrast-enhanced computed tomography image",
-                    "an axial CT image"]
+            return [
+                "an axial contrast-enhanced CT slice",
+                "a contrast-enhanced computed tomography image",
+                "an axial CT image",
+            ]
         return ["a contrast-enhanced CT image", "a contrast-enhanced computed tomography scan", "a CT image"]
     if m == "CT":
         return ["a CT image", "a computed tomography (CT) slice", "a CT scan"]
@@ -216,14 +252,19 @@ def _true_modalities(sample: Sample) -> list[str]:
     if m == "Endoscopy":
         return ["an endoscopic image", "a still frame from an endoscopy", "an endoscopic view"]
     if m == "Histopathology" and any("IHC" in label for label in sample.labels):
-        return ["an immunohistochemically stained section", "an IHC-stained histology image",
-                "a histopathology image"]
+        return ["an immunohistochemically stained section", "an IHC-stained histology image", "a histopathology image"]
     if m == "Histopathology":
-        return ["an H&E-stained histology tile", "a hematoxylin and eosin (H&E) stained section",
-                "a histopathology patch"]
+        return [
+            "an H&E-stained histology tile",
+            "a hematoxylin and eosin (H&E) stained section",
+            "a histopathology patch",
+        ]
     if m == "Nuclear Medicine":
-        return ["a whole-body bone scintigraphy image", "a planar bone scan (scintigraphy)",
-                "a nuclear medicine bone scan"]
+        return [
+            "a whole-body bone scintigraphy image",
+            "a planar bone scan (scintigraphy)",
+            "a nuclear medicine bone scan",
+        ]
     if m == "X-Ray":
         return ["a plain radiograph", "an X-ray", "a conventional radiograph"]
     return GENERIC_MODALITIES[m]
@@ -331,24 +372,38 @@ DIFFERENTIALS: dict[str, str] = {
 
 # Recommendations naming another modality (and sometimes other anatomy): not claims about this image.
 RECOMMENDATIONS: dict[str, list[str]] = {
-    "kidney": ["Further characterisation with MRI of the kidneys is recommended.",
-               "An ultrasound could be used for follow-up."],
-    "brain": ["Staging CT of the chest, abdomen and pelvis could be considered if a metastasis is suspected.",
-              "Correlation with a prior CT of the head is recommended."],
-    "head": ["MRI of the brain would be more sensitive if symptoms persist.",
-             "Correlation with a prior CT of the head is recommended."],
-    "chest": ["A follow-up CT of the chest is recommended if clinically indicated.",
-              "If symptoms persist, a chest CT should be considered."],
+    "kidney": [
+        "Further characterisation with MRI of the kidneys is recommended.",
+        "An ultrasound could be used for follow-up.",
+    ],
+    "brain": [
+        "Staging CT of the chest, abdomen and pelvis could be considered if a metastasis is suspected.",
+        "Correlation with a prior CT of the head is recommended.",
+    ],
+    "head": [
+        "MRI of the brain would be more sensitive if symptoms persist.",
+        "Correlation with a prior CT of the head is recommended.",
+    ],
+    "chest": [
+        "A follow-up CT of the chest is recommended if clinically indicated.",
+        "If symptoms persist, a chest CT should be considered.",
+    ],
     "lung": ["A follow-up CT of the chest is recommended if clinically indicated."],
     "liver": ["Correlation with a contrast-enhanced CT or an ultrasound of the liver is suggested."],
     "abdomen": ["Further evaluation with MRI of the abdomen is recommended if clinically indicated."],
-    "colon": ["Histopathological examination after polypectomy is recommended.",
-              "CT colonography could be considered if the colonoscopy is incomplete."],
+    "colon": [
+        "Histopathological examination after polypectomy is recommended.",
+        "CT colonography could be considered if the colonoscopy is incomplete.",
+    ],
     "colorectum": ["Correlation with the endoscopic and CT staging findings is advised."],
-    "skin": ["Excision with histopathological examination is recommended if the lesion changes.",
-             "Follow-up dermoscopy in three months could be considered."],
-    "breast": ["Correlation with mammography is recommended.",
-               "An MRI of both breasts may be considered for further characterisation."],
+    "skin": [
+        "Excision with histopathological examination is recommended if the lesion changes.",
+        "Follow-up dermoscopy in three months could be considered.",
+    ],
+    "breast": [
+        "Correlation with mammography is recommended.",
+        "An MRI of both breasts may be considered for further characterisation.",
+    ],
     "heart": ["Cardiac MRI could be considered for further assessment."],
     "pelvis": ["MRI of the pelvis may be helpful for further characterisation."],
     "shoulder": ["Correlation with shoulder radiographs is suggested."],
@@ -383,17 +438,29 @@ CONFIDENCES = ["Confidence: 95%.", "I am about 90% confident in this interpretat
 
 # Findings named in the source's labels that have no ROI: said as the source says them.
 LABEL_FINDINGS: dict[str, str] = {
-    "edema": "pulmonary edema", "lung opacity": "a lung opacity", "atelectasis": "atelectasis",
-    "pleural effusion (uncertain)": "a possible pleural effusion", "cardiomegaly (uncertain)": "possible cardiomegaly",
-    "fracture (uncertain)": "a possible fracture", "pneumonia (uncertain)": "possible pneumonia",
-    "atelectasis (uncertain)": "possible atelectasis", "support devices": "support devices",
-    "pneumothorax": "a pneumothorax", "effusion": "a pleural effusion", "pleural thickening": "pleural thickening",
-    "adipose tissue": "adipose tissue", "background": "slide background with little tissue",
-    "debris": "necrotic debris", "lymphocytes": "sheets of lymphocytes", "mucus": "mucus",
-    "smooth muscle": "smooth muscle", "normal colon mucosa": "normal colonic mucosa",
+    "edema": "pulmonary edema",
+    "lung opacity": "a lung opacity",
+    "atelectasis": "atelectasis",
+    "pleural effusion (uncertain)": "a possible pleural effusion",
+    "cardiomegaly (uncertain)": "possible cardiomegaly",
+    "fracture (uncertain)": "a possible fracture",
+    "pneumonia (uncertain)": "possible pneumonia",
+    "atelectasis (uncertain)": "possible atelectasis",
+    "support devices": "support devices",
+    "pneumothorax": "a pneumothorax",
+    "effusion": "a pleural effusion",
+    "pleural thickening": "pleural thickening",
+    "adipose tissue": "adipose tissue",
+    "background": "slide background with little tissue",
+    "debris": "necrotic debris",
+    "lymphocytes": "sheets of lymphocytes",
+    "mucus": "mucus",
+    "smooth muscle": "smooth muscle",
+    "normal colon mucosa": "normal colonic mucosa",
     "cancer-associated stroma": "cancer-associated stroma",
     "colorectal adenocarcinoma epithelium": "colorectal adenocarcinoma epithelium",
-    "colonic glands": "colonic glands", "whole-body bone scan": "a whole-body bone scan",
+    "colonic glands": "colonic glands",
+    "whole-body bone scan": "a whole-body bone scan",
 }
 NORMAL_LABELS = {"normal", "no finding"}
 
@@ -408,25 +475,40 @@ def _a(phrase: str) -> str:
 
 
 _V_ADJ = {"top": "top", "upper": "upper", "middle": "middle", "lower": "lower", "bottom": "bottom"}
-_H_TAIL = {"far left": "towards the left edge", "far right": "towards the right edge",
-           "left of centre": "left of centre", "right of centre": "right of centre"}
+_H_TAIL = {
+    "far left": "towards the left edge",
+    "far right": "towards the right edge",
+    "left of centre": "left of centre",
+    "right of centre": "right of centre",
+}
 
 
 def _where_both(v: str, h: str, form: int) -> str:
     """Vertical and horizontal in the image frame ("in the upper right portion of the image")."""
     if h == "central":
         if v == "middle":
-            return ["in the centre of the image", "centrally in the image", "in the central part of the image"][form % 3]
-        return [f"in the {v} central part of the image", f"at the {v} centre of the image",
-                f"in the {v} part of the image, near the horizontal centre"][form % 3]
+            return ["in the centre of the image", "centrally in the image", "in the central part of the image"][
+                form % 3
+            ]
+        return [
+            f"in the {v} central part of the image",
+            f"at the {v} centre of the image",
+            f"in the {v} part of the image, near the horizontal centre",
+        ][form % 3]
     if h in _H_TAIL:
         where_v = "at mid-height" if v == "middle" else f"in the {v} part of the image"
         return f"{where_v}, {_H_TAIL[h]}"
     if v == "middle":
-        return [f"in the middle {h} part of the image", f"in the mid-{h} region of the image",
-                f"on the {h} side of the image, at mid-height"][form % 3]
-    return [f"in the {v} {h} portion of the image", f"in the {v}-{h} region of the image",
-            f"in the {v} {h} of the image"][form % 3]
+        return [
+            f"in the middle {h} part of the image",
+            f"in the mid-{h} region of the image",
+            f"on the {h} side of the image, at mid-height",
+        ][form % 3]
+    return [
+        f"in the {v} {h} portion of the image",
+        f"in the {v}-{h} region of the image",
+        f"in the {v} {h} of the image",
+    ][form % 3]
 
 
 def _where_vertical(v: str, form: int) -> str:
@@ -444,8 +526,12 @@ def _where_side(h: str, form: int) -> str:
         return f"at the {h} of the image"
     if h in ("left of centre", "right of centre"):
         return f"{h.split()[0]} of the image centre"
-    return [f"on the {h} side of the image", f"in the {h} half of the image", f"on the image's {h}",
-            f"on the {h} of the image"][form % 4]
+    return [
+        f"on the {h} side of the image",
+        f"in the {h} half of the image",
+        f"on the image's {h}",
+        f"on the {h} of the image",
+    ][form % 4]
 
 
 _ZONES = {"top": "apex", "upper": "upper zone", "middle": "mid zone", "lower": "lower zone", "bottom": "base"}
@@ -471,8 +557,15 @@ def _patient_side_before(context: str, side: str, noun: str) -> str:
     return f"{side}-sided {noun}"
 
 
-_FRACTIONS = {10: "a tenth", 20: "a fifth", 25: "a quarter", 100 / 3: "a third", 50: "half",
-              200 / 3: "two thirds", 75: "three quarters"}
+_FRACTIONS = {
+    10: "a tenth",
+    20: "a fifth",
+    25: "a quarter",
+    100 / 3: "a third",
+    50: "half",
+    200 / 3: "two thirds",
+    75: "three quarters",
+}
 _AREA_NOUNS = ["of the image", "of the field", "of the image area", "of the frame", "of the total image area"]
 _QUALIFIERS = ["about", "roughly", "approximately", "around", "~"]
 
@@ -507,10 +600,18 @@ def _area(a: float, true_area: float, form: str, i: int) -> str:
 
 def _count_sentence(n: int, noun: Noun, form: int) -> str:
     if n == 1:
-        return [f"A single {noun.singular} is identified.", f"There is a solitary {noun.singular}.",
-                f"Only one {noun.singular} is seen.", f"One {noun.singular} is visible."][form % 4]
-    return [f"{_cap(NUMBERS[n])} {noun.plural} are identified.", f"There are {NUMBERS[n]} {noun.plural}.",
-            f"{_cap(NUMBERS[n])} separate {noun.plural} are seen.", f"{n} {noun.plural} are visible."][form % 4]
+        return [
+            f"A single {noun.singular} is identified.",
+            f"There is a solitary {noun.singular}.",
+            f"Only one {noun.singular} is seen.",
+            f"One {noun.singular} is visible.",
+        ][form % 4]
+    return [
+        f"{_cap(NUMBERS[n])} {noun.plural} are identified.",
+        f"There are {NUMBERS[n]} {noun.plural}.",
+        f"{_cap(NUMBERS[n])} separate {noun.plural} are seen.",
+        f"{n} {noun.plural} are visible.",
+    ][form % 4]
 
 
 def _region_count_sentence(n: int, form: int) -> str:
@@ -586,21 +687,50 @@ _TEMPLATES: dict[str, list[list[tuple[str, str | None]]]] = {
     "prose": [
         [("There is {np}", None), (" {post}", "post"), (" {loc}", "loc"), (", occupying {area}", "area"), (".", None)],
         [("{NP} is seen", None), (" {loc}", "loc"), (" {post}", "post"), ("; it covers {area}", "area"), (".", None)],
-        [("{NP}", None), (" {post}", "post"), (" is present", None), (" {loc}", "loc"),
-         (", accounting for {area}", "area"), (".", None)],
-        [("{LOC}, there is", "loc"), ("There is", "noloc"), (" {np}", None), (" {post}", "post"),
-         (" that takes up {area}", "area"), (".", None)],
+        [
+            ("{NP}", None),
+            (" {post}", "post"),
+            (" is present", None),
+            (" {loc}", "loc"),
+            (", accounting for {area}", "area"),
+            (".", None),
+        ],
+        [
+            ("{LOC}, there is", "loc"),
+            ("There is", "noloc"),
+            (" {np}", None),
+            (" {post}", "post"),
+            (" that takes up {area}", "area"),
+            (".", None),
+        ],
     ],
     "report": [
-        [("Findings: {NP}", None), (" {post}", "post"), (" is noted", None), (" {loc}", "loc"),
-         (", extending over {area}", "area"), (".", None)],
+        [
+            ("Findings: {NP}", None),
+            (" {post}", "post"),
+            (" is noted", None),
+            (" {loc}", "loc"),
+            (", extending over {area}", "area"),
+            (".", None),
+        ],
     ],
     "bullets": [
-        [("- {what}: {bare}", None), (" {post}", "post"), ("\n- Location: {loc}", "loc"),
-         ("\n- Extent: {area}", "area")],
+        [
+            ("- {what}: {bare}", None),
+            (" {post}", "post"),
+            ("\n- Location: {loc}", "loc"),
+            ("\n- Extent: {area}", "area"),
+        ],
     ],
     "short": [
-        [("{NP}", None), (" {post}", "post"), (" is seen", None), (" {loc}", "loc"), (" ({area})", "area"), (".", None)],
+        [
+            ("{NP}", None),
+            (" {post}", "post"),
+            (" is seen", None),
+            (" {loc}", "loc"),
+            (" ({area})", "area"),
+            (".", None),
+        ],
     ],
 }
 
@@ -612,15 +742,17 @@ class Subject:
     noun: Noun
 
 
-def _subject_part(subject: Subject, style: str, context: str, rng: random.Random, want: set[str],
-                  counted: bool) -> tuple[Part, set[str], bool]:
+def _subject_part(
+    subject: Subject, style: str, context: str, rng: random.Random, want: set[str], counted: bool
+) -> tuple[Part, set[str], bool]:
     """The sentence about the subject ROI; `want` says which facts it may state.
 
     Returns (part, the kinds it states, whether the vertical word may be a coarse neighbouring-bin one: only in
     the image-frame phrase "in the top right of the image", never in "near the top" or "apex")."""
     definite = counted or subject.noun.definite
-    template = rng.choice([t for t in _TEMPLATES[style] if not (definite and "there is" in t[0][0].lower())]
-                          or _TEMPLATES[style])
+    template = rng.choice(
+        [t for t in _TEMPLATES[style] if not (definite and "there is" in t[0][0].lower())] or _TEMPLATES[style]
+    )
     loc_form = rng.choice(["both", "both", "vertical", "side"])
     form = rng.randrange(12)
     area_form = rng.choice(["approx", "approx", "approx", "decimal", "fraction", "bound"])
@@ -649,8 +781,9 @@ def _subject_part(subject: Subject, style: str, context: str, rng: random.Random
             if side_before and context in ("chest", "kidney"):
                 bare = _patient_side_before(context, facts.patient_side, noun)
             else:
-                post = _patient_side_after(context, facts.patient_side, facts.vertical if zone_with_side else None,
-                                           form)
+                post = _patient_side_after(
+                    context, facts.patient_side, facts.vertical if zone_with_side else None, form
+                )
         loc = ""
         h = facts.horizontal if use_h else None
         v = facts.vertical if use_v and not zone_with_side else None
@@ -662,8 +795,17 @@ def _subject_part(subject: Subject, style: str, context: str, rng: random.Random
             loc = _where_side(h, form)
         area = _area(facts.area, facts.true_area, area_form, form) if "area" in stated else ""
         np = f"the {bare}" if definite else _a(bare)
-        segments = {"np": np, "NP": _cap(np), "bare": bare, "post": post, "loc": loc, "LOC": _cap(loc),
-                    "area": area, "noloc": "" if loc else "x", "what": "Finding" if subject.noun.finding else "Structure"}
+        segments = {
+            "np": np,
+            "NP": _cap(np),
+            "bare": bare,
+            "post": post,
+            "loc": loc,
+            "LOC": _cap(loc),
+            "area": area,
+            "noloc": "" if loc else "x",
+            "what": "Finding" if subject.noun.finding else "Structure",
+        }
         return _fill(template, segments)
 
     coarse_ok = use_v and use_h and not zone_with_side and loc_form == "both"
@@ -699,9 +841,14 @@ def _intro(sample: Sample, style: str, rng: random.Random, with_confidence: bool
             return f"Technique: {_cap(mod)}{organ}."
         if with_confidence:
             return f"This is, with 95% confidence, {mod}{organ}."
-        return [f"The image is {mod}{organ}.", f"This is {mod}{organ}.", f"The provided image appears to be {mod}{organ}.",
-                f"This appears to be {mod}{organ}.", f"We are looking at {mod}{organ}.",
-                f"{_cap(mod)}{organ} is shown."][j * 2 % 6 if style == "short" else (i + j) % 6]
+        return [
+            f"The image is {mod}{organ}.",
+            f"This is {mod}{organ}.",
+            f"The provided image appears to be {mod}{organ}.",
+            f"This appears to be {mod}{organ}.",
+            f"We are looking at {mod}{organ}.",
+            f"{_cap(mod)}{organ} is shown.",
+        ][j * 2 % 6 if style == "short" else (i + j) % 6]
 
     return render
 
@@ -709,8 +856,11 @@ def _intro(sample: Sample, style: str, rng: random.Random, with_confidence: bool
 def _label_findings(sample: Sample) -> str:
     """The source's own finding labels without an ROI, said the way a report says them."""
     roi_labels = {r.label.lower() for r in sample.rois}
-    said = [LABEL_FINDINGS[label.lower()] for label in sample.labels
-            if label.lower() in LABEL_FINDINGS and label.lower() not in roi_labels]
+    said = [
+        LABEL_FINDINGS[label.lower()]
+        for label in sample.labels
+        if label.lower() in LABEL_FINDINGS and label.lower() not in roi_labels
+    ]
     if not said:
         return ""
     listed = said[0] if len(said) == 1 else ", ".join(said[:-1]) + " and " + said[-1]
@@ -722,8 +872,9 @@ def _label_findings(sample: Sample) -> str:
 
 
 def _image_side(roi: ROI) -> str | None:
-    return {"left": "left", "left-center": "left", "center": None, "right-center": "right",
-            "right": "right"}[roi.position.horizontal]
+    return {"left": "left", "left-center": "left", "center": None, "right-center": "right", "right": "right"}[
+        roi.position.horizontal
+    ]
 
 
 def _one_side_findings(sample: Sample) -> str | None:
@@ -731,9 +882,13 @@ def _one_side_findings(sample: Sample) -> str | None:
     record has an annotated ROI, so "no other … on the other side" is what the source says)."""
     findings = _finding_rois(sample)
     roi_labels = {r.label.lower() for r in sample.rois}
-    unlocated = [label for label in sample.labels
-                 if label.lower() not in roi_labels and label.lower() not in NORMAL_LABELS
-                 and label.lower() not in ("kidney", "support devices")]
+    unlocated = [
+        label
+        for label in sample.labels
+        if label.lower() not in roi_labels
+        and label.lower() not in NORMAL_LABELS
+        and label.lower() not in ("kidney", "support devices")
+    ]
     sides = {_image_side(r) for r in findings}
     if not findings or unlocated or len(sides) != 1 or None in sides:
         return None
@@ -746,8 +901,11 @@ def _negations(sample: Sample, subject: Subject | None, context: str) -> list[st
     """True negative statements with side words: a verifier must not read them as claims of where something is."""
     if _is_normal(sample) and sample.modality in ("X-Ray", "CT", "MRI"):
         if context == "chest":
-            return ["The left lung is clear.", "No pneumothorax is seen on the right.",
-                    "There is no focal consolidation in the right lung."]
+            return [
+                "The left lung is clear.",
+                "No pneumothorax is seen on the right.",
+                "There is no focal consolidation in the right lung.",
+            ]
         if context == "kidney":
             return ["No renal mass is seen in the left kidney.", "The right kidney shows no focal lesion."]
         if context == "brain" and sample.source == "brats2021":
@@ -786,14 +944,22 @@ def _anatomy_note(sample: Sample, rng: random.Random) -> str:
     if abs(pair[0].area_ratio - pair[1].area_ratio) <= 0.3:
         area = _area(pair[0].area_ratio, pair[0].area_ratio, rng.choice(["approx", "fraction"]), rng.randrange(5))
         each = f", each occupying {area}"
-    return rng.choice([
-        (f"As per radiological convention, the {on_image_left} {organ} appears on the left side of the image "
-         f"and the {on_image_right} {organ} on the right{each}."),
-        (f"The {on_image_right} {organ} is displayed on the right of the image and the {on_image_left} {organ} "
-         f"on the left{each}."),
-        (f"The {on_image_left} {organ} is seen on the left side of the image; the {on_image_right} {organ} is on "
-         f"the right side{each}."),
-    ])
+    return rng.choice(
+        [
+            (
+                f"As per radiological convention, the {on_image_left} {organ} appears on the left side of the image "
+                f"and the {on_image_right} {organ} on the right{each}."
+            ),
+            (
+                f"The {on_image_right} {organ} is displayed on the right of the image and the {on_image_left} {organ} "
+                f"on the left{each}."
+            ),
+            (
+                f"The {on_image_left} {organ} is seen on the left side of the image; the {on_image_right} {organ} is on "
+                f"the right side{each}."
+            ),
+        ]
+    )
 
 
 def _topic_organ(sample: Sample) -> str:
@@ -811,8 +977,9 @@ def _lead_in(fact: str, lead: str) -> str:
     return f"{lead} {fact if first in ('Bosniak', 'PA') else fact[:1].lower() + fact[1:]}"
 
 
-def _distractors(sample: Sample, subject: Subject | None, context: str, rng: random.Random, style: str,
-                 confidence_said: bool) -> list[str]:
+def _distractors(
+    sample: Sample, subject: Subject | None, context: str, rng: random.Random, style: str, confidence_said: bool
+) -> list[str]:
     """Sentences that are true but state nothing about where or what this image's regions are."""
     label = subject.label if subject else None
     leading: list[str] = []  # negations and differentials: what an "Impression:" opens with
@@ -821,16 +988,26 @@ def _distractors(sample: Sample, subject: Subject | None, context: str, rng: ran
     if negations:
         leading.append(rng.choice(negations))
     if label in DIFFERENTIALS and rng.random() < 0.6:
-        leading.append(rng.choice(["This could represent {}.", "Differential considerations include {}.",
-                                   "The appearance could be consistent with {}."]).format(DIFFERENTIALS[label]))
+        leading.append(
+            rng.choice(
+                [
+                    "This could represent {}.",
+                    "Differential considerations include {}.",
+                    "The appearance could be consistent with {}.",
+                ]
+            ).format(DIFFERENTIALS[label])
+        )
     organ = _topic_organ(sample)
     if organ in RECOMMENDATIONS and rng.random() < 0.7:
         other.append(rng.choice(RECOMMENDATIONS[organ]))
     topic = _topic(sample, label)
     if topic and rng.random() < 0.7:
         fact = PERCENT_FACTS[topic]
-        other.append(rng.choice([f"{fact}.", f"Background: {fact} [1].",
-                                 _lead_in(fact, "According to the literature,") + " [2]."]))
+        other.append(
+            rng.choice(
+                [f"{fact}.", f"Background: {fact} [1].", _lead_in(fact, "According to the literature,") + " [2]."]
+            )
+        )
     if rng.random() < 0.35 and not confidence_said:
         other.append(rng.choice(CONFIDENCES))
     rng.shuffle(leading)
@@ -866,8 +1043,11 @@ def _choose_subject(sample: Sample, rng: random.Random) -> tuple[Subject | None,
 def _secondary(sample: Sample, subject: Subject | None, rng: random.Random) -> str:
     """A true sentence about another single-ROI finding, so statements must be bound to their own subject."""
     groups = _groups(sample)
-    others = sorted(label for label, rois in groups.items()
-                    if len(rois) == 1 and NOUNS[label].finding and (subject is None or label != subject.label))
+    others = sorted(
+        label
+        for label, rois in groups.items()
+        if len(rois) == 1 and NOUNS[label].finding and (subject is None or label != subject.label)
+    )
     if not others:
         return ""
     label = rng.choice(others)
@@ -899,8 +1079,12 @@ def drafts_for(sample: Sample, variant: int, seed: int = SEED) -> tuple[Facts, D
             want.add("patient_side")
         if not full:
             want = {k for k in want if rng.random() < 0.6}
-    region_count = counted is None and 1 <= len(sample.rois) <= 5 and all(
-        r.source == "annotation" for r in sample.rois) and rng.random() < 0.5
+    region_count = (
+        counted is None
+        and 1 <= len(sample.rois) <= 5
+        and all(r.source == "annotation" for r in sample.rois)
+        and rng.random() < 0.5
+    )
     if counted is not None and (full or rng.random() < 0.6):
         facts["count"] = len(counted[1])
         states.add("count")
@@ -922,9 +1106,11 @@ def drafts_for(sample: Sample, variant: int, seed: int = SEED) -> tuple[Facts, D
                 text = _count_sentence(f.count, noun, form)
                 return f"- {text}" if style == "bullets" else text
         else:
+
             def count_part(f: Facts, form=form) -> str:
                 text = _region_count_sentence(f.count, form)
                 return f"- {text}" if style == "bullets" else text
+
         parts.append(count_part)
     if subject is not None:
         counted_same = "count" in states and counted is not None and counted[0] == subject.label
@@ -988,10 +1174,13 @@ def build_corpus(samples: list[Sample], seed: int = SEED) -> list[Case]:
                 raise AssertionError(f"{kind} contradiction of {sample.id} leaves the text unchanged: {text!r}")
             changed = f"{field}: {getattr(facts, field)} -> {getattr(wrong, field)}"
             candidates[kind][sample.source].append(
-                Case(sample.id, sample.source, kind, text, changed, base=draft.render(facts)))
+                Case(sample.id, sample.source, kind, text, changed, base=draft.render(facts))
+            )
     for kind in KINDS:
         by_source = candidates[kind]
-        order = {src: random.Random(f"{seed}:{kind}:{src}").sample(items, len(items)) for src, items in by_source.items()}
+        order = {
+            src: random.Random(f"{seed}:{kind}:{src}").sample(items, len(items)) for src, items in by_source.items()
+        }
         picked: list[Case] = []
         while len(picked) < MAX_PER_KIND and any(order.values()):
             for src in sorted(order):

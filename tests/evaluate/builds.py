@@ -19,8 +19,16 @@ def write_build(folder: Path, images: list[tuple[str, str | None, str, np.ndarra
     for source, split, file, image in images:
         data = image if isinstance(image, bytes) else encode_png(image)
         rid = sample_id(source, file)
-        sample = Sample(id=rid, source=source, split=split, origin=Origin(file=file), modality="CT",
-                        width=1, height=1, image_bytes=data)
+        sample = Sample(
+            id=rid,
+            source=source,
+            split=split,
+            origin=Origin(file=file),
+            modality="CT",
+            width=1,
+            height=1,
+            image_bytes=data,
+        )
         rows.append(sample_to_row(sample))
         ids.append(rid)
     (folder / "data").mkdir(parents=True)

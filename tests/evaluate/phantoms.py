@@ -50,7 +50,7 @@ def cropped(pixels: np.ndarray, fraction: float = 0.05) -> np.ndarray:
     """`fraction` of the width and of the height cut off, half on each side."""
     h, w = pixels.shape[:2]
     dx, dy = round(w * fraction / 2), round(h * fraction / 2)
-    return pixels[dy: h - dy, dx: w - dx].copy()
+    return pixels[dy : h - dy, dx : w - dx].copy()
 
 
 def shifted(pixels: np.ndarray, offset: int = 25, gain: float = 1.1) -> np.ndarray:

@@ -23,15 +23,19 @@ from report B by more than 5%. - Score: 1 point
 5. **Comparison of Lesions and Surrounding Regions:** Consistent with the image. - Score: 2 points
 
 Final scores: [2, 2, 1, 2, 2]"""
-SKIP_REPLY = 'Radiology report B does not mention any abnormalities or diseases, so the evaluation is skipped.\n\nNone'
+SKIP_REPLY = "Radiology report B does not mention any abnormalities or diseases, so the evaluation is skipped.\n\nNone"
 UNPARSEABLE = "I'm sorry, but I can't help with evaluating this medical image."
 
 
 def test_parse_reply():
     parsed = parse_reply(GPT4V_REPLY)
     assert parsed.status == "scored" and parsed.scores == [2, 2, 1, 2, 2]
-    assert parsed.reasons == [("roi: Locations of ROI (Regions of Interest): Report A places the region correctly, "
-                               "but its area ratio differs from report B by more than 5%. - Score: 1 point")]
+    assert parsed.reasons == [
+        (
+            "roi: Locations of ROI (Regions of Interest): Report A places the region correctly, "
+            "but its area ratio differs from report B by more than 5%. - Score: 1 point"
+        )
+    ]
     assert parse_reply(SKIP_REPLY).status == "skipped"
     assert parse_reply(UNPARSEABLE).status == "unparseable"
     assert parse_reply("Scores: [2, 2, 3, 2, 2]").status == "unparseable"  # 3 is no score of the rubric
@@ -59,8 +63,14 @@ def test_llm_judge_through_the_describer_client(mini_build, tmp_path):
     judge = Judge()
     options = {"model": "gpt-4o", "concurrency": 1, "max_attempts": 3, "backoff": 0.01}
     with ChatServer(judge, models=["gpt-4o"]) as server:
-        summary = run_alignment(mini_build, judge="llm", sample=3, seed=2, out=tmp_path / "a",
-                                client_options=options | {"base_url": server.url})
+        summary = run_alignment(
+            mini_build,
+            judge="llm",
+            sample=3,
+            seed=2,
+            out=tmp_path / "a",
+            client_options=options | {"base_url": server.url},
+        )
         assert [r.status for r in summary.records] == ["scored", "unparseable", "skipped"]
         scored = summary.records[0]
         assert scored.scores == [2, 2, 1, 2, 2] and scored.total == 9.0
@@ -71,8 +81,14 @@ def test_llm_judge_through_the_describer_client(mini_build, tmp_path):
         assert "Radiology report B (the original human annotation):\nModality:" in judge.judged[0]
         assert all(part["type"] == "image_url" for part in server.requests[-1]["messages"][1]["content"][:1])
         asked = len(judge.judged)
-        again = run_alignment(mini_build, judge="llm", sample=3, seed=2, out=tmp_path / "b",
-                              client_options=options | {"base_url": server.url})
+        again = run_alignment(
+            mini_build,
+            judge="llm",
+            sample=3,
+            seed=2,
+            out=tmp_path / "b",
+            client_options=options | {"base_url": server.url},
+        )
         assert len(judge.judged) == asked  # every judgement came from the build's request cache
         assert [r.status for r in again.records] == ["scored", "unparseable", "skipped"]
     data = json.loads((tmp_path / "a" / "summary.json").read_text())
@@ -95,8 +111,12 @@ def test_eval_answer_writes_predictions_eval_vqa_reads(tmp_path, capsys):
 
     out = tmp_path / "pred.jsonl"
     with ChatServer(model, models=["llava-med"]) as server:
-        assert main(["eval", "answer", "--gt", str(gt), "--base-url", server.url, "--model", "llava-med",
-                     "--out", str(out)]) == 0
+        assert (
+            main(
+                ["eval", "answer", "--gt", str(gt), "--base-url", server.url, "--model", "llava-med", "--out", str(out)]
+            )
+            == 0
+        )
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["question_id"] for line in lines] == list(range(1, 14))
     assert {line["text"] for line in lines} == {"Yes."} and lines[0]["prompt"] == "What is shown?"

@@ -25,8 +25,9 @@ GPT4V_STYLE = (
 
 
 def _record(rows, source: str, label: str, rois: int = 1):
-    return row_to_sample(next(r for r in rows if r["source"] == source and r["labels"] == [label]
-                              and len(r["rois"]) == rois))
+    return row_to_sample(
+        next(r for r in rows if r["source"] == source and r["labels"] == [label] and len(r["rois"]) == rois)
+    )
 
 
 def _scores(sample, text=None):
@@ -42,10 +43,16 @@ def pneumothorax(mini_rows):
 
 def test_correct_descriptions_score_full_marks(pneumothorax, mini_rows):
     scores = _scores(pneumothorax)
-    assert {k: s.score for k, s in scores.items()} == {"modality": 2, "structures": 2, "roi": 2, "texture": 2,
-                                                       "local_global": None}
-    assert scores["local_global"].reasons == [("local_global: not assessable: the reference states no relation of a "
-                                               "lesion to its surroundings")]
+    assert {k: s.score for k, s in scores.items()} == {
+        "modality": 2,
+        "structures": 2,
+        "roi": 2,
+        "texture": 2,
+        "local_global": None,
+    }
+    assert scores["local_global"].reasons == [
+        ("local_global: not assessable: the reference states no relation of a lesion to its surroundings")
+    ]
     assert {k: s.score for k, s in _scores(pneumothorax, GPT4V_STYLE).items()}["roi"] == 2
     assert sum(s.score or 0 for s in _scores(pneumothorax, GPT4V_STYLE).values()) == 8
 
@@ -74,19 +81,29 @@ def test_a_finding_the_reference_negates(mini_rows):
     sample = _record(mini_rows, "siim-acr-pneumothorax", "no pneumothorax", rois=2)
     before = {k: s.score for k, s in _scores(sample).items()}
     assert before == {"modality": 2, "structures": 2, "roi": None, "texture": 2, "local_global": None}
-    planted = sample.description.replace("The source records no pneumothorax.",
-                                         "A large left-sided pneumothorax is seen.")
+    planted = sample.description.replace(
+        "The source records no pneumothorax.", "A large left-sided pneumothorax is seen."
+    )
     after = _scores(sample, planted)
     assert {k: s.score for k, s in after.items()} == before | {"texture": 0}
     assert after["texture"].reasons == ["texture: states pneumothorax, which the reference negates"]
     # negated in the description, as the reference has it: no loss
-    assert _scores(sample, planted.replace("A large left-sided pneumothorax is seen.",
-                                           "There is no pneumothorax."))["texture"].score == 2
+    assert (
+        _scores(sample, planted.replace("A large left-sided pneumothorax is seen.", "There is no pneumothorax."))[
+            "texture"
+        ].score
+        == 2
+    )
 
 
 def test_a_report_states_findings_and_negations(mini_rows):
-    sample = row_to_sample(next(r for r in mini_rows if r["source"] == "mimic-cxr-jpg"
-                                and "no focal consolidation" in (r["reference_text"] or "")))
+    sample = row_to_sample(
+        next(
+            r
+            for r in mini_rows
+            if r["source"] == "mimic-cxr-jpg" and "no focal consolidation" in (r["reference_text"] or "")
+        )
+    )
     said = "This is a chest radiograph of the chest. There is a right pleural effusion and bilateral opacities."
     texture = _scores(sample, said)["texture"]
     assert texture.score == 0
@@ -94,8 +111,13 @@ def test_a_report_states_findings_and_negations(mini_rows):
 
 
 def test_records_without_human_annotation_are_not_judged(mini_rows):
-    expert_only = row_to_sample(next(r for r in mini_rows if r["source"] == "demo" and not r["labels"]
-                                     and all(roi["source"] != "annotation" for roi in r["rois"])))
+    expert_only = row_to_sample(
+        next(
+            r
+            for r in mini_rows
+            if r["source"] == "demo" and not r["labels"] and all(roi["source"] != "annotation" for roi in r["rois"])
+        )
+    )
     assert judge_rules(expert_only) is None
 
 

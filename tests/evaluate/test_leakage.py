@@ -81,8 +81,10 @@ def test_index_finds_exactly_what_brute_force_finds():
     rng = np.random.default_rng(1)
     base = [int(v) for v in rng.integers(0, 2**63, 3000, dtype=np.int64)]
     # hashes near some of the indexed ones, at every distance up to and beyond the radius
-    queries = [base[i] ^ sum(1 << int(b) for b in rng.choice(64, d, replace=False))
-               for i, d in zip(range(0, 3000, 50), list(range(14)) * 5)]
+    queries = [
+        base[i] ^ sum(1 << int(b) for b in rng.choice(64, d, replace=False))
+        for i, d in zip(range(0, 3000, 50), list(range(14)) * 5)
+    ]
     for radius in (0, 3, 8, 10, 17):
         index = HashIndex(np.array(base, dtype=np.uint64), radius)
         for q in queries:
@@ -105,9 +107,14 @@ def test_patients_are_reported_by_salted_hash():
 
 def test_patient_in_two_splits(tmp_path):
     folder = tmp_path / "b"
-    write_build(folder, [("mimic-cxr-jpg", "train", "files/p10/p10000032/s1/a.jpg", phantom(1)),
-                         ("mimic-cxr-jpg", "test", "files/p10/p10000032/s2/b.jpg", phantom(2)),
-                         ("mimic-cxr-jpg", "test", "files/p11/p11000001/s3/c.jpg", phantom(3))])
+    write_build(
+        folder,
+        [
+            ("mimic-cxr-jpg", "train", "files/p10/p10000032/s1/a.jpg", phantom(1)),
+            ("mimic-cxr-jpg", "test", "files/p10/p10000032/s2/b.jpg", phantom(2)),
+            ("mimic-cxr-jpg", "test", "files/p11/p11000001/s3/c.jpg", phantom(3)),
+        ],
+    )
     report = run_leakage(folder, [], out=tmp_path / "r")
     assert [p["splits"] for p in report.patients] == [{"test": 1, "train": 1}]
     assert "10000032" not in (tmp_path / "r" / "leakage.json").read_text()

@@ -39,14 +39,32 @@ CASES = [
 
 def write_files(folder: Path, cases=CASES, typo: bool = False) -> tuple[Path, Path]:
     key = "conversatons" if typo else "conversations"
-    gt = [{"id": i, "image": f"img{i}.jpg", "answer_type": kind,
-           key: [{"from": "human", "value": "<image>\nWhat is shown?"}, {"from": "gpt", "value": answer}]}
-          for i, kind, answer, _ in cases]
+    gt = [
+        {
+            "id": i,
+            "image": f"img{i}.jpg",
+            "answer_type": kind,
+            key: [{"from": "human", "value": "<image>\nWhat is shown?"}, {"from": "gpt", "value": answer}],
+        }
+        for i, kind, answer, _ in cases
+    ]
     gt_path, pred_path = folder / "test.json", folder / "pred.jsonl"
     gt_path.write_text(json.dumps(gt))
-    pred_path.write_text("".join(json.dumps({"question_id": i, "prompt": "What is shown?", "text": text,
-                                             "answer_id": f"a{i}", "model_id": "llava-med"}) + "\n"
-                                 for i, _, _, text in cases))
+    pred_path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "question_id": i,
+                    "prompt": "What is shown?",
+                    "text": text,
+                    "answer_id": f"a{i}",
+                    "model_id": "llava-med",
+                }
+            )
+            + "\n"
+            for i, _, _, text in cases
+        )
+    )
     return gt_path, pred_path
 
 
@@ -134,6 +152,11 @@ def test_cli_json(tmp_path, capsys):
     assert main(["eval", "vqa", "--gt", str(gt), "--pred", str(pred), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {k: out[k] for k in ("open_recall", "closed_accuracy", "n_open", "n_closed", "protocol")} == {
-        "open_recall": 75.0, "closed_accuracy": 66.6667, "n_open": 5, "n_closed": 8, "protocol": "llava-med"}
+        "open_recall": 75.0,
+        "closed_accuracy": 66.6667,
+        "n_open": 5,
+        "n_closed": 8,
+        "protocol": "llava-med",
+    }
     assert main(["eval", "vqa", "--gt", str(gt), "--pred", str(pred), "--protocol", "medtrinity"]) == 0
     assert "closed accuracy  62.50" in capsys.readouterr().out

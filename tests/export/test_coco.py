@@ -78,6 +78,11 @@ def test_expert_rois_only_with_include_expert_and_with_their_score(mini_build, m
     export("coco", mini_build, tmp_path / "coco", include_expert=True)
     coco = _load(tmp_path / "coco" / "train.json")
     experts = [a for a in coco.dataset["annotations"] if a["roi_source"] != "annotation"]
-    expected = sum(1 for row in mini_rows if split_of(row["split"]) == "train"
-                   for roi in row["rois"] if roi["source"] != "annotation")
+    expected = sum(
+        1
+        for row in mini_rows
+        if split_of(row["split"]) == "train"
+        for roi in row["rois"]
+        if roi["source"] != "annotation"
+    )
     assert len(experts) == expected > 0 and all("score" in a for a in experts)

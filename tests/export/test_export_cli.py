@@ -46,20 +46,35 @@ def test_cli_writes_and_summarises(mini_build, mini_rows, tmp_path, capsys):
     assert saved["records_written"] == train + val and saved["left_out"] == {"failed": 0, "test": 6, "excluded": 0}
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["pdf", "{build}", "--out", "{out}"], "argument FORMAT: invalid choice: 'pdf'"),
-    (["llava", "{build}", "--out", "{out}", "--box-format", "xyxy"], "argument --box-format: invalid choice: 'xyxy'"),
-    (["coco", "{build}", "--out", "{out}", "--box-format", "qwen"], "--box-format applies to llava exports, not coco"),
-    (["hf", "{build}", "--out", "{out}", "--include-expert"], "--include-expert applies to llava, coco and medtrinity-25m exports"),
-    (["llava", "{tmp}", "--out", "{out}"], "is not a medtrinity build: it has no manifest.json and data/ folder"),
-    (["llava", "{tmp}/missing", "--out", "{out}"], "is not a folder; give the output folder of a build"),
-    (["llava", "{empty}", "--out", "{out}"], "holds no record (data/ has no rows); nothing to export"),
-    (["llava", "{build}", "--out", "{existing}"], "already exists; pass --overwrite to replace it"),
-    (["llava", "{build}", "--out", "{build}"], "would replace the build itself"),
-    (["llava", "{build}", "--out", "{out}", "--shard-size", "0"], "--shard-size applies to webdataset, hf and medtrinity-25m"),
-    (["webdataset", "{build}", "--out", "{out}", "--shard-size", "0"], "--shard-size must be a positive number"),
-    (["llava", "{build}", "--out", "{out}", "--exclude", "{tmp}/nope.txt"], "--exclude "),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["pdf", "{build}", "--out", "{out}"], "argument FORMAT: invalid choice: 'pdf'"),
+        (
+            ["llava", "{build}", "--out", "{out}", "--box-format", "xyxy"],
+            "argument --box-format: invalid choice: 'xyxy'",
+        ),
+        (
+            ["coco", "{build}", "--out", "{out}", "--box-format", "qwen"],
+            "--box-format applies to llava exports, not coco",
+        ),
+        (
+            ["hf", "{build}", "--out", "{out}", "--include-expert"],
+            "--include-expert applies to llava, coco and medtrinity-25m exports",
+        ),
+        (["llava", "{tmp}", "--out", "{out}"], "is not a medtrinity build: it has no manifest.json and data/ folder"),
+        (["llava", "{tmp}/missing", "--out", "{out}"], "is not a folder; give the output folder of a build"),
+        (["llava", "{empty}", "--out", "{out}"], "holds no record (data/ has no rows); nothing to export"),
+        (["llava", "{build}", "--out", "{existing}"], "already exists; pass --overwrite to replace it"),
+        (["llava", "{build}", "--out", "{build}"], "would replace the build itself"),
+        (
+            ["llava", "{build}", "--out", "{out}", "--shard-size", "0"],
+            "--shard-size applies to webdataset, hf and medtrinity-25m",
+        ),
+        (["webdataset", "{build}", "--out", "{out}", "--shard-size", "0"], "--shard-size must be a positive number"),
+        (["llava", "{build}", "--out", "{out}", "--exclude", "{tmp}/nope.txt"], "--exclude "),
+    ],
+)
 def test_mistakes_give_one_line_and_write_nothing(mini_build, tmp_path, capsys, argv, message):
     empty = tmp_path / "empty"
     (empty / "data").mkdir(parents=True)
@@ -111,7 +126,10 @@ def test_exclude_file_and_failed_checks(mini_build, mini_rows, tmp_path):
     failing = [r["id"] for r in rows if r["source"] == "kvasir-seg"][:2]
     for row in rows:
         if row["id"] in failing:
-            row["checks"] = [*row["checks"], {"name": "side", "ok": False, "detail": "text says left", "status": "fail"}]
+            row["checks"] = [
+                *row["checks"],
+                {"name": "side", "ok": False, "detail": "text says left", "status": "fail"},
+            ]
     pq.write_table(rows_to_table(rows), part)
     assert pq.read_schema(part).equals(SCHEMA, check_metadata=False)
 

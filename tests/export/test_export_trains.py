@@ -15,7 +15,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from fixtures.tiny_llava import IMAGE_SIZE, PATCH, save_tiny_llava
+from fixtures.tiny_llava import IMAGE_SIZE, PATCH, save_tiny_llava  # noqa: E402 (only once torch is known)
 
 IMAGE_TOKENS = (IMAGE_SIZE // PATCH) ** 2
 ROLES = {"human": "user", "gpt": "assistant"}

@@ -13,7 +13,8 @@ datasets = pytest.importorskip("datasets")
 
 def test_load_dataset_reads_every_split_with_images_decoded(mini_build, mini_rows, tmp_path):
     summary = export("hf", mini_build, tmp_path / "hf", include_test=True, shard_size=40)
-    loaded = datasets.load_dataset(str(tmp_path / "hf"))
+    # its own cache: the shared one may hold an earlier build of a folder at the same path
+    loaded = datasets.load_dataset(str(tmp_path / "hf"), cache_dir=str(tmp_path / "hf-cache"))
     names = {"train": "train", "val": "validation", "test": "test"}
     expected = {names[split_of(r["split"])]: 0 for r in mini_rows}
     for row in mini_rows:
@@ -33,8 +34,15 @@ def test_card_declares_configs_splits_features_and_licenses(mini_build, mini_row
     summary = export("hf", mini_build, tmp_path / "hf")
     text = (tmp_path / "hf" / "README.md").read_text(encoding="utf-8")
     front = yaml.safe_load(text.split("---\n")[1])
-    assert front["configs"] == [{"config_name": "default", "data_files": [
-        {"split": "train", "path": "data/train-*.parquet"}, {"split": "validation", "path": "data/validation-*.parquet"}]}]
+    assert front["configs"] == [
+        {
+            "config_name": "default",
+            "data_files": [
+                {"split": "train", "path": "data/train-*.parquet"},
+                {"split": "validation", "path": "data/validation-*.parquet"},
+            ],
+        }
+    ]
     assert {s["name"]: s["num_examples"] for s in front["dataset_info"]["splits"]} == summary.written
     assert {"name": "image", "dtype": "image"} in front["dataset_info"]["features"]
     assert "kvasir-seg: free for research and educational use" in front["license_details"]

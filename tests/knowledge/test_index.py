@@ -30,31 +30,63 @@ CORE = Path(str(resources.files("medtrinity.knowledge") / "kb" / "core.jsonl"))
 # what a user would type at `medtrinity kb search`.
 LABELLED_QUERIES: list[tuple[str, str]] = [
     # chest radiographs (ChestX-ray14, CheXpert, RSNA, SIIM)
-    (build_query("X-Ray image of the chest showing atelectasis", ["Atelectasis"], "atelectasis", "chest", "X-Ray"),
-     "mt-chest-001"),
-    (build_query("X-Ray image of the chest showing cardiomegaly", ["Cardiomegaly"], "cardiomegaly", "chest", "X-Ray"),
-     "mt-chest-002"),
-    (build_query("X-Ray image of the chest showing effusion", ["Effusion"], "effusion", "chest", "X-Ray"),
-     "mt-chest-003"),
-    (build_query("X-Ray image of the chest showing infiltration", ["Infiltration"], "infiltration", "chest", "X-Ray"),
-     "mt-chest-004"),
+    (
+        build_query("X-Ray image of the chest showing atelectasis", ["Atelectasis"], "atelectasis", "chest", "X-Ray"),
+        "mt-chest-001",
+    ),
+    (
+        build_query(
+            "X-Ray image of the chest showing cardiomegaly", ["Cardiomegaly"], "cardiomegaly", "chest", "X-Ray"
+        ),
+        "mt-chest-002",
+    ),
+    (
+        build_query("X-Ray image of the chest showing effusion", ["Effusion"], "effusion", "chest", "X-Ray"),
+        "mt-chest-003",
+    ),
+    (
+        build_query(
+            "X-Ray image of the chest showing infiltration", ["Infiltration"], "infiltration", "chest", "X-Ray"
+        ),
+        "mt-chest-004",
+    ),
     (build_query("X-Ray image of the chest showing a mass", ["Mass"], "mass", "lung", "X-Ray"), "mt-chest-005"),
     (build_query("X-Ray image of the chest showing a nodule", ["Nodule"], "nodule", "lung", "X-Ray"), "mt-chest-006"),
-    (build_query("X-Ray image of the chest showing pneumonia", ["Pneumonia"], "pneumonia", "lung", "X-Ray"),
-     "mt-chest-007"),
-    (build_query("X-Ray image of the chest showing lung opacity", ["Lung Opacity"], "lung opacity", "lung", "X-Ray"),
-     "mt-chest-009"),
-    (build_query("X-Ray image of the chest showing pneumothorax", ["Pneumothorax"], "pneumothorax", "chest", "X-Ray"),
-     "mt-chest-010"),
-    (build_query("X-Ray image of the chest showing consolidation", ["Consolidation"], "consolidation", "lung", "X-Ray"),
-     "mt-chest-011"),
+    (
+        build_query("X-Ray image of the chest showing pneumonia", ["Pneumonia"], "pneumonia", "lung", "X-Ray"),
+        "mt-chest-007",
+    ),
+    (
+        build_query("X-Ray image of the chest showing lung opacity", ["Lung Opacity"], "lung opacity", "lung", "X-Ray"),
+        "mt-chest-009",
+    ),
+    (
+        build_query(
+            "X-Ray image of the chest showing pneumothorax", ["Pneumothorax"], "pneumothorax", "chest", "X-Ray"
+        ),
+        "mt-chest-010",
+    ),
+    (
+        build_query(
+            "X-Ray image of the chest showing consolidation", ["Consolidation"], "consolidation", "lung", "X-Ray"
+        ),
+        "mt-chest-011",
+    ),
     (build_query("X-Ray image of the chest showing edema", ["Edema"], "edema", "lung", "X-Ray"), "mt-chest-012"),
-    (build_query("X-Ray image of the chest showing emphysema", ["Emphysema"], "emphysema", "lung", "X-Ray"),
-     "mt-chest-013"),
-    (build_query("X-Ray image of the chest showing fibrosis", ["Fibrosis"], "fibrosis", "lung", "X-Ray"),
-     "mt-chest-014"),
-    (build_query("X-Ray image of the chest showing pleural thickening", ["Pleural_Thickening"], None, "chest", "X-Ray"),
-     "mt-chest-015"),
+    (
+        build_query("X-Ray image of the chest showing emphysema", ["Emphysema"], "emphysema", "lung", "X-Ray"),
+        "mt-chest-013",
+    ),
+    (
+        build_query("X-Ray image of the chest showing fibrosis", ["Fibrosis"], "fibrosis", "lung", "X-Ray"),
+        "mt-chest-014",
+    ),
+    (
+        build_query(
+            "X-Ray image of the chest showing pleural thickening", ["Pleural_Thickening"], None, "chest", "X-Ray"
+        ),
+        "mt-chest-015",
+    ),
     (build_query("X-Ray image of the chest showing hernia", ["Hernia"], "hernia", "chest", "X-Ray"), "mt-chest-016"),
     (build_query("X-Ray image of the chest", ["Lung Lesion"], "lung lesion", "lung", "X-Ray"), "mt-chest-017"),
     (build_query("X-Ray image of the chest", ["Fracture"], "fracture", "chest", "X-Ray"), "mt-chest-018"),
@@ -64,16 +96,32 @@ LABELLED_QUERIES: list[tuple[str, str]] = [
     ("CXR of a child with viral pneumonia", "mt-chest-008"),
     ("CT chest ground-glass opacities", "mt-chest-021"),
     # breast ultrasound (BUSI)
-    (build_query("Ultrasound image of the breast showing a benign lesion", ["benign"], "benign breast lesion",
-                 "breast", "Ultrasound"),
-     "mt-breast-001"),
-    (build_query("Ultrasound image of the breast showing a malignant lesion", ["malignant"], "malignant breast lesion",
-                 "breast", "Ultrasound"),
-     "mt-breast-002"),
+    (
+        build_query(
+            "Ultrasound image of the breast showing a benign lesion",
+            ["benign"],
+            "benign breast lesion",
+            "breast",
+            "Ultrasound",
+        ),
+        "mt-breast-001",
+    ),
+    (
+        build_query(
+            "Ultrasound image of the breast showing a malignant lesion",
+            ["malignant"],
+            "malignant breast lesion",
+            "breast",
+            "Ultrasound",
+        ),
+        "mt-breast-002",
+    ),
     (build_query("Ultrasound image of the breast", ["normal"], None, "breast", "Ultrasound"), "mt-breast-008"),
     # skin (ISIC / HAM10000 codes)
-    (build_query("Dermoscopy image of the skin showing melanoma", ["MEL"], "melanoma", "skin", "Dermoscopy"),
-     "mt-skin-001"),
+    (
+        build_query("Dermoscopy image of the skin showing melanoma", ["MEL"], "melanoma", "skin", "Dermoscopy"),
+        "mt-skin-001",
+    ),
     (build_query("Dermoscopy image of the skin", ["NV"], "nevus", "skin", "Dermoscopy"), "mt-skin-002"),
     (build_query("Dermoscopy image of the skin", ["BCC"], None, "skin", "Dermoscopy"), "mt-skin-003"),
     (build_query("Dermoscopy image of the skin", ["AKIEC"], "actinic keratosis", "skin", "Dermoscopy"), "mt-skin-004"),
@@ -81,12 +129,18 @@ LABELLED_QUERIES: list[tuple[str, str]] = [
     (build_query("Dermoscopy image of the skin", ["DF"], "dermatofibroma", "skin", "Dermoscopy"), "mt-skin-006"),
     (build_query("Dermoscopy image of the skin", ["VASC"], "vascular lesion", "skin", "Dermoscopy"), "mt-skin-007"),
     # endoscopy (Kvasir)
-    (build_query("Endoscopy image of the colon showing a polyp", ["polyp"], "polyp", "colon", "Endoscopy"),
-     "mt-gi-001"),
-    (build_query("Endoscopy image of the colon", ["ulcerative-colitis"], "ulcerative colitis", "colon", "Endoscopy"),
-     "mt-gi-008"),
-    (build_query("Endoscopy image of the esophagus", ["esophagitis"], "esophagitis", "esophagus", "Endoscopy"),
-     "mt-gi-009"),
+    (
+        build_query("Endoscopy image of the colon showing a polyp", ["polyp"], "polyp", "colon", "Endoscopy"),
+        "mt-gi-001",
+    ),
+    (
+        build_query("Endoscopy image of the colon", ["ulcerative-colitis"], "ulcerative colitis", "colon", "Endoscopy"),
+        "mt-gi-008",
+    ),
+    (
+        build_query("Endoscopy image of the esophagus", ["esophagitis"], "esophagitis", "esophagus", "Endoscopy"),
+        "mt-gi-009",
+    ),
     # brain MRI (BraTS)
     (build_query("MRI image of the brain showing glioma", ["glioma"], "glioma", "brain", "MRI"), "mt-brain-001"),
     (build_query("MRI image of the brain", ["NCR"], "glioma", "brain", "MRI"), "mt-brain-004"),
@@ -94,11 +148,15 @@ LABELLED_QUERIES: list[tuple[str, str]] = [
     (build_query("MRI image of the brain", ["ET"], "glioma", "brain", "MRI"), "mt-brain-006"),
     ("CT head acute hyperdense haemorrhage", "mt-brain-011"),
     # kidney and liver CT (KiTS, LiTS)
-    (build_query("CT image of the kidney showing kidney tumor", ["kidney", "tumor"], "kidney tumor", "kidney", "CT"),
-     "mt-kidney-007"),
+    (
+        build_query("CT image of the kidney showing kidney tumor", ["kidney", "tumor"], "kidney tumor", "kidney", "CT"),
+        "mt-kidney-007",
+    ),
     (build_query("CT image of the kidney showing a cyst", ["cyst"], "renal cyst", "kidney", "CT"), "mt-kidney-003"),
-    (build_query("CT image of the liver showing liver tumor", ["liver", "tumor"], "liver tumor", "liver", "CT"),
-     "mt-liver-001"),
+    (
+        build_query("CT image of the liver showing liver tumor", ["liver", "tumor"], "liver tumor", "liver", "CT"),
+        "mt-liver-001",
+    ),
     ("fatty liver ultrasound", "mt-liver-007"),
     # histology (NCT-CRC-HE codes)
     (build_query("Histopathology image of the colon", ["ADI"], None, "colon", "Histopathology"), "mt-pathology-002"),
@@ -111,14 +169,26 @@ LABELLED_QUERIES: list[tuple[str, str]] = [
     (build_query("Histopathology image of the colon", ["STR"], None, "colon", "Histopathology"), "mt-pathology-009"),
     (build_query("Histopathology image of the colon", ["TUM"], None, "colon", "Histopathology"), "mt-pathology-010"),
     # eye (fundus, OCT)
-    (build_query("Fundus image of the retina showing diabetic retinopathy", ["DR grade 2"], "diabetic retinopathy",
-                 "retina", "Fundus"),
-     "mt-eye-001"),
-    (build_query("Fundus image of the retina showing microaneurysms", ["MA"], "diabetic retinopathy", "retina",
-                 "Fundus"),
-     "mt-eye-003"),
-    (build_query("Fundus image of the eye", ["optic disc", "optic cup"], None, "optic disc", "Fundus"),
-     "mt-anatomy-023"),
+    (
+        build_query(
+            "Fundus image of the retina showing diabetic retinopathy",
+            ["DR grade 2"],
+            "diabetic retinopathy",
+            "retina",
+            "Fundus",
+        ),
+        "mt-eye-001",
+    ),
+    (
+        build_query(
+            "Fundus image of the retina showing microaneurysms", ["MA"], "diabetic retinopathy", "retina", "Fundus"
+        ),
+        "mt-eye-003",
+    ),
+    (
+        build_query("Fundus image of the eye", ["optic disc", "optic cup"], None, "optic disc", "Fundus"),
+        "mt-anatomy-023",
+    ),
     ("glaucoma cup-to-disc ratio", "mt-eye-008"),
     ("OCT drusen DME CNV", "mt-eye-012"),
     # modalities and organs
@@ -293,10 +363,18 @@ def test_core_corpus_lines_are_valid_with_unique_ids():
 
 
 MODALITY_PASSAGES = {
-    "CT": {"mt-modality-001"}, "MRI": {"mt-modality-004"}, "X-Ray": {"mt-modality-009", "mt-modality-010"},
-    "Ultrasound": {"mt-modality-007"}, "Endoscopy": {"mt-modality-013"}, "Dermoscopy": {"mt-modality-014"},
-    "Fundus": {"mt-modality-015"}, "OCT": {"mt-modality-016"}, "Histopathology": {"mt-modality-017"},
-    "Microscopy": {"mt-modality-019"}, "PET": {"mt-modality-021"}, "Nuclear Medicine": {"mt-modality-022"},
+    "CT": {"mt-modality-001"},
+    "MRI": {"mt-modality-004"},
+    "X-Ray": {"mt-modality-009", "mt-modality-010"},
+    "Ultrasound": {"mt-modality-007"},
+    "Endoscopy": {"mt-modality-013"},
+    "Dermoscopy": {"mt-modality-014"},
+    "Fundus": {"mt-modality-015"},
+    "OCT": {"mt-modality-016"},
+    "Histopathology": {"mt-modality-017"},
+    "Microscopy": {"mt-modality-019"},
+    "PET": {"mt-modality-021"},
+    "Nuclear Medicine": {"mt-modality-022"},
 }
 
 
@@ -361,9 +439,29 @@ def test_weighted_search_ranks_exactly_as_float64_scores_times_weights_sorted_in
     import numpy as np
 
     rng = random.Random(3)
-    words = "liver lesion cyst kidney stone lung nodule effusion brain glioma edema mass".split()
-    passages = [{"id": f"p{i}", "title": rng.choice(words), "text": " ".join(rng.choices(words, k=rng.randint(3, 9))),
-                 "weight": rng.choice([0.5, 1.0, 1.0, 1.7, 3.0])} for i in range(700)]
+    words = [
+        "liver",
+        "lesion",
+        "cyst",
+        "kidney",
+        "stone",
+        "lung",
+        "nodule",
+        "effusion",
+        "brain",
+        "glioma",
+        "edema",
+        "mass",
+    ]
+    passages = [
+        {
+            "id": f"p{i}",
+            "title": rng.choice(words),
+            "text": " ".join(rng.choices(words, k=rng.randint(3, 9))),
+            "weight": rng.choice([0.5, 1.0, 1.0, 1.7, 3.0]),
+        }
+        for i in range(700)
+    ]
     index = KnowledgeIndex.build(passages)
     weights = np.array([p["weight"] for p in passages], dtype=np.float32).astype(np.float64)
     for query in ("liver cyst", "lung nodule effusion", "glioma", "kidney stone mass"):

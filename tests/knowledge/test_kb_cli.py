@@ -45,15 +45,22 @@ def test_build_then_search_prints_ranked_hits(kbdir, capsys):
     assert run_kb(_parse("search", str(kbdir), "collapsed lung", "-k", "2")) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("[HP:0002107] Pneumothorax  (score ")
-    assert lines[1] == '    Accumulation of air in the pleural cavity leading to a "collapsed lung". Synonyms: Collapsed lung.'
+    assert (
+        lines[1]
+        == '    Accumulation of air in the pleural cavity leading to a "collapsed lung". Synonyms: Collapsed lung.'
+    )
     assert len(lines) == 4
 
 
 def test_search_by_id_and_json_output(kbdir, capsys):
     assert run_kb(_parse("search", str(kbdir), "--id", "PMID:10000002", "--json")) == 0
     record = json.loads(capsys.readouterr().out)
-    assert record == {"id": "PMID:10000002", "title": "Hepatic steatosis on ultrasound.",
-                      "text": "Fatty liver appears brighter than the renal cortex on ultrasound.", "score": 0.0}
+    assert record == {
+        "id": "PMID:10000002",
+        "title": "Hepatic steatosis on ultrasound.",
+        "text": "Fatty liver appears brighter than the renal cortex on ultrasound.",
+        "score": 0.0,
+    }
     with pytest.raises(UserError, match="no passage with id 'PMID:1'"):
         run_kb(_parse("search", str(kbdir), "--id", "PMID:1"))
 
@@ -83,11 +90,19 @@ def test_user_errors(tmp_path):
 def test_module_entry_point_builds_and_searches(tmp_path):
     corpus = write_jsonl(tmp_path)
     out = tmp_path / "kb"
-    built = subprocess.run([sys.executable, "-m", "medtrinity.knowledge.cli", "build", str(corpus), "--out", str(out)],
-                           capture_output=True, text=True, timeout=60)
+    built = subprocess.run(
+        [sys.executable, "-m", "medtrinity.knowledge.cli", "build", str(corpus), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert built.returncode == 0, built.stderr
     assert "skipped 4 malformed items" in built.stderr  # the counted warning reaches the user
-    found = subprocess.run([sys.executable, "-m", "medtrinity.knowledge.cli", "search", str(out), "renal cyst"],
-                           capture_output=True, text=True, timeout=60)
+    found = subprocess.run(
+        [sys.executable, "-m", "medtrinity.knowledge.cli", "search", str(out), "renal cyst"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert found.returncode == 0 and found.stdout.startswith("[note-1] Renal cyst  (score ")
     assert main(["search", str(tmp_path / "missing"), "x"]) == 2

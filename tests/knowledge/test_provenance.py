@@ -15,8 +15,10 @@ from medtrinity.knowledge.default_kb import (
 from medtrinity.knowledge.index import META_FILE, KnowledgeIndex, default_index
 from medtrinity.knowledge.provenance import kb_provenance
 
-PASSAGES = [{"id": "a", "title": "Renal cyst", "text": "An anechoic renal lesion."},
-            {"id": "b", "title": "Hepatic cyst", "text": "A water-density liver lesion."}]
+PASSAGES = [
+    {"id": "a", "title": "Renal cyst", "text": "An anechoic renal lesion."},
+    {"id": "b", "title": "Hepatic cyst", "text": "A water-density liver lesion."},
+]
 
 
 @pytest.fixture()
@@ -33,20 +35,32 @@ def test_the_default_kb_is_named_with_its_version_and_digest(private_cache):
     found = kb_provenance(None)
     directory = default_plus_dir()
     meta = json.loads((directory / META_FILE).read_text())
-    assert found == {"name": "default", "version": directory.name.removeprefix("kb-"),
-                     "passages": meta["passages"], "digest": meta["digest"]}
+    assert found == {
+        "name": "default",
+        "version": directory.name.removeprefix("kb-"),
+        "passages": meta["passages"],
+        "digest": meta["digest"],
+    }
     assert found["version"].startswith(f"{__version__}-medtrinity-light-v2-hpo")
     assert found["version"].endswith(f"-core{bundled_corpus_digest()}")
     assert kb_provenance("default") == found
 
 
 def test_the_bundled_core_and_a_kb_folder(tmp_path):
-    assert kb_provenance("core") == {"name": "core", "version": f"{__version__}-core{bundled_corpus_digest()}",
-                                     "passages": len(default_index()), "digest": default_index().digest}
+    assert kb_provenance("core") == {
+        "name": "core",
+        "version": f"{__version__}-core{bundled_corpus_digest()}",
+        "passages": len(default_index()),
+        "digest": default_index().digest,
+    }
     KnowledgeIndex.build(PASSAGES).save(tmp_path / "kb")
     found = kb_provenance(str(tmp_path / "kb"))
-    assert found == {"name": "folder", "path": str((tmp_path / "kb").resolve()), "passages": 2,
-                     "digest": KnowledgeIndex.build(PASSAGES).digest}
+    assert found == {
+        "name": "folder",
+        "path": str((tmp_path / "kb").resolve()),
+        "passages": 2,
+        "digest": KnowledgeIndex.build(PASSAGES).digest,
+    }
 
 
 def test_the_digest_follows_the_passages_not_the_build():

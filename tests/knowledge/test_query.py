@@ -22,8 +22,10 @@ from medtrinity.knowledge.query import build_query, normalise_terms
         ("xray, x ray and X-rays", "X-ray, X-ray and X-ray"),
         ("T1CE and T1Gd and T1c", "contrast-enhanced T1 and contrast-enhanced T1 and contrast-enhanced T1"),
         ("T1 and T2 FLAIR", "T1 and T2 FLAIR"),
-        ("NPDR, PDR and DR",
-         "non-proliferative diabetic retinopathy, proliferative diabetic retinopathy and diabetic retinopathy"),
+        (
+            "NPDR, PDR and DR",
+            "non-proliferative diabetic retinopathy, proliferative diabetic retinopathy and diabetic retinopathy",
+        ),
         ("Pleural_Thickening|Effusion", "Pleural Thickening Effusion"),
         ("No Finding", "normal"),
         ("BCC vs MEL vs NV", "basal cell carcinoma vs melanoma vs melanocytic nevus"),

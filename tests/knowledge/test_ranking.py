@@ -19,8 +19,14 @@ from medtrinity.knowledge.query import build_query
 # (recipe, labels, disease, organ, modality) -> the passage that must rank first
 RANKED: list[tuple[str, list[str], str | None, str, str, str]] = [
     ("siim-acr-pneumothorax", ["pneumothorax"], "pneumothorax", "chest", "X-Ray", "mt-chest-010"),
-    ("mimic-cxr-jpg", ["Atelectasis (uncertain)", "Pneumothorax", "Support Devices"], "pneumothorax", "chest",
-     "X-Ray", "mt-chest-010"),
+    (
+        "mimic-cxr-jpg",
+        ["Atelectasis (uncertain)", "Pneumothorax", "Support Devices"],
+        "pneumothorax",
+        "chest",
+        "X-Ray",
+        "mt-chest-010",
+    ),
     ("rsna-pneumonia", ["lung opacity"], "pneumonia", "lung", "X-Ray", "mt-chest-007"),
     ("chexpert", ["Lung Opacity", "Pneumonia (uncertain)"], "lung opacity", "chest", "X-Ray", "mt-chest-009"),
     ("chexpert", ["Atelectasis", "Fracture (uncertain)"], "atelectasis", "chest", "X-Ray", "mt-chest-001"),
@@ -44,8 +50,14 @@ RANKED: list[tuple[str, list[str], str | None, str, str, str]] = [
     ("demo", ["liver lesion", "marked lesion"], "liver lesion", "liver", "MRI", "mt-liver-009"),
     ("demo", [], "non-ossifying fibroma", "tibia", "X-Ray", "mt-bone-012"),
     ("liver CT", ["liver tumor"], "liver tumor", "liver", "CT", "mt-liver-001"),
-    ("nct-crc-he-100k", ["colorectal adenocarcinoma epithelium"], "colorectal adenocarcinoma", "colorectum",
-     "Histopathology", "mt-pathology-010"),
+    (
+        "nct-crc-he-100k",
+        ["colorectal adenocarcinoma epithelium"],
+        "colorectal adenocarcinoma",
+        "colorectum",
+        "Histopathology",
+        "mt-pathology-010",
+    ),
     ("nct-crc-he-100k", ["cancer-associated stroma"], None, "colorectum", "Histopathology", "mt-pathology-009"),
     # a record the source calls normal still gets the normal-appearance passage
     ("siim-acr-pneumothorax", ["normal"], None, "chest", "X-Ray", "mt-anatomy-004"),
@@ -55,8 +67,28 @@ RANKED: list[tuple[str, list[str], str | None, str, str, str]] = [
 ]
 NORMAL_TOPICS = {"mt-anatomy-004", "mt-anatomy-011", "mt-breast-008"}
 # Collections and challenges whose names must not appear in the core corpus: they describe data, not medicine.
-DATASET_NAMES = ("Kvasir", "BraTS", "ISIC", "HAM10000", "NCT-CRC", "KiTS", "LiTS", "BUSI", "MURA", "SIIM", "RSNA",
-                 "CheXpert", "ChestX-ray", "MIMIC", "IDRiD", "EyePACS", "APTOS", "Messidor", "SLAKE", "VQA-RAD")
+DATASET_NAMES = (
+    "Kvasir",
+    "BraTS",
+    "ISIC",
+    "HAM10000",
+    "NCT-CRC",
+    "KiTS",
+    "LiTS",
+    "BUSI",
+    "MURA",
+    "SIIM",
+    "RSNA",
+    "CheXpert",
+    "ChestX-ray",
+    "MIMIC",
+    "IDRiD",
+    "EyePACS",
+    "APTOS",
+    "Messidor",
+    "SLAKE",
+    "VQA-RAD",
+)
 
 
 def _is_normal_appearance(title: str) -> bool:
@@ -84,8 +116,11 @@ def _query(labels: list[str], disease: str | None, organ: str, modality: str) ->
 
 
 @pytest.mark.parametrize("kb_name", ["default", "core"])
-@pytest.mark.parametrize(("recipe", "labels", "disease", "organ", "modality", "expected"), RANKED,
-                         ids=[f"{case[0]}:{case[-1]}" for case in RANKED])
+@pytest.mark.parametrize(
+    ("recipe", "labels", "disease", "organ", "modality", "expected"),
+    RANKED,
+    ids=[f"{case[0]}:{case[-1]}" for case in RANKED],
+)
 def test_the_finding_passage_ranks_first(kb_name, default_kb, recipe, labels, disease, organ, modality, expected):
     index = default_kb if kb_name == "default" else open_kb("core")
     found = index.search(_query(labels, disease, organ, modality), k=3)
@@ -97,17 +132,31 @@ def test_the_finding_passage_ranks_first(kb_name, default_kb, recipe, labels, di
 
 def test_the_ranked_set_covers_every_finding_recipe():
     assert {case[0] for case in RANKED} >= {
-        "siim-acr-pneumothorax", "rsna-pneumonia", "chexpert", "mimic-cxr-jpg", "chestx-ray14", "kvasir-seg",
-        "isic2018", "kits23", "brats2021", "busi", "nct-crc-he-100k", "demo"}
+        "siim-acr-pneumothorax",
+        "rsna-pneumonia",
+        "chexpert",
+        "mimic-cxr-jpg",
+        "chestx-ray14",
+        "kvasir-seg",
+        "isic2018",
+        "kits23",
+        "brats2021",
+        "busi",
+        "nct-crc-he-100k",
+        "demo",
+    }
     assert len({case[-1] for case in RANKED}) >= 25
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    ("pneumothorax chest X-ray", "mt-chest-010"),  # the issue's own `kb search default` query
-    ("pleural effusion chest X-ray", "mt-chest-003"),
-    ("polyp colonoscopy", "mt-gi-001"),
-    ("liver lesion MRI", "mt-liver-009"),
-])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("pneumothorax chest X-ray", "mt-chest-010"),  # the issue's own `kb search default` query
+        ("pleural effusion chest X-ray", "mt-chest-003"),
+        ("polyp colonoscopy", "mt-gi-001"),
+        ("liver lesion MRI", "mt-liver-009"),
+    ],
+)
 def test_typed_finding_queries_rank_the_finding_above_normal_anatomy(default_kb, query, expected):
     for index in (default_kb, open_kb("core")):
         found = index.search(query, k=3)
@@ -129,8 +178,15 @@ def test_the_core_corpus_describes_medicine_not_datasets():
             named[passage["id"]] = hits
     assert named == {}
     # the dataset passages that were retrieved for polyp, skin, glioma and kidney records are gone for good
-    for retired in ("mt-gi-005", "mt-skin-009", "mt-brain-007", "mt-kidney-002", "mt-pathology-001",
-                    "mt-breast-007", "mt-bone-007"):
+    for retired in (
+        "mt-gi-005",
+        "mt-skin-009",
+        "mt-brain-007",
+        "mt-kidney-002",
+        "mt-pathology-001",
+        "mt-breast-007",
+        "mt-bone-007",
+    ):
         assert default_index().get(retired) is None
 
 

@@ -60,7 +60,12 @@ def test_output_loads_with_hugging_face_datasets_and_decodes_images(toy_dataset,
     datasets = pytest.importorskip("datasets")
     recipe, root = toy_dataset
     build(recipe, root, tmp_path / "out", shard_size=5)
-    ds = datasets.load_dataset("parquet", data_files=str(tmp_path / "out" / "data" / "*.parquet"), split="train")
+    ds = datasets.load_dataset(
+        "parquet",
+        data_files=str(tmp_path / "out" / "data" / "*.parquet"),
+        split="train",
+        cache_dir=str(tmp_path / "hf-cache"),
+    )  # not the shared cache
     assert len(ds) == 12
     assert type(ds.features["image"]).__name__ == "Image"
     assert ds[0]["image"].size == (96, 96)
@@ -127,8 +132,9 @@ def test_a_jpeg_read_as_stored_keeps_its_own_bytes_and_other_images_become_png(t
         mask[10:20, 10:30] = 255
         Image.fromarray(mask).save(root / "masks" / f"{name}.png")
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("name: r\nlayout: image-mask\nmodality: Endoscopy\n"
-                      "options: {images: 'images/*', masks: 'masks/{stem}.png'}\n")
+    recipe.write_text(
+        "name: r\nlayout: image-mask\nmodality: Endoscopy\noptions: {images: 'images/*', masks: 'masks/{stem}.png'}\n"
+    )
     build(recipe, root, tmp_path / "out")
     by_file = {r["origin"]["file"]: r for r in read_rows(tmp_path / "out")}
     jpeg, png = by_file["images/a.jpg"]["image"], by_file["images/b.png"]["image"]

@@ -10,8 +10,10 @@ from fixtures.build import read_rows
 
 def test_fill_mode_keeps_only_the_annotation(toy_dataset, tmp_path):
     recipe, root = toy_dataset
-    run_build(BuildConfig(sources=[f"{recipe}:{root}"], out=str(tmp_path / "o"), expert="focal-region", limit=3),
-              show_progress=False)
+    run_build(
+        BuildConfig(sources=[f"{recipe}:{root}"], out=str(tmp_path / "o"), expert="focal-region", limit=3),
+        show_progress=False,
+    )
     rows = read_rows(tmp_path / "o")
     assert len(rows) == 3
     assert [[roi["source"] for roi in r["rois"]] for r in rows] == [["annotation"]] * 3
@@ -19,8 +21,9 @@ def test_fill_mode_keeps_only_the_annotation(toy_dataset, tmp_path):
 
 def test_add_mode_appends_the_experts_regions(toy_dataset, tmp_path):
     recipe, root = toy_dataset
-    config = BuildConfig(sources=[f"{recipe}:{root}"], out=str(tmp_path / "o"), expert="foreground",
-                         expert_mode="add", limit=3)
+    config = BuildConfig(
+        sources=[f"{recipe}:{root}"], out=str(tmp_path / "o"), expert="foreground", expert_mode="add", limit=3
+    )
     run_build(config, show_progress=False)
     rows = read_rows(tmp_path / "o")
     assert len(rows) == 3

@@ -20,8 +20,7 @@ def identity(toy_dataset, tmp_path, **settings) -> dict:
 def test_openai_request_settings_are_no_part_of_another_describers_identity(toy_dataset, tmp_path, describer):
     model = {"model": "/models/llava-med"} if describer == "transformers" else {}
     plain = identity(toy_dataset, tmp_path, describer=describer, **model)
-    other = identity(toy_dataset, tmp_path, describer=describer, structured_output="none", max_image_side=512,
-                     **model)
+    other = identity(toy_dataset, tmp_path, describer=describer, structured_output="none", max_image_side=512, **model)
     assert "structured_output" not in plain and "max_image_side" not in plain
     assert identity_changes(plain, other) == []
 
@@ -41,6 +40,7 @@ def test_retry_transient_and_how_fast_a_build_runs_change_nothing(toy_dataset, t
 
 
 def test_retry_transient_needs_resume(tmp_path):
-    with pytest.raises(ValueError, match="--retry-transient retries the quarantined records of an earlier build: "
-                                         "give it with --resume"):
+    with pytest.raises(
+        ValueError, match="--retry-transient retries the quarantined records of an earlier build: give it with --resume"
+    ):
         BuildConfig(sources=["demo:."], out=str(tmp_path / "out"), retry_transient=True)

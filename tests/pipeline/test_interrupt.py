@@ -18,15 +18,32 @@ SHARDS, SHARD_SIZE = 4, 300  # 4 shards = 2×workers: all of them are handed to 
 
 
 def build_command(source: str, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "medtrinity.cli", "build", "--source", source, "--out", str(out),
-            "--workers", "2", "--shard-size", str(SHARD_SIZE), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "medtrinity.cli",
+        "build",
+        "--source",
+        source,
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--shard-size",
+        str(SHARD_SIZE),
+        *extra,
+    ]
 
 
 def records(out: Path) -> dict[str, list[tuple]]:
     """Every record by id with its description, and every quarantined one with its reason, in shard order."""
+
     def rows(folder: str, columns: list[str]) -> list[tuple]:
-        return [tuple(row.values()) for path in sorted((out / folder).glob("part-*.parquet"))
-                for row in pq.read_table(path, columns=columns).to_pylist()]
+        return [
+            tuple(row.values())
+            for path in sorted((out / folder).glob("part-*.parquet"))
+            for row in pq.read_table(path, columns=columns).to_pylist()
+        ]
 
     return {"data": rows("data", ["id", "description"]), "quarantine": rows("quarantine", ["id", "stage", "reason"])}
 
@@ -72,8 +89,14 @@ def test_ctrl_c_with_two_workers_exits_within_3_s_and_resume_is_exact(tmp_path):
     assert markers(whole) == [f"part-{i:05d}.json" for i in range(SHARDS)]
 
     # Its own process group, as a terminal's foreground job: Ctrl-C reaches the workers too.
-    build = subprocess.Popen(build_command(source, interrupted), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=env, start_new_session=True)
+    build = subprocess.Popen(
+        build_command(source, interrupted),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while not markers(interrupted) and build.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)  # the first finished shard: the workers are busy with the next ones
@@ -88,8 +111,10 @@ def test_ctrl_c_with_two_workers_exits_within_3_s_and_resume_is_exact(tmp_path):
     assert time.monotonic() - sent < 3.0
     assert build.returncode == 130
     assert "Traceback" not in stderr
-    assert stderr.strip().splitlines()[-1] == \
-        "medtrinity: interrupted; finished shards are kept — rerun with --resume to continue"
+    assert (
+        stderr.strip().splitlines()[-1]
+        == "medtrinity: interrupted; finished shards are kept — rerun with --resume to continue"
+    )
     # The queued shards were cancelled, not run to the end as before.
     assert 1 <= len(markers(interrupted)) < SHARDS
     assert not (interrupted / "manifest.json").exists()

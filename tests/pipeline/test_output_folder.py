@@ -32,8 +32,10 @@ def test_build_refuses_a_folder_of_other_files_and_leaves_it_as_it_was(toy_datas
     for extra in ((), ("--overwrite",), ("--resume",)):
         refused = medtrinity("build", "--source", f"{recipe}:{root}", "--out", str(out), *extra)
         assert refused.returncode == 2
-        assert refused.stderr == (f"medtrinity: error: --out {out} is not empty and holds no build (holiday.jpg, "
-                                  "notes); give a new or empty folder\n")
+        assert refused.stderr == (
+            f"medtrinity: error: --out {out} is not empty and holds no build (holiday.jpg, "
+            "notes); give a new or empty folder\n"
+        )
         assert snapshot(out) == before and sorted(p.name for p in out.iterdir()) == ["holiday.jpg", "notes"]
 
 
@@ -45,18 +47,22 @@ def test_build_writes_into_an_empty_folder_and_replaces_only_its_own_build(toy_d
     (out / "README.txt").write_text("my notes on this build")  # a build folder may hold the user's own notes
     again = medtrinity("build", "--source", f"{recipe}:{root}", "--out", str(out))
     assert again.returncode == 2
-    assert again.stderr == (f"medtrinity: error: {out} already holds a build: pass --resume to continue it or "
-                            "--overwrite to replace it\n")
+    assert again.stderr == (
+        f"medtrinity: error: {out} already holds a build: pass --resume to continue it or --overwrite to replace it\n"
+    )
     assert medtrinity("build", "--source", f"{recipe}:{root}", "--out", str(out), "--overwrite").returncode == 0
     assert (out / "README.txt").read_text() == "my notes on this build"
 
 
-@pytest.mark.parametrize("mistake, message", [
-    (["--resume", "--overwrite"], "not both"),
-    (["--shard-size", "0"], "shard_size"),
-    (["--expert", "nosuchexpert"], "unknown expert 'nosuchexpert'"),
-    (["--describer", "openai"], "needs --model"),
-])
+@pytest.mark.parametrize(
+    "mistake, message",
+    [
+        (["--resume", "--overwrite"], "not both"),
+        (["--shard-size", "0"], "shard_size"),
+        (["--expert", "nosuchexpert"], "unknown expert 'nosuchexpert'"),
+        (["--describer", "openai"], "needs --model"),
+    ],
+)
 def test_a_refused_command_creates_no_folder(toy_dataset, tmp_path, mistake, message):
     recipe, root = toy_dataset
     out = tmp_path / "new" / "out"
@@ -68,11 +74,22 @@ def test_a_refused_command_creates_no_folder(toy_dataset, tmp_path, mistake, mes
 
 def test_identity_changes_name_each_setting_old_and_new():
     recipe = {"name": "toy", "organ": "breast", "expert": None, "expert_mode": "fill"}
-    saved = {"shard_size": 1000, "top_k": 3, "kb": "default", "sources": [{"recipe": "toy", "path": "/d/toy"}],
-             "recipes": [recipe], "listing": {"count": 30, "digest": "a"}}
+    saved = {
+        "shard_size": 1000,
+        "top_k": 3,
+        "kb": "default",
+        "sources": [{"recipe": "toy", "path": "/d/toy"}],
+        "recipes": [recipe],
+        "listing": {"count": 30, "digest": "a"},
+    }
     assert identity_changes(saved, saved) == []
-    new = {**saved, "top_k": 0, "kb": "/kb/mine", "recipes": [{**recipe, "expert": {"CT": "ct-body"}}],
-           "listing": {"count": 30, "digest": "b"}}
+    new = {
+        **saved,
+        "top_k": 0,
+        "kb": "/kb/mine",
+        "recipes": [{**recipe, "expert": {"CT": "ct-body"}}],
+        "listing": {"count": 30, "digest": "b"},
+    }
     assert identity_changes(saved, new) == [
         "--kb default -> /kb/mine",
         "--top-k 3 -> 0",

@@ -37,8 +37,10 @@ def test_ray_engine_writes_the_records_of_the_local_engine(toy_dataset, tmp_path
         return engines[-1]
 
     monkeypatch.setattr(runner, "_engine", recording_engine)
-    on_ray = run_build(BuildConfig(sources=[source], out=str(tmp_path / "ray"), shard_size=4, engine="ray", workers=2),
-                       show_progress=False)
+    on_ray = run_build(
+        BuildConfig(sources=[source], out=str(tmp_path / "ray"), shard_size=4, engine="ray", workers=2),
+        show_progress=False,
+    )
     assert on_ray["sources"] == local["sources"] == {"toy-ultrasound": {"seen": 13, "written": 12, "quarantined": 1}}
     assert read_rows(tmp_path / "ray") == read_rows(tmp_path / "local")
     assert read_rows(tmp_path / "ray", "quarantine") == read_rows(tmp_path / "local", "quarantine")
@@ -60,13 +62,31 @@ def test_an_unreachable_ray_address_is_one_line_within_30_s_and_creates_nothing(
     out = tmp_path / "out"
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "medtrinity.cli", "build", "--source", f"{recipe}:{root}",
-                             "--out", str(out), "--engine", "ray", "--ray-address", address],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medtrinity.cli",
+            "build",
+            "--source",
+            f"{recipe}:{root}",
+            "--out",
+            str(out),
+            "--engine",
+            "ray",
+            "--ray-address",
+            address,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert time.monotonic() - started < 30
     assert result.returncode == 2
-    assert result.stderr == (f"medtrinity: error: cannot reach the Ray cluster at {address} (connection refused); "
-                             "start it with `ray start --head` or drop --ray-address to run Ray on this machine\n")
+    assert result.stderr == (
+        f"medtrinity: error: cannot reach the Ray cluster at {address} (connection refused); "
+        "start it with `ray start --head` or drop --ray-address to run Ray on this machine\n"
+    )
     assert not out.exists()
 
 
@@ -89,9 +109,28 @@ def test_a_killed_ray_build_leaves_no_ray_process_or_temp_folder(tmp_path):
     recipe = make_image_mask_dataset(root, 60, size=64)
     out = tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    build = subprocess.Popen([sys.executable, "-m", "medtrinity.cli", "build", "--source", f"{recipe}:{root}",
-                              "--out", str(out), "--engine", "ray", "--workers", "2", "--shard-size", "5"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    build = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "medtrinity.cli",
+            "build",
+            "--source",
+            f"{recipe}:{root}",
+            "--out",
+            str(out),
+            "--engine",
+            "ray",
+            "--workers",
+            "2",
+            "--shard-size",
+            "5",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (out / "_progress" / "run.json").exists() and build.poll() is None and time.monotonic() < deadline:

@@ -11,13 +11,12 @@ import sys
 import time
 
 import pytest
+from fixtures.build import read_rows
+from fixtures.image_mask import make_image_mask_dataset
 
 from medtrinity.pipeline import runner
 from medtrinity.pipeline.config import BuildConfig
 from medtrinity.pipeline.runner import run_build
-
-from fixtures.build import read_rows
-from fixtures.image_mask import make_image_mask_dataset
 
 pytest.importorskip("ray")
 
@@ -30,8 +29,13 @@ def test_a_transformers_describer_on_ray_loads_once_per_actor_and_writes_the_loc
     model = save_tiny_llava(tmp_path / "tiny-llava", scripted=True)
     root = tmp_path / "images"
     recipe = make_image_mask_dataset(root, 8, size=64)
-    settings = {"sources": [f"{recipe}:{root}"], "describer": "transformers", "model": str(model), "shard_size": 2,
-                "on_contradiction": "keep"}
+    settings = {
+        "sources": [f"{recipe}:{root}"],
+        "describer": "transformers",
+        "model": str(model),
+        "shard_size": 2,
+        "on_contradiction": "keep",
+    }
     local = run_build(BuildConfig(out=str(tmp_path / "local"), **settings), show_progress=False)
     engines, make_engine = [], runner._engine
 
@@ -40,8 +44,7 @@ def test_a_transformers_describer_on_ray_loads_once_per_actor_and_writes_the_loc
         return engines[-1]
 
     monkeypatch.setattr(runner, "_engine", recording_engine)
-    on_ray = run_build(BuildConfig(out=str(tmp_path / "ray"), engine="ray", workers=2, **settings),
-                       show_progress=False)
+    on_ray = run_build(BuildConfig(out=str(tmp_path / "ray"), engine="ray", workers=2, **settings), show_progress=False)
     assert on_ray["sources"] == local["sources"] == {"toy-ultrasound": {"seen": 8, "written": 8, "quarantined": 0}}
     rows = read_rows(tmp_path / "ray")
     assert rows == read_rows(tmp_path / "local")
@@ -63,8 +66,22 @@ def test_a_ray_build_killed_half_way_resumes_to_the_records_of_an_uninterrupted_
     run_build(BuildConfig(sources=[source], out=str(tmp_path / "whole"), shard_size=4), show_progress=False)
     out = tmp_path / "killed"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    command = [sys.executable, "-m", "medtrinity.cli", "build", "--source", source, "--out", str(out),
-               "--engine", "ray", "--workers", "2", "--shard-size", "4"]
+    command = [
+        sys.executable,
+        "-m",
+        "medtrinity.cli",
+        "build",
+        "--source",
+        source,
+        "--out",
+        str(out),
+        "--engine",
+        "ray",
+        "--workers",
+        "2",
+        "--shard-size",
+        "4",
+    ]
     build = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 180
@@ -81,7 +98,7 @@ def test_a_ray_build_killed_half_way_resumes_to_the_records_of_an_uninterrupted_
             build.kill()
     finished = len(list((out / "_progress").glob("part-*.json")))
     assert 2 <= finished < 10
-    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, env=env, timeout=300)
+    resumed = subprocess.run([*command, "--resume"], check=False, capture_output=True, text=True, env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert read_rows(out) == read_rows(tmp_path / "whole")
     assert read_rows(out, "quarantine") == read_rows(tmp_path / "whole", "quarantine")

@@ -16,8 +16,10 @@ from medtrinity.pipeline.runner import run_build
 
 N_IMAGES = 12
 # llama-server's answer to an image its vision encoder cannot load: this record's content, every time.
-UNREADABLE = Scripted(status=400, body={"error": {"code": 400, "message": "Failed to load image or audio file",
-                                                  "type": "invalid_request_error"}})
+UNREADABLE = Scripted(
+    status=400,
+    body={"error": {"code": 400, "message": "Failed to load image or audio file", "type": "invalid_request_error"}},
+)
 # llama-server while the model is (re)loading: a transient refusal.
 LOADING = Scripted(status=503, body={"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}})
 
@@ -55,9 +57,18 @@ class Server:
 
 def settings(recipe, root, out, url) -> dict:
     # one request at a time, so that which records meet the dead server is certain
-    return {"sources": [f"{recipe}:{root}"], "out": str(out), "describer": "openai", "model": "tiny.gguf",
-            "base_url": url, "shard_size": 4, "concurrency": 1, "request_timeout": 5, "retry_backoff": 0.01,
-            "max_attempts": 2}
+    return {
+        "sources": [f"{recipe}:{root}"],
+        "out": str(out),
+        "describer": "openai",
+        "model": "tiny.gguf",
+        "base_url": url,
+        "shard_size": 4,
+        "concurrency": 1,
+        "request_timeout": 5,
+        "retry_backoff": 0.01,
+        "max_attempts": 2,
+    }
 
 
 def uninterrupted(recipe, root, out, unreadable) -> tuple[dict, list[dict], list[dict]]:
@@ -77,7 +88,8 @@ def test_a_server_dying_mid_build_then_resume_with_retry_transient_gives_the_uni
     manifest, rows, quarantine = uninterrupted(recipe, root, tmp_path / "reference", unreadable)
     assert manifest["totals"] == {"seen": 12, "written": 10, "quarantined": 2}
     assert [(q["reason"], q["transient"]) for q in quarantine] == [
-        ("the server refused the request (HTTP 400): Failed to load image or audio file", False)] * 2
+        ("the server refused the request (HTTP 400): Failed to load image or audio file", False)
+    ] * 2
 
     script = Server(unreadable)
     first = ChatServer(script, models=["tiny.gguf"])
@@ -93,12 +105,14 @@ def test_a_server_dying_mid_build_then_resume_with_retry_transient_gives_the_uni
         run_build(BuildConfig(**config), show_progress=False)
     # Items 6 and 7 (the rest of shard 1) could not connect and were quarantined as transient; item 8's failure
     # made three records in a row, so the build stopped in shard 2, which stays unfinished.
-    assert str(caught.value).endswith("The build stopped at shard 2: finished shards are kept; rerun with "
-                                      "--resume once the server is fixed")
+    assert str(caught.value).endswith(
+        "The build stopped at shard 2: finished shards are kept; rerun with --resume once the server is fixed"
+    )
     assert sorted(p.name for p in (out / "_progress").glob("part-*.json")) == ["part-00000.json", "part-00001.json"]
     interrupted = [q for q in read_rows(out, "quarantine") if q["transient"]]
     assert [q["reason"] for q in interrupted] == [
-        f"model call failed after 2 attempts: connection to {first.url} failed (ConnectError)"] * 2
+        f"model call failed after 2 attempts: connection to {first.url} failed (ConnectError)"
+    ] * 2
     assert len(read_rows(out)) + len(read_rows(out, "quarantine")) == 8  # shards 0 and 1
 
     again_script = Server(unreadable)
@@ -123,15 +137,22 @@ def test_plain_resume_keeps_transient_records_and_retry_transient_redoes_only_th
     script.loading = [box_text(5), box_text(8)]  # these two meet a server reloading its model, on every attempt
     with ChatServer(script, models=["tiny.gguf"]) as server:
         config = tmp_path / "build.yaml"
-        config.write_text("\n".join(f"{k}: {v}" if not isinstance(v, list) else f"{k}:\n  - {v[0]}"
-                                    for k, v in settings(recipe, root, "out", server.url).items()) + "\n")
+        config.write_text(
+            "\n".join(
+                f"{k}: {v}" if not isinstance(v, list) else f"{k}:\n  - {v[0]}"
+                for k, v in settings(recipe, root, "out", server.url).items()
+            )
+            + "\n"
+        )
         assert main(["build", str(config)]) == 0
         printed = " ".join(capsys.readouterr().out.split())  # as rich wrapped it to the terminal's width
         assert "2 quarantined for transient reasons: rerun with --resume --retry-transient" in printed
         assert "2 × describe: model call failed after 2 attempts: server error (HTTP 503): Loading model" in printed
         out = tmp_path / "out"
-        assert sorted(q["reason"] for q in read_rows(out, "quarantine") if q["transient"]) == [
-            "model call failed after 2 attempts: server error (HTTP 503): Loading model"] * 2
+        assert (
+            sorted(q["reason"] for q in read_rows(out, "quarantine") if q["transient"])
+            == ["model call failed after 2 attempts: server error (HTTP 503): Loading model"] * 2
+        )
         asked = len(script.build_requests)
 
         script.loading = []  # the model is loaded now
@@ -140,8 +161,10 @@ def test_plain_resume_keeps_transient_records_and_retry_transient_redoes_only_th
         assert "2 quarantined for transient reasons" in capsys.readouterr().out
 
         assert main(["build", str(config), "--retry-transient"]) == 2
-        assert capsys.readouterr().err == (f"medtrinity: error: config {config}: --retry-transient retries the "
-                                           "quarantined records of an earlier build: give it with --resume\n")
+        assert capsys.readouterr().err == (
+            f"medtrinity: error: config {config}: --retry-transient retries the "
+            "quarantined records of an earlier build: give it with --resume\n"
+        )
 
         assert main(["build", str(config), "--resume", "--retry-transient"]) == 0
         assert len(script.build_requests) == asked + 2  # only the two transient records

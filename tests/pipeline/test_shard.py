@@ -24,7 +24,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def items(n: int, source: str = "toy", start: int = 0) -> list[SourceItem]:
-    return [SourceItem(source=source, root="/data/toy", file=f"images/case{i:03d}.png") for i in range(start, start + n)]
+    return [
+        SourceItem(source=source, root="/data/toy", file=f"images/case{i:03d}.png") for i in range(start, start + n)
+    ]
 
 
 def file_of(record) -> str:
@@ -64,8 +66,9 @@ class Batch:
 
     name = "describe"
 
-    def __init__(self, batch_size: int | None = None, error: BaseException | None = None,
-                 transient: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, batch_size: int | None = None, error: BaseException | None = None, transient: tuple[str, ...] = ()
+    ) -> None:
         self.batch_size, self.error, self.transient = batch_size, error, transient
         self.batches: list[list[str]] = []
         self.requests = 0
@@ -90,9 +93,11 @@ def config(out: Path, **kw) -> BuildConfig:
 @pytest.fixture
 def use_stages(monkeypatch):
     """Run shards with the given stage list instead of the ones built from the config."""
+
     def use(stages: list) -> list:
         monkeypatch.setattr(shard, "stages_for", lambda config: stages)
         return stages
+
     return use
 
 
@@ -100,19 +105,42 @@ def use_stages(monkeypatch):
 def test_every_item_ends_written_or_quarantined_in_item_order(tmp_path):
     log = tmp_path / "errors.log"
     read = Failing("read", {"images/case003.png": StageError("image file is empty")})
-    describe = Failing("describe", {"images/case001.png": TransientError("model server unreachable (timeout)"),
-                                    "images/case002.png": ValueError("could not convert 'x' to float")})
+    describe = Failing(
+        "describe",
+        {
+            "images/case001.png": TransientError("model server unreachable (timeout)"),
+            "images/case002.png": ValueError("could not convert 'x' to float"),
+        },
+    )
     rows, bad = shard.process_batch(items(5), [read, describe, Encode()], log)
 
     assert [r["origin"]["file"] for r in rows] == ["images/case000.png", "images/case004.png"]
     assert [r["id"] for r in rows] == [items(5)[0].id, items(5)[4].id]
     assert bad == [
-        {"id": items(5)[1].id, "source": "toy", "file": "images/case001.png", "stage": "describe",
-         "reason": "model server unreachable (timeout)", "transient": True},
-        {"id": items(5)[2].id, "source": "toy", "file": "images/case002.png", "stage": "describe",
-         "reason": "unexpected ValueError: could not convert 'x' to float", "transient": False},
-        {"id": items(5)[3].id, "source": "toy", "file": "images/case003.png", "stage": "read",
-         "reason": "image file is empty", "transient": False},
+        {
+            "id": items(5)[1].id,
+            "source": "toy",
+            "file": "images/case001.png",
+            "stage": "describe",
+            "reason": "model server unreachable (timeout)",
+            "transient": True,
+        },
+        {
+            "id": items(5)[2].id,
+            "source": "toy",
+            "file": "images/case002.png",
+            "stage": "describe",
+            "reason": "unexpected ValueError: could not convert 'x' to float",
+            "transient": False,
+        },
+        {
+            "id": items(5)[3].id,
+            "source": "toy",
+            "file": "images/case003.png",
+            "stage": "read",
+            "reason": "image file is empty",
+            "transient": False,
+        },
     ]
     assert describe.seen == ["images/case000.png", "images/case001.png", "images/case002.png", "images/case004.png"]
     # Only the unexpected failure leaves a traceback, headed by the source, file and stage.
@@ -158,7 +186,9 @@ def test_a_user_error_of_a_batch_stage_stops_the_run():
 def test_failure_reasons():
     assert shard.failure_reason(StageError("mask file masks/a.png is missing")) == "mask file masks/a.png is missing"
     assert shard.failure_reason(TransientError("timeout")) == "timeout"
-    assert shard.failure_reason(ZeroDivisionError("division by zero")) == "unexpected ZeroDivisionError: division by zero"
+    assert (
+        shard.failure_reason(ZeroDivisionError("division by zero")) == "unexpected ZeroDivisionError: division by zero"
+    )
 
 
 # ---------------------------------------------------------------- what a shard is made of
@@ -184,8 +214,12 @@ def test_describer_usage_is_the_first_stage_that_keeps_it():
 
 
 def test_redacted_images_are_counted_per_source_in_the_marker_extras():
-    rows = [{"source": "a", "origin": {"redacted": [[0, 0, 1, 1]]}}, {"source": "a", "origin": {"redacted": None}},
-            {"source": "b", "origin": {"redacted": [[1, 1, 2, 2]]}}, {"source": "a", "origin": {"redacted": [[2]]}}]
+    rows = [
+        {"source": "a", "origin": {"redacted": [[0, 0, 1, 1]]}},
+        {"source": "a", "origin": {"redacted": None}},
+        {"source": "b", "origin": {"redacted": [[1, 1, 2, 2]]}},
+        {"source": "a", "origin": {"redacted": [[2]]}},
+    ]
     assert shard.with_redacted(None, rows) == {"redacted": {"a": 2, "b": 1}}
     usage = {"describer_usage": {"requests": 1}}
     assert shard.with_redacted(usage, rows) == {"describer_usage": {"requests": 1}, "redacted": {"a": 2, "b": 1}}
@@ -208,8 +242,13 @@ def test_stages_are_built_once_per_config(monkeypatch, tmp_path):
 def test_a_shard_writes_its_files_counts_and_usage_with_progress_per_item(tmp_path, use_stages):
     batch = Batch(batch_size=None)
     batch.requests = 40  # an earlier shard of this process: only this shard's share goes into its marker
-    use_stages([Failing("read", {"images/case005.png": StageError("image file is empty")}), batch,
-                Encode(redacted=("images/case001.png",))])
+    use_stages(
+        [
+            Failing("read", {"images/case005.png": StageError("image file is empty")}),
+            batch,
+            Encode(redacted=("images/case001.png",)),
+        ]
+    )
     work = items(60) + items(10, source="other", start=60)
     progress: list[int] = []
     result = shard.run_shard(4, work, config(tmp_path / "out"), progress.append)
@@ -221,31 +260,41 @@ def test_a_shard_writes_its_files_counts_and_usage_with_progress_per_item(tmp_pa
     assert max(len(b) for b in batch.batches) <= shard.ITEMS_PER_BATCH
     store = ShardStore(tmp_path / "out")
     assert store.marker(4) == {
-        "shard": 4, "written": 69, "quarantined": 1,
-        "sources": {"toy": {"seen": 60, "written": 59, "quarantined": 1},
-                    "other": {"seen": 10, "written": 10, "quarantined": 0}},
+        "shard": 4,
+        "written": 69,
+        "quarantined": 1,
+        "sources": {
+            "toy": {"seen": 60, "written": 59, "quarantined": 1},
+            "other": {"seen": 10, "written": 10, "quarantined": 0},
+        },
         "describer_usage": {"requests": 69, "cache_hits": 0},
         "redacted": {"toy": 1},
     }
-    assert [r["origin"]["file"] for r in store.shard_rows(4)] == [i.file for i in work if i.file != "images/case005.png"]
+    assert [r["origin"]["file"] for r in store.shard_rows(4)] == [
+        i.file for i in work if i.file != "images/case005.png"
+    ]
     assert [q["file"] for q in store.shard_rows(4, "quarantine")] == ["images/case005.png"]
-
-
 
 
 def test_a_shard_without_a_model_stage_has_no_usage_in_its_marker(tmp_path, use_stages):
     use_stages([Encode()])
     assert shard.run_shard(0, items(3), config(tmp_path / "out")) == {"shard": 0, "written": 3, "quarantined": 0}
     assert ShardStore(tmp_path / "out").marker(0) == {
-        "shard": 0, "written": 3, "quarantined": 0, "sources": {"toy": {"seen": 3, "written": 3, "quarantined": 0}}}
+        "shard": 0,
+        "written": 3,
+        "quarantined": 0,
+        "sources": {"toy": {"seen": 3, "written": 3, "quarantined": 0}},
+    }
 
 
 def test_a_server_gone_mid_shard_stops_the_build_and_leaves_the_shard_unfinished(tmp_path, use_stages):
     use_stages([Batch(error=ServerGone("the model server at http://127.0.0.1:9/v1 stopped answering")), Encode()])
     with pytest.raises(ServerGone) as stopped:
         shard.run_shard(2, items(3), config(tmp_path / "out"))
-    assert str(stopped.value) == ("the model server at http://127.0.0.1:9/v1 stopped answering. The build stopped at "
-                                  "shard 2: finished shards are kept; rerun with --resume once the server is fixed")
+    assert str(stopped.value) == (
+        "the model server at http://127.0.0.1:9/v1 stopped answering. The build stopped at "
+        "shard 2: finished shards are kept; rerun with --resume once the server is fixed"
+    )
     assert stopped.value.__cause__ is None and stopped.value.__suppress_context__
     assert ShardStore(tmp_path / "out").is_done(2) is False
     assert not (tmp_path / "out" / "data" / "part-00002.parquet").exists()
@@ -273,13 +322,23 @@ def test_retry_transient_redoes_only_the_transient_items_and_rewrites_the_shard_
     assert read.seen == ["images/case001.png", "images/case004.png"]
     assert progress[0] == 4 and sum(progress) == 6  # the kept records at once, then the retried ones
     assert [r["origin"]["file"] for r in store.shard_rows(0)] == [
-        "images/case000.png", "images/case001.png", "images/case003.png", "images/case005.png"]
+        "images/case000.png",
+        "images/case001.png",
+        "images/case003.png",
+        "images/case005.png",
+    ]
     assert [(q["file"], q["transient"]) for q in store.shard_rows(0, "quarantine")] == [
-        ("images/case002.png", False), ("images/case004.png", True)]
+        ("images/case002.png", False),
+        ("images/case004.png", True),
+    ]
     assert store.marker(0) == {
-        "shard": 0, "written": 4, "quarantined": 2,
-        "sources": {"toy": {"seen": 4, "written": 3, "quarantined": 1},
-                    "other": {"seen": 2, "written": 1, "quarantined": 1}},
+        "shard": 0,
+        "written": 4,
+        "quarantined": 2,
+        "sources": {
+            "toy": {"seen": 4, "written": 3, "quarantined": 1},
+            "other": {"seen": 2, "written": 1, "quarantined": 1},
+        },
         "describer_usage": {"requests": 7, "cache_hits": 0},  # 5 in the first run, 2 in the retry
         "redacted": {"toy": 1},
     }
@@ -339,3 +398,94 @@ def test_fault_injection_kills_the_process_once_the_item_count_is_reached(monkey
     assert said == b"alive after 3"
     monkeypatch.setattr(shard, "_KILL_AFTER_ITEMS", 0)  # off (the default): counting never kills
     shard._count_items_for_fault_injection(10_000)
+
+
+# ---------------------------------------------------------------- more edges
+def test_stages_given_to_run_shard_are_used_for_the_shard_and_its_retry(tmp_path):
+    out = tmp_path / "out"
+    first = Batch(transient=("images/case000.png",))
+    assert shard.run_shard(0, items(3), config(out), stages=[first, Encode()]) == {
+        "shard": 0,
+        "written": 2,
+        "quarantined": 1,
+    }
+    again = Batch()
+    assert shard.run_shard(0, items(3), config(out, retry_transient=True, resume=True), stages=[again, Encode()]) == {
+        "shard": 0,
+        "written": 3,
+        "quarantined": 0,
+        "retried": 1,
+    }
+    assert again.batches == [["images/case000.png"]]
+
+
+def test_a_shard_of_real_items_runs_the_stages_its_config_builds(toy_dataset, tmp_path):
+    from medtrinity.sources.base import load_recipe, open_source
+
+    recipe, root = toy_dataset
+    work = list(open_source(load_recipe(str(recipe)), root).items())[:2]
+    out = tmp_path / "out"
+    ShardStore(out).prepare({}, resume=False, overwrite=False)
+    built = BuildConfig(sources=[f"{recipe}:{root}"], out=str(out))
+    assert shard.run_shard(0, work, built) == {"shard": 0, "written": 2, "quarantined": 0}
+    assert [r["origin"]["file"] for r in ShardStore(out).shard_rows(0)] == ["images/case000.png", "images/case001.png"]
+
+
+def test_a_shard_logs_unexpected_failures_to_errors_log_and_counts_every_quarantined_item(tmp_path, use_stages):
+    use_stages([Failing("read", {f"images/case00{i}.png": ValueError("bad header") for i in (0, 2, 3)}), Encode()])
+    shard.run_shard(0, items(4), config(tmp_path / "out"))
+    marker = ShardStore(tmp_path / "out").marker(0)
+    assert marker["sources"] == {"toy": {"seen": 4, "written": 1, "quarantined": 3}}
+    log = (tmp_path / "out" / "errors.log").read_text()
+    assert log.count("--- toy images/case00") == 3 and log.startswith("--- toy images/case000.png stage=read\n")
+
+
+def test_a_retry_of_a_shard_whose_items_were_all_transient(tmp_path, use_stages):
+    out = tmp_path / "out"
+    use_stages([Batch(transient=("images/case000.png", "images/case001.png")), Encode()])
+    shard.run_shard(0, items(2), config(out))
+    use_stages([Batch(transient=("images/case000.png", "images/case001.png")), Encode()])
+    progress: list[int] = []
+    result = shard.run_shard(0, items(2), config(out, retry_transient=True, resume=True), progress.append)
+    assert result == {"shard": 0, "written": 0, "quarantined": 2, "retried": 2}
+    assert 0 not in progress and sum(progress) == 2  # nothing was kept, so no "kept" step
+    assert ShardStore(out).marker(0)["sources"] == {"toy": {"seen": 2, "written": 0, "quarantined": 2}}
+
+
+def test_a_server_gone_during_a_retry_names_the_shard(tmp_path, use_stages):
+    out = tmp_path / "out"
+    use_stages([Batch(transient=("images/case000.png",)), Encode()])
+    shard.run_shard(5, items(2), config(out))
+    use_stages([Batch(error=ServerGone("the model server stopped answering")), Encode()])
+    with pytest.raises(ServerGone, match="The build stopped at shard 5: finished shards are kept"):
+        shard.run_shard(5, items(2), config(out, retry_transient=True, resume=True))
+    assert ShardStore(out).is_done(5) is True  # the first run's shard stays finished
+
+
+def test_usage_keys_that_appear_during_the_shard_count_from_zero(tmp_path, use_stages):
+    class Growing(Batch):
+        def usage(self):
+            return {"requests": self.requests, **({"retries": 2} if self.requests else {})}
+
+    use_stages([Growing(), Encode()])
+    shard.run_shard(0, items(3), config(tmp_path / "out"))
+    assert ShardStore(tmp_path / "out").marker(0)["describer_usage"] == {"requests": 3, "retries": 2}
+
+
+def test_each_worker_builds_its_stages_with_its_share_of_the_concurrency(monkeypatch, tmp_path):
+    built = []
+    monkeypatch.setattr(shard, "_STAGES_BY_CONFIG", {})
+    monkeypatch.setattr(shard, "build_stages", lambda config: built.append(config.concurrency) or [])
+    shard.stages_for(config(tmp_path, workers=4, concurrency=32))
+    assert built == [8]
+
+
+def test_a_stage_that_loses_records_is_a_bug_that_stops_the_batch():
+    class Lossy:
+        name = "describe"
+
+        def process_batch(self, records):
+            return records[:-1]
+
+    with pytest.raises(ValueError, match="shorter"):
+        shard.process_batch(items(3), [Lossy(), Encode()])

@@ -15,20 +15,32 @@ from medtrinity.errors import UserError
 from medtrinity.pipeline.store import ShardStore, shard_name
 from medtrinity.records import QUARANTINE_SCHEMA, SCHEMA, Origin, Sample, sample_to_row
 
-IDENTITY = {"shard_size": 4, "top_k": 3, "sources": [{"recipe": "toy", "path": "/d/toy"}],
-            "recipes": [{"name": "toy", "expert": None}], "listing": {"count": 8, "digest": "ab12"}}
+IDENTITY = {
+    "shard_size": 4,
+    "top_k": 3,
+    "sources": [{"recipe": "toy", "path": "/d/toy"}],
+    "recipes": [{"name": "toy", "expert": None}],
+    "listing": {"count": 8, "digest": "ab12"},
+}
 
 
 def row(i: int, source: str = "toy") -> dict:
-    sample = Sample(id=f"id{i:02d}", source=source, origin=Origin(file=f"images/case{i:03d}.png"), modality="CT",
-                    width=8, height=6)
+    sample = Sample(
+        id=f"id{i:02d}", source=source, origin=Origin(file=f"images/case{i:03d}.png"), modality="CT", width=8, height=6
+    )
     sample.image_bytes = b"\x89PNG\r\n\x1a\n" + bytes([i])
     return sample_to_row(sample)
 
 
 def bad(i: int, transient: bool = False, source: str = "toy") -> dict:
-    return {"id": f"id{i:02d}", "source": source, "file": f"images/case{i:03d}.png", "stage": "describe",
-            "reason": "model server unreachable" if transient else "image is empty", "transient": transient}
+    return {
+        "id": f"id{i:02d}",
+        "source": source,
+        "file": f"images/case{i:03d}.png",
+        "stage": "describe",
+        "reason": "model server unreachable" if transient else "image is empty",
+        "transient": transient,
+    }
 
 
 def files(folder: Path) -> list[str]:
@@ -94,8 +106,10 @@ def test_a_folder_of_other_files_is_refused_naming_three_of_them(tmp_path):
     for resume, overwrite in ((False, False), (True, False), (False, True)):
         with pytest.raises(UserError) as refused:
             ShardStore(out).prepare(IDENTITY, resume=resume, overwrite=overwrite)
-        assert str(refused.value) == (f"--out {out} is not empty and holds no build (.x.tmp-1a, a.jpg, b.jpg, +3 more); "
-                                      "give a new or empty folder")
+        assert str(refused.value) == (
+            f"--out {out} is not empty and holds no build (.x.tmp-1a, a.jpg, b.jpg, +3 more); "
+            "give a new or empty folder"
+        )
     assert files(out) == [".x.tmp-1a", "a.jpg", "b.jpg", "c.jpg", "d.jpg", "manifest.json.bak"]
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["data"]
 
@@ -131,8 +145,9 @@ def test_a_second_build_without_resume_or_overwrite_is_refused_and_changes_nothi
     before = {name: stamp(store.out / name) for name in files(store.out)}
     with pytest.raises(UserError) as refused:
         store.prepare(IDENTITY, resume=False, overwrite=False)
-    assert str(refused.value) == (f"{store.out} already holds a build: pass --resume to continue it or --overwrite "
-                                  "to replace it")
+    assert str(refused.value) == (
+        f"{store.out} already holds a build: pass --resume to continue it or --overwrite to replace it"
+    )
     assert {name: stamp(store.out / name) for name in files(store.out)} == before
 
 
@@ -146,16 +161,20 @@ def test_a_folder_with_only_a_manifest_holds_a_build(tmp_path):
         store.check(IDENTITY, resume=False, overwrite=False)
     with pytest.raises(UserError) as refused:
         store.check(IDENTITY, resume=True, overwrite=False)
-    assert str(refused.value) == (f"{out} holds a build without its run record (run.json), so it cannot be resumed; "
-                                  "pass --overwrite to start again")
+    assert str(refused.value) == (
+        f"{out} holds a build without its run record (run.json), so it cannot be resumed; "
+        "pass --overwrite to start again"
+    )
 
 
 def test_resume_with_other_settings_is_refused_naming_each_change(store):
     changed = {**IDENTITY, "shard_size": 5, "top_k": 0}
     with pytest.raises(UserError) as refused:
         store.prepare(changed, resume=True, overwrite=False)
-    assert str(refused.value) == (f"{store.out} was built with other settings (--shard-size 4 -> 5; --top-k 3 -> 0); "
-                                  "resume with the same ones, or pass --overwrite to start again")
+    assert str(refused.value) == (
+        f"{store.out} was built with other settings (--shard-size 4 -> 5; --top-k 3 -> 0); "
+        "resume with the same ones, or pass --overwrite to start again"
+    )
     assert json.loads((store.progress_dir / "run.json").read_text()) == IDENTITY
 
 
@@ -197,10 +216,18 @@ def test_overwrite_of_a_build_left_with_only_a_manifest_removes_it(tmp_path):
 
 
 def test_temp_files_of_a_killed_run_are_removed_at_every_level_and_nothing_else(store):
-    planted = [store.out / ".manifest.json.tmp-17", store.progress_dir / ".part-00001.json.tmp-17",
-               store.data_dir / ".part-00001.parquet.tmp-123", store.cache_dir / "sub" / ".x.tmp-9"]
-    kept = [store.data_dir / "notes.tmp-1", store.data_dir / ".part.tmp-", store.data_dir / ".part.tmp-1b",
-            store.out / "x.manifest.json.tmp-17"]
+    planted = [
+        store.out / ".manifest.json.tmp-17",
+        store.progress_dir / ".part-00001.json.tmp-17",
+        store.data_dir / ".part-00001.parquet.tmp-123",
+        store.cache_dir / "sub" / ".x.tmp-9",
+    ]
+    kept = [
+        store.data_dir / "notes.tmp-1",
+        store.data_dir / ".part.tmp-",
+        store.data_dir / ".part.tmp-1b",
+        store.out / "x.manifest.json.tmp-17",
+    ]
     for path in planted + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"partial")
@@ -216,8 +243,13 @@ def test_a_written_shard_is_done_and_reads_back(store):
     store.write_shard(3, [row(0), row(1)], [bad(2, transient=True)], counts, extra={"describer_usage": {"requests": 3}})
     assert store.is_done(3) is True
     assert store.is_done(2) is False
-    assert store.marker(3) == {"shard": 3, "written": 2, "quarantined": 1, "sources": counts,
-                               "describer_usage": {"requests": 3}}
+    assert store.marker(3) == {
+        "shard": 3,
+        "written": 2,
+        "quarantined": 1,
+        "sources": counts,
+        "describer_usage": {"requests": 3},
+    }
     assert [r["id"] for r in store.shard_rows(3)] == ["id00", "id01"]
     assert store.shard_rows(3, "quarantine") == [bad(2, transient=True)]
     assert store.shard_rows(4) == [] and store.shard_rows(4, "quarantine") == []
@@ -225,16 +257,26 @@ def test_a_written_shard_is_done_and_reads_back(store):
     data_schema = pq.read_schema(store.data_dir / "part-00003.parquet")
     assert data_schema.remove_metadata() == SCHEMA.remove_metadata()
     assert data_schema.metadata[b"huggingface"] == SCHEMA.metadata[b"huggingface"]
-    assert pq.read_schema(store.quarantine_dir / "part-00003.parquet").remove_metadata() == \
-        QUARANTINE_SCHEMA.remove_metadata()
-    assert files(store.out) == ["_progress/part-00003.json", "_progress/run.json", "data/part-00003.parquet",
-                                "quarantine/part-00003.parquet"]
+    assert (
+        pq.read_schema(store.quarantine_dir / "part-00003.parquet").remove_metadata()
+        == QUARANTINE_SCHEMA.remove_metadata()
+    )
+    assert files(store.out) == [
+        "_progress/part-00003.json",
+        "_progress/run.json",
+        "data/part-00003.parquet",
+        "quarantine/part-00003.parquet",
+    ]
 
 
 def test_a_shard_without_extras_has_the_four_marker_fields(store):
     store.write_shard(0, [], [bad(0)], {"toy": {"seen": 1, "written": 0, "quarantined": 1}})
-    assert store.marker(0) == {"shard": 0, "written": 0, "quarantined": 1,
-                               "sources": {"toy": {"seen": 1, "written": 0, "quarantined": 1}}}
+    assert store.marker(0) == {
+        "shard": 0,
+        "written": 0,
+        "quarantined": 1,
+        "sources": {"toy": {"seen": 1, "written": 0, "quarantined": 1}},
+    }
     assert not (store.data_dir / "part-00000.parquet").exists()
 
 
@@ -261,15 +303,21 @@ def test_shards_are_zstd_parquet_in_row_groups_of_128(store):
     meta = pq.ParquetFile(store.quarantine_dir / "part-00000.parquet").metadata
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [128, 2]
     assert meta.row_group(0).column(0).compression == "ZSTD"
-    assert pq.read_schema(store.quarantine_dir / "part-00000.parquet").remove_metadata() == \
-        QUARANTINE_SCHEMA.remove_metadata()
+    assert (
+        pq.read_schema(store.quarantine_dir / "part-00000.parquet").remove_metadata()
+        == QUARANTINE_SCHEMA.remove_metadata()
+    )
     assert not [p for p in store.out.rglob("*") if ".tmp-" in p.name]
 
 
 # ---------------------------------------------------------------- sums over the finished shards
 def test_transient_ids_and_count(store):
-    store.write_shard(0, [row(0)], [bad(1, transient=True), bad(2), bad(3, transient=True)],
-                      {"toy": {"seen": 4, "written": 1, "quarantined": 3}})
+    store.write_shard(
+        0,
+        [row(0)],
+        [bad(1, transient=True), bad(2), bad(3, transient=True)],
+        {"toy": {"seen": 4, "written": 1, "quarantined": 3}},
+    )
     store.write_shard(1, [], [bad(4, transient=True)], {"toy": {"seen": 1, "written": 0, "quarantined": 1}})
     store.write_shard(2, [row(5)], [], {"toy": {"seen": 1, "written": 1, "quarantined": 0}})
     assert store.transient_ids(0) == {"id01", "id03"}
@@ -294,13 +342,18 @@ def test_markers_are_in_shard_order_and_skip_the_run_record(store):
 
 
 def test_source_counts_sum_the_markers_per_source_sorted(store):
-    store.write_shard(0, [row(0), row(1, "b-src")], [bad(2)],
-                      {"toy": {"seen": 2, "written": 1, "quarantined": 1}, "b-src": {"seen": 1, "written": 1,
-                                                                                    "quarantined": 0}})
+    store.write_shard(
+        0,
+        [row(0), row(1, "b-src")],
+        [bad(2)],
+        {"toy": {"seen": 2, "written": 1, "quarantined": 1}, "b-src": {"seen": 1, "written": 1, "quarantined": 0}},
+    )
     store.write_shard(1, [row(3)], [bad(4)], {"toy": {"seen": 2, "written": 1, "quarantined": 1}})
     counts = store.source_counts()
-    assert counts == {"b-src": {"seen": 1, "written": 1, "quarantined": 0},
-                      "toy": {"seen": 4, "written": 2, "quarantined": 2}}
+    assert counts == {
+        "b-src": {"seen": 1, "written": 1, "quarantined": 0},
+        "toy": {"seen": 4, "written": 2, "quarantined": 2},
+    }
     assert list(counts) == ["b-src", "toy"]
     assert all(type(v) is int for c in counts.values() for v in c.values())
 
@@ -309,12 +362,23 @@ def test_describer_usage_is_summed_over_the_shards_that_have_one(store):
     assert store.describer_usage() is None
     store.write_shard(0, [row(0)], [], {"toy": {"seen": 1, "written": 1, "quarantined": 0}})
     assert store.describer_usage() is None
-    store.write_shard(1, [row(1)], [], {"toy": {"seen": 1, "written": 1, "quarantined": 0}},
-                      extra={"describer_usage": {"requests": 2, "retries": 1}})
-    store.write_shard(2, [row(2)], [], {"toy": {"seen": 1, "written": 1, "quarantined": 0}},
-                      extra={"describer_usage": {"requests": 3, "cache_hits": 1}})
-    store.write_shard(3, [row(3)], [], {"toy": {"seen": 1, "written": 1, "quarantined": 0}},
-                      extra={"describer_usage": {}})
+    store.write_shard(
+        1,
+        [row(1)],
+        [],
+        {"toy": {"seen": 1, "written": 1, "quarantined": 0}},
+        extra={"describer_usage": {"requests": 2, "retries": 1}},
+    )
+    store.write_shard(
+        2,
+        [row(2)],
+        [],
+        {"toy": {"seen": 1, "written": 1, "quarantined": 0}},
+        extra={"describer_usage": {"requests": 3, "cache_hits": 1}},
+    )
+    store.write_shard(
+        3, [row(3)], [], {"toy": {"seen": 1, "written": 1, "quarantined": 0}}, extra={"describer_usage": {}}
+    )
     assert store.describer_usage() == {"requests": 5, "retries": 1, "cache_hits": 1}
 
 
@@ -323,3 +387,15 @@ def test_the_manifest_is_indented_json_in_the_given_key_order(store):
     assert path == store.out / "manifest.json"
     assert path.read_text() == '{\n  "z": 1,\n  "a": {\n    "b": [\n      1,\n      2\n    ]\n  }\n}\n'
     assert not [p for p in os.listdir(store.out) if ".tmp-" in p]
+
+
+def test_the_saved_identity_is_the_run_record_or_none(tmp_path):
+    store = ShardStore(tmp_path / "out")
+    assert store.saved_identity() is None  # no folder yet
+    store.prepare(IDENTITY, resume=False, overwrite=False)
+    assert store.saved_identity() == IDENTITY
+    run_file = store.progress_dir / "run.json"
+    run_file.write_text('{"shard_size": 4')  # cut short by a full disk
+    assert store.saved_identity() is None
+    run_file.write_text('["shard_size", 4]')  # JSON, but not a record
+    assert store.saved_identity() is None

@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fixtures.build import read_rows
 
 from medtrinity.errors import UserError
 from medtrinity.pipeline.config import BuildConfig
 from medtrinity.pipeline.runner import run_build
-
-from fixtures.build import read_rows
 
 
 def build(recipe: Path, root: Path, out: Path, **kw) -> dict:
@@ -20,8 +19,9 @@ def build(recipe: Path, root: Path, out: Path, **kw) -> dict:
 
 def stamps(out: Path) -> dict[str, tuple[int, int]]:
     """Inode and mtime of every file: a rewritten file (temp + rename) gets a new inode."""
-    return {str(p.relative_to(out)): (p.stat().st_ino, p.stat().st_mtime_ns)
-            for p in sorted(out.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(out)): (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(out.rglob("*")) if p.is_file()
+    }
 
 
 def test_resume_skips_finished_shards_and_redoes_the_unfinished_one_from_scratch(toy_dataset, tmp_path):
@@ -87,8 +87,9 @@ def test_a_repeated_build_without_flags_is_refused_and_leaves_the_build_as_it_wa
     before = stamps(out)
     with pytest.raises(UserError) as refused:
         build(recipe, root, out)
-    assert str(refused.value) == (f"{out} already holds a build: pass --resume to continue it or --overwrite to "
-                                  "replace it")
+    assert str(refused.value) == (
+        f"{out} already holds a build: pass --resume to continue it or --overwrite to replace it"
+    )
     assert stamps(out) == before
 
 

@@ -31,10 +31,27 @@ def card(demo_build, tmp_path_factory):
 
 
 def _rows(build: Path, folder: str = "data") -> list[dict]:
-    return [r for p in sorted((build / folder).glob("part-*.parquet"))
-            for r in pq.read_table(p, columns=None if folder != "data" else
-                                   ["id", "source", "split", "modality", "organ", "disease", "rois", "checks",
-                                    "description", "describer"]).to_pylist()]
+    return [
+        r
+        for p in sorted((build / folder).glob("part-*.parquet"))
+        for r in pq.read_table(
+            p,
+            columns=None
+            if folder != "data"
+            else [
+                "id",
+                "source",
+                "split",
+                "modality",
+                "organ",
+                "disease",
+                "rois",
+                "checks",
+                "description",
+                "describer",
+            ],
+        ).to_pylist()
+    ]
 
 
 def _tables(body: str) -> dict[tuple[str, ...], list[list[str]]]:
@@ -44,7 +61,7 @@ def _tables(body: str) -> dict[tuple[str, ...], list[list[str]]]:
         if line.startswith("| ") and i + 1 < len(lines) and re.fullmatch(r"\|( -+:? \|)+", lines[i + 1]):
             header = tuple(c.strip() for c in line.strip("|").split(" | "))
             rows = []
-            for row in lines[i + 2:]:
+            for row in lines[i + 2 :]:
                 if not row.startswith("| "):
                     break
                 rows.append([c.strip() for c in row.strip("|").split(" | ")])
@@ -61,12 +78,15 @@ def test_front_matter(card, demo_build):
     rows = _rows(demo_build)
     assert meta["dataset_info"]["splits"] == [{"name": "train", "num_examples": len(rows)}]
     assert meta["size_categories"] == ["n<1K"]
-    assert meta["configs"] == [{"config_name": "default",
-                                "data_files": [{"split": "train", "path": "data/part-*.parquet"}]}]
+    assert meta["configs"] == [
+        {"config_name": "default", "data_files": [{"split": "train", "path": "data/part-*.parquet"}]}
+    ]
     assert meta["license"] == hub_license_id(load_recipe("demo").license) == "other"
     assert meta["license_name"]
     has_mask = any(roi["mask"] for r in rows for roi in r["rois"])
-    assert meta["task_categories"] == ["image-to-text", "object-detection"] + (["image-segmentation"] if has_mask else [])
+    assert meta["task_categories"] == ["image-to-text", "object-detection"] + (
+        ["image-segmentation"] if has_mask else []
+    )
     assert set(meta["tags"]) >= {"medical"} | {r["modality"].lower() for r in rows}
 
 
@@ -81,17 +101,23 @@ def test_every_number_matches_the_build(card, demo_build):
         want = Counter(r[column] or "(none)" for r in rows)
         assert _counts(table) == want
         assert all(row[2] == f"{100 * int(row[1]) / n:.1f}%" for row in table)
-    assert {(a, b): int(c) for a, b, c in tables[("source", "split", "records")]} == \
-        Counter((r["source"], r["split"] or "(none)") for r in rows)
+    assert {(a, b): int(c) for a, b, c in tables[("source", "split", "records")]} == Counter(
+        (r["source"], r["split"] or "(none)") for r in rows
+    )
     rois = [roi for r in rows for roi in r["rois"]]
     roi_table = tables[("ROI source", "ROIs", "share of ROIs", "records with one")]
     assert _counts(roi_table) == Counter(roi["source"] for roi in rois)
-    assert {row[0]: int(row[3]) for row in roi_table} == Counter(s for r in rows for s in {x["source"] for x in r["rois"]})
-    assert {int(k): v for k, v in _counts(tables[("ROIs in a record", "records")]).items()} == \
-        Counter(len(r["rois"]) for r in rows)
+    assert {row[0]: int(row[3]) for row in roi_table} == Counter(
+        s for r in rows for s in {x["source"] for x in r["rois"]}
+    )
+    assert {int(k): v for k, v in _counts(tables[("ROIs in a record", "records")]).items()} == Counter(
+        len(r["rois"]) for r in rows
+    )
     edges = [0, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100]
-    areas = Counter(next(f"{edges[i]:g}–{edges[i + 1]:g}" for i in range(10)
-                         if roi["area_ratio"] < edges[i + 1] or i == 9) for roi in rois)
+    areas = Counter(
+        next(f"{edges[i]:g}–{edges[i + 1]:g}" for i in range(10) if roi["area_ratio"] < edges[i + 1] or i == 9)
+        for roi in rois
+    )
     assert {k: v for k, v in _counts(tables[("ROI area, % of the image", "ROIs")]).items() if v} == areas
     checks: dict[str, Counter] = {}
     for r in rows:
@@ -99,7 +125,8 @@ def test_every_number_matches_the_build(card, demo_build):
             checks.setdefault(c["name"], Counter())[c["status"]] += 1
     check_table = tables[("check", "records", "pass", "not verifiable", "fail", "pass rate")]
     assert {row[0]: [int(x) for x in row[1:5]] for row in check_table} == {
-        name: [sum(c.values()), c["pass"], c["not-verifiable"], c["fail"]] for name, c in checks.items()}
+        name: [sum(c.values()), c["pass"], c["not-verifiable"], c["fail"]] for name, c in checks.items()
+    }
     assert _counts(tables[("describer", "records")]) == Counter(r["describer"] for r in rows)
     words = [len(r["description"].split()) for r in rows]
     assert f"Description length: {min(words)}–{max(words)} words, median {sorted(words)[(n - 1) // 2]}." in body
@@ -119,8 +146,14 @@ def test_every_number_matches_the_build(card, demo_build):
 def test_plots_are_valid_png_in_the_card_and_the_html(card):
     out, _, body = card
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", body)
-    assert {"plots/modality.png", "plots/organ.png", "plots/roi_area.png", "plots/rois_per_image.png",
-            "plots/description_length.png", "plots/check_pass_rate.png"} <= set(linked)
+    assert {
+        "plots/modality.png",
+        "plots/organ.png",
+        "plots/roi_area.png",
+        "plots/rois_per_image.png",
+        "plots/description_length.png",
+        "plots/check_pass_rate.png",
+    } <= set(linked)
     for path in linked:
         data = (out / path).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -133,22 +166,29 @@ def test_plots_are_valid_png_in_the_card_and_the_html(card):
 
 
 def test_reason_kinds_keep_shared_numbers():
-    rows = [("read", "a/1.png", "a/1.png: image is 3 x 5 pixels, below 16"),
-            ("read", "b/2.png", "b/2.png: image is 4 x 5 pixels, below 16"),
-            ("describe", None, "model answered 3 times without JSON")]
+    rows = [
+        ("read", "a/1.png", "a/1.png: image is 3 x 5 pixels, below 16"),
+        ("read", "b/2.png", "b/2.png: image is 4 x 5 pixels, below 16"),
+        ("describe", None, "model answered 3 times without JSON"),
+    ]
     kinds = reason_kinds(rows)
     assert [(k.stage, k.reason, k.count) for k in kinds] == [
-        ("read", "…: image is # x 5 pixels, below 16", 2), ("describe", "model answered 3 times without JSON", 1)]
+        ("read", "…: image is # x 5 pixels, below 16", 2),
+        ("describe", "model answered 3 times without JSON", 1),
+    ]
 
 
-@pytest.mark.parametrize("text, hub_id", [
-    ("CC BY-NC-SA 4.0 (as stated by the KiTS23 organisers)", "cc-by-nc-sa-4.0"),
-    ("CC BY-NC 4.0 (ISIC 2018 challenge data)", "cc-by-nc-4.0"),
-    ("CC0 1.0 as listed by the publishers", "cc0-1.0"),
-    ("CC BY 4.0 (Zenodo record 1214456)", "cc-by-4.0"),
-    ("PhysioNet Credentialed Health Data License 1.5.0", "other"),
-    ("pydicom test files (MIT and as noted by pydicom)", "other"),
-    (None, "other"),
-])
+@pytest.mark.parametrize(
+    "text, hub_id",
+    [
+        ("CC BY-NC-SA 4.0 (as stated by the KiTS23 organisers)", "cc-by-nc-sa-4.0"),
+        ("CC BY-NC 4.0 (ISIC 2018 challenge data)", "cc-by-nc-4.0"),
+        ("CC0 1.0 as listed by the publishers", "cc0-1.0"),
+        ("CC BY 4.0 (Zenodo record 1214456)", "cc-by-4.0"),
+        ("PhysioNet Credentialed Health Data License 1.5.0", "other"),
+        ("pydicom test files (MIT and as noted by pydicom)", "other"),
+        (None, "other"),
+    ],
+)
 def test_hub_license_ids(text, hub_id):
     assert hub_license_id(text) == hub_id

@@ -51,13 +51,15 @@ def test_contradiction_rate_per_source_dataset(card):
     assert _table(body, AUDIT_HEADER) == AUDIT_ROWS
     assert "11 record(s) carry their source's own caption" in body
     assert "3 of them (27.3%) are contradicted by at least one check" in body
-    assert "<td>chexpert</td><td class=\"n\">3</td><td class=\"n\">2</td><td class=\"n\">66.7%</td>" in html
+    assert '<td>chexpert</td><td class="n">3</td><td class="n">2</td><td class="n">66.7%</td>' in html
 
 
 def test_caption_checks_are_apart_from_the_descriptions(card):
     body, _ = card
-    caption_checks = {row[0]: row[1:] for row in _table(body, ("caption check", "records", "pass", "not verifiable",
-                                                                "fail", "fail rate"))}
+    caption_checks = {
+        row[0]: row[1:]
+        for row in _table(body, ("caption check", "records", "pass", "not verifiable", "fail", "fail rate"))
+    }
     assert caption_checks["reference:position"] == ["11", "10", "0", "1", "9.1%"]
     assert caption_checks["reference:side"] == ["11", "10", "0", "1", "9.1%"]
     assert caption_checks["reference:modality"] == caption_checks["reference:organ"] == ["11", "10", "0", "1", "9.1%"]
@@ -69,5 +71,8 @@ def test_caption_checks_are_apart_from_the_descriptions(card):
 
 def test_recovered_boxes_are_not_called_expert_proposals(card):
     body, _ = card
-    assert re.search(r"recovered from the boxes drawn into a source's released images: 10 \(100\.0%\); "
-                     r"proposed by expert models: 0 \(0\.0%\)", body)
+    assert re.search(
+        r"recovered from the boxes drawn into a source's released images: 10 \(100\.0%\); "
+        r"proposed by expert models: 0 \(0\.0%\)",
+        body,
+    )

@@ -24,7 +24,8 @@ def conv_model(path, weights, bias, activation=None, size=None):
     else:
         nodes.append(helper.make_node("Identity", ["conv"], ["scores"]))
     graph = helper.make_graph(
-        nodes, "tiny",
+        nodes,
+        "tiny",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, out_dims)],
         initializer=[
@@ -115,13 +116,34 @@ def test_a_build_gives_the_expert_its_options_from_the_command_line(tmp_path):
     recipe = tmp_path / "tiles.yaml"
     recipe.write_text("name: tiles\nlayout: class-folder\nmodality: Microscopy\noptions: {images: '*/*.png'}\n")
     result = subprocess.run(
-        [sys.executable, "-m", "medtrinity.cli", "build", "--source", f"{recipe}:{tmp_path / 'data'}",
-         "--out", str(tmp_path / "out"), "--expert", "onnx", "--expert-option", f"checkpoint={path}",
-         "--expert-option", "channels=gray", "--expert-option", "output=probabilities",
-         "--expert-option", "class_names=[bright]", "--expert-option", "version=t2"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "medtrinity.cli",
+            "build",
+            "--source",
+            f"{recipe}:{tmp_path / 'data'}",
+            "--out",
+            str(tmp_path / "out"),
+            "--expert",
+            "onnx",
+            "--expert-option",
+            f"checkpoint={path}",
+            "--expert-option",
+            "channels=gray",
+            "--expert-option",
+            "output=probabilities",
+            "--expert-option",
+            "class_names=[bright]",
+            "--expert-option",
+            "version=t2",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     (row,) = pq.read_table(tmp_path / "out" / "data" / "part-00000.parquet").to_pylist()
     assert [(roi["label"], roi["source"], roi["bbox"]) for roi in row["rois"]] == [
-        ("bright", "expert:onnx@t2", [20, 10, 40, 30]), ("bright", "expert:onnx@t2", [20, 40, 40, 60])]
+        ("bright", "expert:onnx@t2", [20, 10, 40, 30]),
+        ("bright", "expert:onnx@t2", [20, 40, 40, 60]),
+    ]

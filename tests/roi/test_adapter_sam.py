@@ -16,17 +16,28 @@ torch = pytest.importorskip("torch")
 if importlib.util.find_spec("segment_anything") is None:  # find_spec: importing it would need torchvision
     pytest.skip("segment_anything is not installed", allow_module_level=True)
 
-from medtrinity.errors import UserError
-from medtrinity.roi.experts import get_expert, sam_model
+from medtrinity.errors import UserError  # noqa: E402 (only once segment_anything is known)
+from medtrinity.roi.experts import get_expert, sam_model  # noqa: E402
 
 modeling = sam_model.sam_modeling()
 HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
 # 64 px input, 16 px patches (a 4x4 embedding), 1-deep encoder and decoder, 32/16 wide: a few thousand weights
 TINY = {
-    "encoder_embed_dim": 32, "encoder_depth": 1, "encoder_num_heads": 2, "encoder_global_attn_indexes": [0],
-    "image_size": 64, "patch_size": 16, "window_size": 0, "prompt_embed_dim": 16, "mask_in_chans": 4,
-    "decoder_depth": 1, "decoder_mlp_dim": 32, "decoder_num_heads": 2, "iou_head_depth": 1, "iou_head_hidden_dim": 16,
+    "encoder_embed_dim": 32,
+    "encoder_depth": 1,
+    "encoder_num_heads": 2,
+    "encoder_global_attn_indexes": [0],
+    "image_size": 64,
+    "patch_size": 16,
+    "window_size": 0,
+    "prompt_embed_dim": 16,
+    "mask_in_chans": 4,
+    "decoder_depth": 1,
+    "decoder_mlp_dim": 32,
+    "decoder_num_heads": 2,
+    "iou_head_depth": 1,
+    "iou_head_hidden_dim": 16,
 }
 
 
@@ -34,15 +45,27 @@ def tiny_sam(seed: int):
     torch.manual_seed(seed)
     sam = modeling.Sam(
         image_encoder=modeling.ImageEncoderViT(
-            img_size=64, patch_size=16, embed_dim=32, depth=1, num_heads=2, mlp_ratio=4, out_chans=16,
-            qkv_bias=True, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True,
-            window_size=0, global_attn_indexes=(0,),
+            img_size=64,
+            patch_size=16,
+            embed_dim=32,
+            depth=1,
+            num_heads=2,
+            mlp_ratio=4,
+            out_chans=16,
+            qkv_bias=True,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            use_rel_pos=True,
+            window_size=0,
+            global_attn_indexes=(0,),
         ),
         prompt_encoder=modeling.PromptEncoder(
             embed_dim=16, image_embedding_size=(4, 4), input_image_size=(64, 64), mask_in_chans=4
         ),
         mask_decoder=modeling.MaskDecoder(
-            transformer_dim=16, num_multimask_outputs=3, iou_head_depth=1, iou_head_hidden_dim=16,
+            transformer_dim=16,
+            num_multimask_outputs=3,
+            iou_head_depth=1,
+            iou_head_hidden_dim=16,
             transformer=modeling.TwoWayTransformer(depth=1, embedding_dim=16, mlp_dim=32, num_heads=2),
         ),
     )
@@ -67,8 +90,11 @@ def reference(sam, pixels: np.ndarray, box) -> tuple[np.ndarray, float]:
         scaled = torch.tensor([[box[0] * 64 / 96, box[1] * 53 / 80, box[2] * 64 / 96, box[3] * 53 / 80]])
         sparse, dense = sam.prompt_encoder(points=None, boxes=scaled[None], masks=None)
         low_res, ious = sam.mask_decoder(
-            image_embeddings=features, image_pe=sam.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True,
+            image_embeddings=features,
+            image_pe=sam.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
         )
         masks = sam.postprocess_masks(low_res, (53, 64), (80, 96)) > sam.mask_threshold
     best = int(torch.argmax(ious[0]))

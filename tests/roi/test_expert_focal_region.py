@@ -35,7 +35,7 @@ def test_synthetic_hypoechoic_lesion_matches_the_known_mask():
 
 def test_plain_speckle_gives_nothing():
     rng = np.random.default_rng(2)
-    image = (np.clip(ndimage.gaussian_filter(0.45 * rng.rayleigh(1.0, (200, 200)) / 1.25, 0.8), 0, 1) * 255)
+    image = np.clip(ndimage.gaussian_filter(0.45 * rng.rayleigh(1.0, (200, 200)) / 1.25, 0.8), 0, 1) * 255
     assert get_expert("focal-region").locate(image.astype(np.uint8), "Ultrasound", None, []) == []
 
 

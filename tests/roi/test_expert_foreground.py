@@ -53,8 +53,13 @@ def assert_box_near(mask: np.ndarray, expected: tuple[int, int, int, int], toler
 # Demo images the expert is used on (their own expert finds nothing, or there is none for the modality);
 # test_every_demo_image_the_expert_outlines_is_checked_here keeps this list honest.
 CHECKED_DEMO_FILES = {
-    "RG3_UNCI.dcm", "gdcm-US-ALOKA-16.dcm", "MR2_UNCI.dcm", "MR_small.dcm", "color-pl.dcm",
-    "examples_ybr_color.dcm", "JPEG2000_UNC.dcm",
+    "RG3_UNCI.dcm",
+    "gdcm-US-ALOKA-16.dcm",
+    "MR2_UNCI.dcm",
+    "MR_small.dcm",
+    "color-pl.dcm",
+    "examples_ybr_color.dcm",
+    "JPEG2000_UNC.dcm",
 }
 
 

@@ -11,7 +11,14 @@ from medtrinity.errors import StageError, UserError
 from medtrinity.roi.experts import Expert, default_expert_for, expert_names, get_expert, register_expert
 
 BUILTINS = [
-    "cells", "chest-xray-lungs", "ct-body", "focal-region", "foreground", "fundus-disc", "mri-head", "skin-lesion",
+    "cells",
+    "chest-xray-lungs",
+    "ct-body",
+    "focal-region",
+    "foreground",
+    "fundus-disc",
+    "mri-head",
+    "skin-lesion",
     "tissue",
 ]
 ADAPTERS = ["cellpose", "onnx", "sam"]  # need the user's local weights: listed, not run on the contract image
@@ -226,11 +233,15 @@ def test_each_expert_declares_its_options_and_a_misspelled_one_is_refused_with_a
     assert str(error.value) == "expert tissue: unknown option 'size'; expert tissue takes no options"
     # `model:`, the former name of the weights option, still means the checkpoint
     assert check_expert_options("cellpose", {"model": "/m/cpsam", "diameter": 30}) == {
-        "checkpoint": "/m/cpsam", "diameter": 30.0}
+        "checkpoint": "/m/cpsam",
+        "diameter": 30.0,
+    }
 
 
-WEIGHTS_LINE = ("expert sam needs its weights: --expert-option checkpoint=PATH, or experts: {sam: {checkpoint: PATH}} "
-                "in the build config")
+WEIGHTS_LINE = (
+    "expert sam needs its weights: --expert-option checkpoint=PATH, or experts: {sam: {checkpoint: PATH}} "
+    "in the build config"
+)
 
 
 def test_an_expert_without_its_weights_is_refused_in_one_line():
@@ -267,9 +278,13 @@ def test_a_recipes_expert_options_meet_the_build_configs():
     from medtrinity.roi.experts.base import check_build_experts, options_for
     from medtrinity.sources.base import Recipe
 
-    recipe = Recipe(name="r", layout="image-mask", expert="sam", expert_options={"checkpoint": "/a.pth", "prompt": "image"})
+    recipe = Recipe(
+        name="r", layout="image-mask", expert="sam", expert_options={"checkpoint": "/a.pth", "prompt": "image"}
+    )
     assert options_for("sam", recipe.expert_options_by_name(), {"sam": {"checkpoint": "/b.pth"}}) == {
-        "checkpoint": "/b.pth", "prompt": "image"}
+        "checkpoint": "/b.pth",
+        "prompt": "image",
+    }
     assert check_build_experts(None, {}, [recipe]) == [("sam", {"checkpoint": "/a.pth", "prompt": "image"})]
     # the config's --expert replaces the recipe's choice: the recipe's sam options do not go to onnx
     with pytest.raises(UserError, match="^expert onnx needs its weights"):

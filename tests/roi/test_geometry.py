@@ -19,8 +19,17 @@ from medtrinity.roi.geometry import (
 
 # ---------------------------------------------------------------- position words
 BIN_CASES = [
-    (0.0, 0), (0.1999, 0), (0.2, 1), (0.3999, 1), (0.4, 2), (0.5999, 2),
-    (0.6, 3), (0.7999, 3), (0.8, 4), (0.9999, 4), (1.0, 4),
+    (0.0, 0),
+    (0.1999, 0),
+    (0.2, 1),
+    (0.3999, 1),
+    (0.4, 2),
+    (0.5999, 2),
+    (0.6, 3),
+    (0.7999, 3),
+    (0.8, 4),
+    (0.9999, 4),
+    (1.0, 4),
 ]
 
 
@@ -64,11 +73,14 @@ def test_area_ratio_exact_values(count, width, height, expected):
     assert area_ratio(count, width, height) == expected
 
 
-@pytest.mark.parametrize(("count", "width", "height", "message"), [
-    (-1, 3, 3, r"^pixel count -1 is outside 0..9 for a 3x3 image$"),
-    (10, 3, 3, r"^pixel count 10 is outside 0..9 for a 3x3 image$"),
-    (1, 0, 3, r"^image size must be positive, got 0x3$"),
-])
+@pytest.mark.parametrize(
+    ("count", "width", "height", "message"),
+    [
+        (-1, 3, 3, r"^pixel count -1 is outside 0..9 for a 3x3 image$"),
+        (10, 3, 3, r"^pixel count 10 is outside 0..9 for a 3x3 image$"),
+        (1, 0, 3, r"^image size must be positive, got 0x3$"),
+    ],
+)
 def test_area_ratio_rejects_impossible_counts(count, width, height, message):
     with pytest.raises(ValueError, match=message):
         area_ratio(count, width, height)
@@ -358,4 +370,6 @@ def test_rois_from_regions_passes_the_minimum_component_size_on():
     region = Region(label="a", mask=mask)
     assert [roi.bbox for roi in rois_from_regions([region], 60, 40)] == [[40, 30, 43, 32]]
     assert [roi.bbox for roi in rois_from_regions([region], 60, 40, min_component_pixels=1)] == [
-        [40, 30, 43, 32], [0, 0, 1, 1]]
+        [40, 30, 43, 32],
+        [0, 0, 1, 1],
+    ]

@@ -127,6 +127,9 @@ def test_the_expert_returns_recovered_regions():
     drawn = saved(draw_boxes(texture(np.random.default_rng(1), "gray", (100, 120)), [(10, 12, 70, 80)], [2]), "png")
     regions = get_expert("green-box").locate(drawn, "X-Ray", "chest", [])
     assert [(r.bbox, r.source, r.label, r.kind, r.score) for r in regions] == [
-        ((10.0, 12.0, 70.0, 80.0), RECOVERED_SOURCE, "marked region", "region", 1.0)]
+        ((10.0, 12.0, 70.0, 80.0), RECOVERED_SOURCE, "marked region", "region", 1.0)
+    ]
     assert RECOVERED_SOURCE == "recovered:green-box@1"
-    assert get_expert("green-box", min_score=0.5).locate(box_on_green_content().pixels, "Histopathology", None, []) == []
+    assert (
+        get_expert("green-box", min_score=0.5).locate(box_on_green_content().pixels, "Histopathology", None, []) == []
+    )

@@ -199,9 +199,20 @@ def test_mask_for_roi_decodes_rle_or_fills_the_box():
 
 # ---------------------------------------------------------------- what a description quotes
 def _stats(**values) -> measure.RegionStats:
-    base = {"mean_inside": 100.0, "mean_around": 100.0, "std_inside": 5.0, "std_around": 5.0, "contrast": 0.0,
-            "heterogeneity": 0.05, "edge_sharpness": 1.0, "pixels_inside": 400, "pixels_around": 400,
-            "has_surroundings": True, "std_core": 5.0, "reference_level": 100.0}
+    base = {
+        "mean_inside": 100.0,
+        "mean_around": 100.0,
+        "std_inside": 5.0,
+        "std_around": 5.0,
+        "contrast": 0.0,
+        "heterogeneity": 0.05,
+        "edge_sharpness": 1.0,
+        "pixels_inside": 400,
+        "pixels_around": 400,
+        "has_surroundings": True,
+        "std_core": 5.0,
+        "reference_level": 100.0,
+    }
     return measure.RegionStats(**(base | values))
 
 
@@ -222,7 +233,11 @@ def test_reading_rounds_as_printed_and_derives_each_word_from_the_printed_number
     # contrast 0.46 prints as 0.5, the medium-effect threshold: brighter, since 110 vs 100 is visible.
     brighter = read_texture(_stats(mean_inside=110.2, mean_around=99.9, contrast=0.46))
     assert (brighter.mean_inside, brighter.mean_around, brighter.contrast, brighter.brightness) == (
-        110, 100, 0.5, "brighter")
+        110,
+        100,
+        0.5,
+        "brighter",
+    )
     # 104.6 vs 100.4 prints as 105 vs 100: a difference of 5 printed, so not "similar".
     assert read_texture(_stats(mean_inside=104.6, mean_around=100.4, contrast=2.0)).brightness == "brighter"
     assert read_texture(_stats(mean_inside=104.4, mean_around=100.4, contrast=2.0)).brightness == "similar"

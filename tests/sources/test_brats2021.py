@@ -59,28 +59,38 @@ def test_brats_build_writes_the_chosen_slices_with_exact_label_regions(tmp_path)
 
 def test_sequence_option_and_bad_cases_are_quarantined_with_reasons(tmp_path):
     root = make_brats2021(tmp_path / "data", n_cases=3)
-    nib.save(nib.Nifti1Image(np.zeros((32, 32, 10), np.uint8), brats_affine()),
-             str(root / "BraTS2021_00001" / "BraTS2021_00001_seg.nii.gz"))
+    nib.save(
+        nib.Nifti1Image(np.zeros((32, 32, 10), np.uint8), brats_affine()),
+        str(root / "BraTS2021_00001" / "BraTS2021_00001_seg.nii.gz"),
+    )
     (root / "BraTS2021_00002" / "BraTS2021_00002_seg.nii.gz").unlink()
     recipe = tmp_path / "brats-t1ce.yaml"
     recipe.write_text(
-        (Path(__file__).parents[2] / "src/medtrinity/sources/recipes/brats2021.yaml").read_text()
-        .replace("sequence: flair", "sequence: t1ce").replace("normal_slices: 2", "normal_slices: 0")
+        (Path(__file__).parents[2] / "src/medtrinity/sources/recipes/brats2021.yaml")
+        .read_text()
+        .replace("sequence: flair", "sequence: t1ce")
+        .replace("normal_slices: 2", "normal_slices: 0")
     )
     manifest = build(f"{recipe}:{root}", tmp_path / "out")
     assert manifest["sources"]["brats2021"] == {"seen": 11, "written": 9, "quarantined": 2}
     assert {r["origin"]["file"] for r in rows(tmp_path / "out")} == {"BraTS2021_00000/BraTS2021_00000_t1ce.nii.gz"}
     reasons = {r["file"]: r["reason"] for r in rows(tmp_path / "out", "quarantine")}
-    assert "label map BraTS2021_00001/BraTS2021_00001_seg.nii.gz has shape 32x32x10 but its image" in \
-        reasons["BraTS2021_00001/BraTS2021_00001_t1ce.nii.gz"]
-    assert "label map BraTS2021_00002/BraTS2021_00002_seg.nii.gz is missing" in \
-        reasons["BraTS2021_00002/BraTS2021_00002_t1ce.nii.gz"]
+    assert (
+        "label map BraTS2021_00001/BraTS2021_00001_seg.nii.gz has shape 32x32x10 but its image"
+        in reasons["BraTS2021_00001/BraTS2021_00001_t1ce.nii.gz"]
+    )
+    assert (
+        "label map BraTS2021_00002/BraTS2021_00002_seg.nii.gz is missing"
+        in reasons["BraTS2021_00002/BraTS2021_00002_t1ce.nii.gz"]
+    )
 
 
 def test_cases_one_folder_down_are_found_and_a_wrong_folder_is_one_user_error(tmp_path):
     make_brats2021(tmp_path / "top" / "RSNA_ASNR_MICCAI_BraTS2021_TrainingData_16July2021", n_cases=1)
     assert build(f"brats2021:{tmp_path / 'top'}", tmp_path / "out")["sources"]["brats2021"]["written"] == 11
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match=r"brats2021 expects case folders BraTS2021_<id>/ .* no BraTS2021_\* folder is there") as err:
+    with pytest.raises(
+        UserError, match=r"brats2021 expects case folders BraTS2021_<id>/ .* no BraTS2021_\* folder is there"
+    ) as err:
         build(f"brats2021:{tmp_path / 'empty'}", tmp_path / "out2")
     assert "\n" not in str(err.value)

@@ -27,7 +27,10 @@ def test_build_reads_labels_boxes_and_splits(tmp_path):
     for name, (findings, view, _, split, boxes) in IMAGES.items():
         row = by_name[name]
         assert (row["modality"], row["organ"], row["split"]) == ("X-Ray", "chest", split)
-        assert row["reference_text"] == f"Finding labels (mined from the report): {findings.replace('|', ', ')}. View position: {view}."
+        assert (
+            row["reference_text"]
+            == f"Finding labels (mined from the report): {findings.replace('|', ', ')}. View position: {view}."
+        )
         annotated = [r for r in row["rois"] if r["source"] == "annotation"]
         assert len(annotated) == len(boxes)
         for roi, (label, x, y, w, h) in zip(annotated, boxes):
@@ -46,14 +49,18 @@ def test_malformed_rows_missing_image_and_box_outside_are_quarantined(tmp_path):
     entry = root / "Data_Entry_2017.csv"
     entry.write_text(entry.read_text() + "00000009_000.png,Mass,0,9,40,F,PA,64,64,0.143,0.143,\n")  # no image
     bbox = root / "BBox_List_2017.csv"
-    bbox.write_text(bbox.read_text()
-                    + "00000001_001.png,Mass,abc,1,2,3,,,\n"          # line 4: malformed
-                    + "00000003_000.png,Atelectasis,50,50,40,40,,,\n")  # line 5: beyond 64x64
+    bbox.write_text(
+        bbox.read_text()
+        + "00000001_001.png,Mass,abc,1,2,3,,,\n"  # line 4: malformed
+        + "00000003_000.png,Atelectasis,50,50,40,40,,,\n"
+    )  # line 5: beyond 64x64
 
     manifest, rows, bad = build(root, tmp_path / "out")
 
     assert manifest["sources"]["chestx-ray14"] == {"seen": 5, "written": 2, "quarantined": 3}
-    assert bad["images/00000009_000.png"]["stage"] == "read" and "is missing" in bad["images/00000009_000.png"]["reason"]
+    assert (
+        bad["images/00000009_000.png"]["stage"] == "read" and "is missing" in bad["images/00000009_000.png"]["reason"]
+    )
     assert bad["images_001/images/00000001_001.png"]["reason"] == "BBox_List_2017.csv line 4: x is not a number"
     outside = bad["images_002/images/00000003_000.png"]["reason"]
     assert "BBox_List_2017.csv line 5" in outside and "outside the 64x64 image" in outside
@@ -62,22 +69,29 @@ def test_malformed_rows_missing_image_and_box_outside_are_quarantined(tmp_path):
 def test_malformed_entry_rows_quarantine_their_image_and_the_run_goes_on(tmp_path):
     root = make_chestx_ray14(tmp_path / "cxr14")
     entry = root / "Data_Entry_2017.csv"
-    entry.write_text(entry.read_text()
-                     + "00000001_001.png,No Finding\n"                      # line 6: too few fields
-                     + "00000004_000.png,Mass,0,PIDX40411\n"                # line 7: too few, an ID in it
-                     + "00000009_000.png,,0,9,40,F,PA,64,64,0.143,0.143,\n"  # line 8: empty Finding Labels
-                     + ",Mass,0,9,40,F,PA,64,64,0.143,0.143,\n")             # line 9: empty Image Index
+    entry.write_text(
+        entry.read_text()
+        + "00000001_001.png,No Finding\n"  # line 6: too few fields
+        + "00000004_000.png,Mass,0,PIDX40411\n"  # line 7: too few, an ID in it
+        + "00000009_000.png,,0,9,40,F,PA,64,64,0.143,0.143,\n"  # line 8: empty Finding Labels
+        + ",Mass,0,9,40,F,PA,64,64,0.143,0.143,\n"
+    )  # line 9: empty Image Index
 
     manifest, rows, bad = build(root, tmp_path / "out")
 
     assert manifest["sources"]["chestx-ray14"] == {"seen": 7, "written": 3, "quarantined": 4}
     assert {r["origin"]["file"] for r in rows} == {f"{v[2]}/{n}" for n, v in IMAGES.items()} - {
-        "images_001/images/00000001_001.png"}
+        "images_001/images/00000001_001.png"
+    }
     assert {f: (r["stage"], r["reason"]) for f, r in bad.items()} == {
-        "images_001/images/00000001_001.png":
-            ("read", "Data_Entry_2017.csv line 6: the row has 2 field(s), too few to reach View Position (field 7)"),
-        "images/00000004_000.png":
-            ("read", "Data_Entry_2017.csv line 7: the row has 4 field(s), too few to reach View Position (field 7)"),
+        "images_001/images/00000001_001.png": (
+            "read",
+            "Data_Entry_2017.csv line 6: the row has 2 field(s), too few to reach View Position (field 7)",
+        ),
+        "images/00000004_000.png": (
+            "read",
+            "Data_Entry_2017.csv line 7: the row has 4 field(s), too few to reach View Position (field 7)",
+        ),
         "images/00000009_000.png": ("read", "Data_Entry_2017.csv line 8: Finding Labels is empty"),
         "Data_Entry_2017.csv:line 9": ("read", "Data_Entry_2017.csv line 9: Image Index is empty"),
     }
@@ -86,11 +100,13 @@ def test_malformed_entry_rows_quarantine_their_image_and_the_run_goes_on(tmp_pat
 def test_box_reasons_name_line_and_column_never_the_cell(tmp_path):
     root = make_chestx_ray14(tmp_path / "cxr14")
     bbox = root / "BBox_List_2017.csv"
-    bbox.write_text(bbox.read_text()
-                    + "00000001_001.png,Mass,1,2\n"                 # line 4: two numbers, row cut short
-                    + "00000003_000.png,Mass,1,2,5,,,,\n"           # line 5: three numbers, h empty
-                    + "00000001_000.png,Mass,Melchiorra,1,2,3,,,\n"  # line 6: a shifted identifier in x
-                    + "00000002_000.png,Mass,1,2,3,inf,,,\n")        # line 7: not finite
+    bbox.write_text(
+        bbox.read_text()
+        + "00000001_001.png,Mass,1,2\n"  # line 4: two numbers, row cut short
+        + "00000003_000.png,Mass,1,2,5,,,,\n"  # line 5: three numbers, h empty
+        + "00000001_000.png,Mass,Melchiorra,1,2,3,,,\n"  # line 6: a shifted identifier in x
+        + "00000002_000.png,Mass,1,2,3,inf,,,\n"
+    )  # line 7: not finite
 
     manifest, rows, bad = build(root, tmp_path / "out")
 
@@ -120,6 +136,10 @@ def test_view_position_gives_the_orientation_and_the_patient_side(tmp_path):
     for name, (_, view, *_rest) in IMAGES.items():
         assert by_name[name]["origin"]["orientation"] == view
         # frontal views follow the radiological convention, so a lateralised ROI gets its patient side
-        sided = [roi for roi in by_name[name]["rois"] if roi["position"]["horizontal"] in ("left", "left-center", "right", "right-center")]
+        sided = [
+            roi
+            for roi in by_name[name]["rois"]
+            if roi["position"]["horizontal"] in ("left", "left-center", "right", "right-center")
+        ]
         if sided:
             assert "patient's" in by_name[name]["attributes"]["roi"]

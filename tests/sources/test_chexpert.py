@@ -40,7 +40,12 @@ def test_build_reads_labels_split_and_view(tmp_path, give_parent):
     assert rows[FRONTAL_2]["disease"] == "lung opacity, edema"  # uncertain cardiomegaly is not positive
     assert rows[LATERAL_2]["labels"] == ["Lung Opacity", "Pneumonia (uncertain)"]
     assert rows[VALID]["labels"] == ["Atelectasis", "Fracture (uncertain)"]
-    assert {f: r["split"] for f, r in rows.items()} == {FRONTAL_1: "train", FRONTAL_2: "train", LATERAL_2: "train", VALID: "val"}
+    assert {f: r["split"] for f, r in rows.items()} == {
+        FRONTAL_1: "train",
+        FRONTAL_2: "train",
+        LATERAL_2: "train",
+        VALID: "val",
+    }
     for row in rows.values():
         assert (row["modality"], row["organ"]) == ("X-Ray", "chest")
         assert (row["width"], row["height"]) == (64, 64)

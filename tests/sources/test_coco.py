@@ -49,7 +49,7 @@ def test_bad_annotations_and_missing_image_are_quarantined(tmp_path):
     data = json.loads(path.read_text())
     data["images"].append({"id": 99, "file_name": "missing.png", "width": 64, "height": 64})
     data["annotations"] += [
-        {"id": 900, "image_id": 1, "category_id": 7, "bbox": [1, 1, 5, 5]},                       # unknown category
+        {"id": 900, "image_id": 1, "category_id": 7, "bbox": [1, 1, 5, 5]},  # unknown category
         {"id": 901, "image_id": 2, "category_id": 1, "bbox": [50, 50, 30, 30], "segmentation": []},  # outside
         {"id": 902, "image_id": 3, "category_id": 1, "bbox": [1, 1, 5, 5], "segmentation": [[1, 2, 3]]},  # bad polygon
     ]
@@ -60,7 +60,9 @@ def test_bad_annotations_and_missing_image_are_quarantined(tmp_path):
     assert manifest["sources"]["toy-coco"] == {"seen": 6, "written": 2, "quarantined": 4}
     assert "is missing" in bad["images/missing.png"]["reason"]
     assert "annotation 900: category_id 7 is not in 'categories'" in bad["images/a.png"]["reason"]
-    assert "annotation 901" in bad["images/b.png"]["reason"] and "outside the 64x64 image" in bad["images/b.png"]["reason"]
+    assert (
+        "annotation 901" in bad["images/b.png"]["reason"] and "outside the 64x64 image" in bad["images/b.png"]["reason"]
+    )
     assert "annotation 902" in bad["images/c.png"]["reason"] and "polygon" in bad["images/c.png"]["reason"]
 
 

@@ -29,7 +29,10 @@ def test_build_gives_boxes_labels_captions_and_splits(tmp_path):
     assert sorted(r["bbox"] for r in b["rois"]) == [[8, 44, 20, 58], [40, 30, 54, 42]]
     assert (a["split"], b["split"], c["split"]) == ("train", "train", "test")
     assert (a["reference_text"], b["reference_text"], c["reference_text"]) == (
-        "Small nodule in the upper zone.", "Two nodules.", "Clear lungs.")
+        "Small nodule in the upper zone.",
+        "Two nodules.",
+        "Clear lungs.",
+    )
     assert a["labels"] == ["nodule"] and a["disease"] == "lung nodule" and a["modality"] == "X-Ray"
     assert c["labels"] == ["normal"] and c["disease"] is None  # "No Finding" is listed in options.normal
     assert {k["label"]: k["kind"] for k in c["label_kinds"]} == {"normal": "normal"}
@@ -40,17 +43,22 @@ def test_malformed_row_missing_file_and_box_outside_are_quarantined(tmp_path):
     root = tmp_path / "table"
     recipe = make_csv_table(root)
     csv = root / "labels.csv"
-    csv.write_text(csv.read_text()
-                   + "a.png,nodule,PIDX50321,1,5,5,x,train\n"  # line 6: a shifted identifier, not a number
-                   + "gone.png,nodule,1,1,5,5,x,train\n"      # no such image
-                   + "c.png,nodule,50,50,80,70,x,test\n")     # line 8: outside 64x64
+    csv.write_text(
+        csv.read_text()
+        + "a.png,nodule,PIDX50321,1,5,5,x,train\n"  # line 6: a shifted identifier, not a number
+        + "gone.png,nodule,1,1,5,5,x,train\n"  # no such image
+        + "c.png,nodule,50,50,80,70,x,test\n"
+    )  # line 8: outside 64x64
 
     manifest, rows, bad = build(recipe, root, tmp_path / "out")
 
     assert manifest["sources"]["toy-table"] == {"seen": 4, "written": 1, "quarantined": 3}
     assert bad["images/a.png"]["reason"] == "labels.csv line 6: xmin is not a number"  # the column, not the cell
     assert bad["images/gone.png"]["stage"] == "read" and "is missing" in bad["images/gone.png"]["reason"]
-    assert "labels.csv line 8" in bad["images/c.png"]["reason"] and "outside the 64x64 image" in bad["images/c.png"]["reason"]
+    assert (
+        "labels.csv line 8" in bad["images/c.png"]["reason"]
+        and "outside the 64x64 image" in bad["images/c.png"]["reason"]
+    )
 
 
 def test_wrong_folder_and_wrong_columns(tmp_path):

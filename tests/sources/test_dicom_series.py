@@ -53,9 +53,12 @@ def test_layout_lists_one_item_per_slice_with_its_series_index(tmp_path):
     recipe = Recipe(name="ct", layout="dicom-series", organ="abdomen", options={"every": 2})
     items = list(open_source(recipe, root).items())
     assert [(i.file, i.slice, i.axis) for i in items] == [
-        ("study/axial/IM0006.dcm", 0, "axial"), ("study/axial/IM0004.dcm", 2, "axial"),
-        ("study/axial/IM0002.dcm", 4, "axial"), ("study/coronal/IM0003.dcm", 0, "coronal"),
-        ("study/coronal/IM0001.dcm", 2, "coronal"), ("study/axial/broken.dcm", None, None),
+        ("study/axial/IM0006.dcm", 0, "axial"),
+        ("study/axial/IM0004.dcm", 2, "axial"),
+        ("study/axial/IM0002.dcm", 4, "axial"),
+        ("study/coronal/IM0003.dcm", 0, "coronal"),
+        ("study/coronal/IM0001.dcm", 2, "coronal"),
+        ("study/axial/broken.dcm", None, None),
     ]
     with pytest.raises(UserError, match="options.max_per_series"):
         open_source(Recipe(name="ct", layout="dicom-series", options={"max_per_series": 0}), root)
@@ -110,7 +113,9 @@ def test_listing_prints_no_header_value_and_survives_corrupt_geometry(tmp_path, 
     folder = tmp_path / "s"
     make_ct_series(folder, 3, AXIAL_UID)
     _rewrite_raw(folder / "IM0001.dcm", SeriesInstanceUID=("UI", b"1.2.Quixotl.Zebulonia\0"))
-    _rewrite_raw(folder / "IM0002.dcm", ImagePositionPatient=("DS", b"0\\Quixotl\\4 "), InstanceNumber=("IS", b"Zebulonia "))
+    _rewrite_raw(
+        folder / "IM0002.dcm", ImagePositionPatient=("DS", b"0\\Quixotl\\4 "), InstanceNumber=("IS", b"Zebulonia ")
+    )
     caplog.set_level(logging.DEBUG)
     mode = pydicom.config.settings.reading_validation_mode
     with warnings.catch_warnings(record=True) as caught:

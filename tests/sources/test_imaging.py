@@ -298,7 +298,9 @@ def test_mask_threshold_value_and_channels(tmp_path):
     rgb = np.zeros((2, 3, 3), dtype=np.uint8)
     rgb[0, 1, 2] = 255  # a blue-only pixel still counts: max over channels
     assert read_mask(save(Image.fromarray(rgb), tmp_path / "c.png"), (2, 3)).tolist() == [
-        [False, True, False], [False, False, False]]
+        [False, True, False],
+        [False, False, False],
+    ]
 
 
 def test_palette_label_map_uses_the_indices(tmp_path):
@@ -306,7 +308,9 @@ def test_palette_label_map_uses_the_indices(tmp_path):
     img = Image.fromarray(labels, "P")
     img.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * (253 * 3))
     assert read_mask(save(img, tmp_path / "l.png"), (2, 3), value=2).tolist() == [
-        [False, False, True], [True, True, False]]
+        [False, False, True],
+        [True, True, False],
+    ]
 
 
 def test_16bit_tiff_label_map_keeps_stored_values(tmp_path):
@@ -527,8 +531,11 @@ def test_truncated_dicom_pixel_data():
     ("path", "syntax", "name"),
     [
         (lambda: get_testdata_file("JPEG2000.dcm"), JPEG2000, "JPEG 2000 Image Compression"),
-        (lambda: data_store_file("emri_small_jpeg_ls_lossless.dcm"), JPEGLSLossless,
-         "JPEG-LS Lossless Image Compression"),
+        (
+            lambda: data_store_file("emri_small_jpeg_ls_lossless.dcm"),
+            JPEGLSLossless,
+            "JPEG-LS Lossless Image Compression",
+        ),
     ],
 )
 def test_compressed_syntax_without_a_decoder_names_it(path, syntax, name, monkeypatch):
@@ -543,16 +550,27 @@ def test_compressed_syntax_without_a_decoder_names_it(path, syntax, name, monkey
 
 def test_patient_identifiers_are_never_copied(tmp_path):
     path = write_dicom(
-        tmp_path / "p.dcm", np.arange(16, dtype=np.uint16).reshape(4, 4),
-        PatientName="Doe^Jane", PatientID="ID-4711-XYZ", PatientBirthDate="19610203",
-        InstitutionName="Saint Nowhere", AccessionNumber="ACC998877", BodyPartExamined="CHEST",
+        tmp_path / "p.dcm",
+        np.arange(16, dtype=np.uint16).reshape(4, 4),
+        PatientName="Doe^Jane",
+        PatientID="ID-4711-XYZ",
+        PatientBirthDate="19610203",
+        InstitutionName="Saint Nowhere",
+        AccessionNumber="ACC998877",
+        BodyPartExamined="CHEST",
     )
     image = read_image(path)
     text = repr(image) + repr(vars(image))
     for secret in ("Doe", "Jane", "4711", "19610203", "Nowhere", "998877"):
         assert secret not in text
     assert set(vars(image)) == {
-        "pixels", "intensity", "spacing", "orientation", "modality_hint", "body_part", "n_frames",
+        "pixels",
+        "intensity",
+        "spacing",
+        "orientation",
+        "modality_hint",
+        "body_part",
+        "n_frames",
         "patient_left_on_image",
     }
 
@@ -575,8 +593,9 @@ def test_modality_lut_sequence_and_voi_lut_sequence():
 
 def test_sigmoid_voi_function(tmp_path):
     values = np.array([[0, 100, 200]], dtype=np.uint16)
-    path = write_dicom(tmp_path / "s.dcm", values, Modality="MR", WindowCenter=100, WindowWidth=100,
-                       VOILUTFunction="SIGMOID")
+    path = write_dicom(
+        tmp_path / "s.dcm", values, Modality="MR", WindowCenter=100, WindowWidth=100, VOILUTFunction="SIGMOID"
+    )
     image = read_image(path)
     assert image.intensity == "DICOM window L100/W100 sigmoid"
     assert image.pixels.tolist() == [[round(255 / (1 + np.exp(4))), 128, round(255 / (1 + np.exp(-4)))]]
@@ -606,13 +625,18 @@ def test_non_dicom_with_a_dcm_suffix(tmp_path, content):
 def test_compressed_dicom_decodes_with_the_default_install(compressed):
     """JPEG 2000 lossless decodes (pylibjpeg-openjpeg) to exactly the uncompressed file's pixels."""
     uncompressed = compressed.replace("J2KR", "UNCR")
-    assert np.array_equal(read_image(data_store_file(compressed)).pixels, read_image(data_store_file(uncompressed)).pixels)
+    assert np.array_equal(
+        read_image(data_store_file(compressed)).pixels, read_image(data_store_file(uncompressed)).pixels
+    )
 
 
 # ---------------------------------------------------------------- privacy: header values never reach a reason
 IDENTIFIERS = {
-    "PatientName": "Quixotl^Zebulonia", "PatientID": "PIDX8842731Q", "PatientBirthDate": "19370412",
-    "PatientAddress": "77 Wrenfeather Lane", "InstitutionName": "Bartolomeo Quarry Hospital",
+    "PatientName": "Quixotl^Zebulonia",
+    "PatientID": "PIDX8842731Q",
+    "PatientBirthDate": "19370412",
+    "PatientAddress": "77 Wrenfeather Lane",
+    "InstitutionName": "Bartolomeo Quarry Hospital",
 }
 NEEDLES = ("Quixotl", "Zebulonia", "PIDX8842731Q", "19370412", "Wrenfeather", "Bartolomeo")
 
@@ -697,18 +721,30 @@ def test_invalid_header_values_print_nothing_and_validation_is_restored(tmp_path
 @pytest.mark.parametrize(
     ("attributes", "raw", "reason"),
     [
-        ({"Modality": "MR", "WindowWidth": 400}, {"WindowCenter": ("DS", b"Quixotl ")},
-         "corrupt DICOM header: WindowCenter is not a number"),
-        ({"Modality": "MR", "WindowCenter": 40}, {"WindowWidth": ("DS", b"Zebulonia\\40 ")},
-         "corrupt DICOM header: WindowWidth is not a number"),
+        (
+            {"Modality": "MR", "WindowWidth": 400},
+            {"WindowCenter": ("DS", b"Quixotl ")},
+            "corrupt DICOM header: WindowCenter is not a number",
+        ),
+        (
+            {"Modality": "MR", "WindowCenter": 40},
+            {"WindowWidth": ("DS", b"Zebulonia\\40 ")},
+            "corrupt DICOM header: WindowWidth is not a number",
+        ),
         ({}, {"RescaleSlope": ("DS", b"Quixotl ")}, "corrupt DICOM header: RescaleSlope is not a number"),
         ({}, {"RescaleIntercept": ("DS", b"-l024.0 ")}, "corrupt DICOM header: RescaleIntercept is not a number"),
         ({}, {"PixelSpacing": ("DS", b"0.5\\Quixotl")}, "corrupt DICOM header: PixelSpacing is not a number"),
-        ({}, {"ImageOrientationPatient": ("DS", b"1\\0\\0\\0\\Quixotl\\0 ")},
-         "corrupt DICOM header: ImageOrientationPatient is not a number"),
+        (
+            {},
+            {"ImageOrientationPatient": ("DS", b"1\\0\\0\\0\\Quixotl\\0 ")},
+            "corrupt DICOM header: ImageOrientationPatient is not a number",
+        ),
         ({}, {"NumberOfFrames": ("IS", b"Quixotl ")}, "corrupt DICOM header: NumberOfFrames is not a number"),
-        ({}, {"TransferSyntaxUID": ("UI", b"1.2.Quixotl\0")},
-         "corrupt DICOM header: TransferSyntaxUID is not a known transfer syntax"),
+        (
+            {},
+            {"TransferSyntaxUID": ("UI", b"1.2.Quixotl\0")},
+            "corrupt DICOM header: TransferSyntaxUID is not a known transfer syntax",
+        ),
         ({}, {"Modality": ("QX", b"Quixotl ")}, "corrupt DICOM header (could not parse Modality)"),
     ],
 )
@@ -725,8 +761,14 @@ def test_window_error_never_quotes_a_free_text_modality(tmp_path):
 def test_random_corruptions_never_leak_and_always_give_a_stage_error(tmp_path):
     import random
 
-    path = identified_dicom(tmp_path / "src.dcm", Modality="MR", WindowCenter=40, WindowWidth=400,
-                            PixelSpacing=[0.5, 0.5], ImageOrientationPatient=[1, 0, 0, 0, 1, 0])
+    path = identified_dicom(
+        tmp_path / "src.dcm",
+        Modality="MR",
+        WindowCenter=40,
+        WindowWidth=400,
+        PixelSpacing=[0.5, 0.5],
+        ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
+    )
     original, rng = path.read_bytes(), random.Random(1)
     header_end = len(original) - RAMP16[:4, :8].nbytes
     target, reasons = tmp_path / "f.dcm", set()
@@ -747,8 +789,14 @@ def test_random_corruptions_never_leak_and_always_give_a_stage_error(tmp_path):
 
 @pytest.mark.parametrize(
     ("raw", "organ"),
-    [(b"QUIXOTL ", None), (b"Quixotl Zebulonia ", None), (b"CHEST ", "chest"), (b"CSPINE", "cervical spine"),
-     (b"WHOLEBODY ", "whole body"), (b"abdomen ", "abdomen")],
+    [
+        (b"QUIXOTL ", None),
+        (b"Quixotl Zebulonia ", None),
+        (b"CHEST ", "chest"),
+        (b"CSPINE", "cervical spine"),
+        (b"WHOLEBODY ", "whole body"),
+        (b"abdomen ", "abdomen"),
+    ],
 )
 def test_body_part_only_from_defined_terms(tmp_path, raw, organ):
     path = with_raw(identified_dicom(tmp_path / "b.dcm"), BodyPartExamined=("CS", raw))
@@ -805,7 +853,9 @@ def _encapsulated(path: Path, syntax: str, fragment: bytes) -> Path:
         ("1.2.840.10008.1.2.5", b"\x01\x00\x00\x00\x40\x00\x00\x00" + b"\0" * 56 + b"Quixotl", "RLE Lossless"),
     ],
 )
-def test_undecodable_compressed_pixels_give_one_fixed_line_and_no_traceback(tmp_path, capfd, caplog, syntax, fragment, name):
+def test_undecodable_compressed_pixels_give_one_fixed_line_and_no_traceback(
+    tmp_path, capfd, caplog, syntax, fragment, name
+):
     import logging
 
     caplog.set_level(logging.DEBUG)

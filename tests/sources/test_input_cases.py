@@ -57,7 +57,10 @@ def test_kvasir_quarantines_a_folder_named_like_an_image_and_an_empty_mask(tmp_p
     assert manifest["sources"]["kvasir-seg"] == {"seen": 7, "written": 5, "quarantined": 2}
     assert {file: (q["stage"], q["reason"]) for file, q in bad.items()} == {
         f"images/{FOLDER_ID}.jpg": ("read", f"images/{FOLDER_ID}.jpg is a directory, not an image file"),
-        f"images/{EMPTY_ID}.jpg": ("locate", f"mask masks/{EMPTY_ID}.jpg is empty: Kvasir-SEG images each show a polyp"),
+        f"images/{EMPTY_ID}.jpg": (
+            "locate",
+            f"mask masks/{EMPTY_ID}.jpg is empty: Kvasir-SEG images each show a polyp",
+        ),
     }
     assert EMPTY_ID not in {Path(r["origin"]["file"]).stem for r in rows}
 
@@ -101,8 +104,7 @@ def test_busi_quarantines_an_empty_lesion_mask_but_not_a_normal_one(tmp_path):
 
     assert manifest["sources"]["busi"] == {"seen": 4, "written": 3, "quarantined": 1}
     assert {f: q["reason"] for f, q in bad.items()} == {
-        "Dataset_BUSI_with_GT/malignant/malignant (1).png":
-            f"mask {mask} is empty: BUSI's malignant images each show a lesion",
+        "Dataset_BUSI_with_GT/malignant/malignant (1).png": f"mask {mask} is empty: BUSI's malignant images each show a lesion",
     }
     assert "Dataset_BUSI_with_GT/normal/normal (1).png" in {r["origin"]["file"] for r in rows}
 
@@ -112,7 +114,8 @@ def test_image_mask_keeps_empty_masks_unless_the_recipe_says_every_image_shows_i
         for folder in ("images", "masks"):
             (tmp_path / folder).mkdir(exist_ok=True)
             Image.fromarray(np.full((8, 8), value if folder == "masks" else 90, np.uint8)).save(
-                tmp_path / folder / f"{name}.png")
+                tmp_path / folder / f"{name}.png"
+            )
     options = {"images": "images/*.png", "masks": "masks/{stem}.png"}
     items = list(open_source(Recipe(name="m", layout="image-mask", label="polyp", options=options), tmp_path).items())
     assert [i.file for i in items] == ["images/a.png", "images/b.png"]

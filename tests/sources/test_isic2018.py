@@ -76,7 +76,10 @@ def test_bad_records_are_quarantined_by_name_and_counts_reconcile(tmp_path):
     assert bad[f"{prefix}ISIC_0000004.jpg"]["reason"] == (
         "mask file ISIC2018_Task1_Training_GroundTruth/ISIC_0000004_segmentation.png is missing"
     )
-    assert bad[f"{prefix}ISIC_0000005.jpg"]["reason"] == "mask ISIC2018_Task1_Training_GroundTruth/ISIC_0000005_segmentation.png is 40x30 but its image is 80x60"
+    assert (
+        bad[f"{prefix}ISIC_0000005.jpg"]["reason"]
+        == "mask ISIC2018_Task1_Training_GroundTruth/ISIC_0000005_segmentation.png is 40x30 but its image is 80x60"
+    )
     assert bad[f"{prefix}ISIC_0000006.jpg"]["reason"] == (
         f"{TASK3}: row 5: expected exactly one of MEL, NV, BCC, AKIEC, BKL, DF, VASC to be 1.0"
     )
@@ -84,5 +87,8 @@ def test_bad_records_are_quarantined_by_name_and_counts_reconcile(tmp_path):
 
 def test_wrong_folder_names_the_expected_input_folder(tmp_path):
     (tmp_path / "ISIC2018_Task1_Training_GroundTruth").mkdir()
-    with pytest.raises(UserError, match=r"^isic2018 expects ISIC2018_Task1-2_Training_Input/ \(or the _Validation_/_Test_ one\) under .*: none is there$"):
+    with pytest.raises(
+        UserError,
+        match=r"^isic2018 expects ISIC2018_Task1-2_Training_Input/ \(or the _Validation_/_Test_ one\) under .*: none is there$",
+    ):
         build(tmp_path, tmp_path / "out")

@@ -47,7 +47,9 @@ def test_kits_build_reorients_windows_hu_and_finds_each_label(tmp_path, under_da
         assert row["labels"] == (names if 2 in present else names + ["renal tumor"])
         kinds = {k["label"]: k["kind"] for k in row["label_kinds"]}
         expected_kinds = {"kidney": "anatomy", "tumor": "finding", "cyst": "finding", "renal tumor": "case"}
-        assert {label: kinds[label] for label in row["labels"]} == {label: expected_kinds[label] for label in row["labels"]}
+        assert {label: kinds[label] for label in row["labels"]} == {
+            label: expected_kinds[label] for label in row["labels"]
+        }
         expected = sorted((NAMES[v], axial_box(b)) for v, b in KITS_BLOCKS if b[4] <= k < b[5])
         got = sorted((r["label"], r["bbox"]) for r in row["rois"] if r["source"] == "annotation")
         if not present:  # a label-free slice: only experts outline anything (on the miniature's noise, maybe nothing)
@@ -62,8 +64,10 @@ def test_kits_build_reorients_windows_hu_and_finds_each_label(tmp_path, under_da
 
 def test_a_label_map_of_another_shape_is_quarantined_and_the_rest_goes_on(tmp_path):
     root = make_kits23(tmp_path / "kits23", n_cases=2)
-    nib.save(nib.Nifti1Image(np.zeros((16, 30, 32), np.uint8), kits_affine()),
-             str(root / "dataset" / "case_00001" / "segmentation.nii.gz"))
+    nib.save(
+        nib.Nifti1Image(np.zeros((16, 30, 32), np.uint8), kits_affine()),
+        str(root / "dataset" / "case_00001" / "segmentation.nii.gz"),
+    )
     manifest = build(f"kits23:{root}", tmp_path / "out")
     assert manifest["sources"]["kits23"] == {"seen": 11, "written": 10, "quarantined": 1}
     (bad,) = rows(tmp_path / "out", "quarantine")
@@ -73,7 +77,9 @@ def test_a_label_map_of_another_shape_is_quarantined_and_the_rest_goes_on(tmp_pa
 
 def test_wrong_folder_and_bad_window_are_one_line_user_errors(tmp_path):
     (tmp_path / "case_00000").mkdir()
-    with pytest.raises(UserError, match=r"kits23 expects case_<nnnnn>/imaging.nii.gz under .*: no case_\*/imaging.nii.gz is there"):
+    with pytest.raises(
+        UserError, match=r"kits23 expects case_<nnnnn>/imaging.nii.gz under .*: no case_\*/imaging.nii.gz is there"
+    ):
         build(f"kits23:{tmp_path}", tmp_path / "out")
     recipe = tmp_path / "k.yaml"
     recipe.write_text("name: k\nlayout: kits23\nmodality: CT\noptions:\n  window: sunset\n")

@@ -57,8 +57,11 @@ def test_bad_records_are_quarantined_by_name_and_counts_reconcile(tmp_path):
     # no mask, and a published box that leaves the image
     (root / "images" / "zz_outside.jpg").write_bytes(good)
     boxes = json.loads((root / "kavsir_bboxes.json").read_text())
-    boxes["zz_outside"] = {"height": HEIGHT, "width": WIDTH,
-                           "bbox": [{"label": "polyp", "xmin": 50, "ymin": 10, "xmax": 140, "ymax": 40}]}
+    boxes["zz_outside"] = {
+        "height": HEIGHT,
+        "width": WIDTH,
+        "bbox": [{"label": "polyp", "xmin": 50, "ymin": 10, "xmax": 140, "ymax": 40}],
+    }
     (root / "kavsir_bboxes.json").write_text(json.dumps(boxes))
     # neither mask nor box
     (root / "images" / "zz_nothing.jpg").write_bytes(good)
@@ -77,5 +80,7 @@ def test_bad_records_are_quarantined_by_name_and_counts_reconcile(tmp_path):
 
 def test_wrong_folder_names_the_missing_folder(tmp_path):
     (tmp_path / "Kvasir-SEG" / "images").mkdir(parents=True)
-    with pytest.raises(UserError, match=r"^kvasir-seg expects images/ and masks/ under .*Kvasir-SEG: masks/ is missing$"):
+    with pytest.raises(
+        UserError, match=r"^kvasir-seg expects images/ and masks/ under .*Kvasir-SEG: masks/ is missing$"
+    ):
         build(tmp_path / "Kvasir-SEG", tmp_path / "out")

@@ -21,7 +21,10 @@ def test_a_declared_kind_wins_and_is_matched_case_insensitively():
     assert kind_of("support devices", declared) == "device"
     assert kind_of("No  Pneumothorax", declared) == "negative"
     # declared over the disease rule: the recipe knows what its labels mean
-    assert kind_of("colorectal adenocarcinoma", {"colorectal adenocarcinoma": "tissue"}, "colorectal adenocarcinoma") == "tissue"
+    assert (
+        kind_of("colorectal adenocarcinoma", {"colorectal adenocarcinoma": "tissue"}, "colorectal adenocarcinoma")
+        == "tissue"
+    )
 
 
 def test_uncertain_pattern_then_disease_then_label():
@@ -43,8 +46,13 @@ def test_the_runner_stamps_the_recipes_kinds_under_the_layouts_own():
             self.recipe = recipe
 
         def items(self):
-            yield SourceItem(source="r", root=".", file="a.png", labels=["kidney", "renal tumor"],
-                             label_kinds={"renal tumor": "case"})
+            yield SourceItem(
+                source="r",
+                root=".",
+                file="a.png",
+                labels=["kidney", "renal tumor"],
+                label_kinds={"renal tumor": "case"},
+            )
 
     (item,) = iter_items([OneItem()], None)
     assert item.label_kinds == {"renal tumor": "case", "kidney": "anatomy"}
@@ -54,21 +62,32 @@ def test_the_runner_stamps_the_recipes_kinds_under_the_layouts_own():
 # ---------------------------------------------------------------- declaring kinds in a recipe
 def _recipe(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "mine.yaml"
-    path.write_text("name: mine\nlayout: image-mask\noptions: {images: 'images/*.png', masks: 'masks/{stem}.png'}\n" + body)
+    path.write_text(
+        "name: mine\nlayout: image-mask\noptions: {images: 'images/*.png', masks: 'masks/{stem}.png'}\n" + body
+    )
     return path
 
 
 def test_a_recipe_declares_kinds_and_bad_declarations_are_one_line_errors(tmp_path):
     recipe = load_recipe(str(_recipe(tmp_path, "label_kinds:\n  lesion: finding\n  No lesion: negative\n")))
     assert recipe.label_kinds == {"lesion": "finding", "No lesion": "negative"}
-    with pytest.raises(UserError, match=r"^recipe .*mine\.yaml: label_kinds: 'lesion' has kind 'diagnosis', which is "
-                                        r"not one of finding, uncertain, case, negative, normal, .*, label$"):
+    with pytest.raises(
+        UserError,
+        match=r"^recipe .*mine\.yaml: label_kinds: 'lesion' has kind 'diagnosis', which is "
+        r"not one of finding, uncertain, case, negative, normal, .*, label$",
+    ):
         load_recipe(str(_recipe(tmp_path, "label_kinds:\n  lesion: diagnosis\n")))
-    with pytest.raises(UserError, match=r"^recipe .*mine\.yaml: label_kinds gives 'Lesion' and 'lesion' \(the same "
-                                        r"label\) different kinds$"):
+    with pytest.raises(
+        UserError,
+        match=r"^recipe .*mine\.yaml: label_kinds gives 'Lesion' and 'lesion' \(the same "
+        r"label\) different kinds$",
+    ):
         load_recipe(str(_recipe(tmp_path, "label_kinds:\n  Lesion: finding\n  lesion: anatomy\n")))
-    with pytest.raises(UserError, match=r"^recipe .*mine\.yaml: label_kinds must be a mapping \(key: value\) "
-                                        r"\(got \['lesion', 'finding'\]\)$"):
+    with pytest.raises(
+        UserError,
+        match=r"^recipe .*mine\.yaml: label_kinds must be a mapping \(key: value\) "
+        r"\(got \['lesion', 'finding'\]\)$",
+    ):
         load_recipe(str(_recipe(tmp_path, "label_kinds: [lesion, finding]\n")))
 
 
@@ -80,7 +99,10 @@ def test_every_named_recipe_declares_only_known_kinds():
 
 
 def test_merge_kinds_lower_cases_and_lets_the_item_win():
-    assert merge_kinds({"Glioma": "finding", "Edema": "finding"}, {"glioma": "case"}) == {"glioma": "case", "edema": "finding"}
+    assert merge_kinds({"Glioma": "finding", "Edema": "finding"}, {"glioma": "case"}) == {
+        "glioma": "case",
+        "edema": "finding",
+    }
 
 
 # ---------------------------------------------------------------- the records of the demo and every miniature
@@ -114,23 +136,43 @@ def test_representative_labels_have_their_exact_kinds(records):
         for label, kind in _kinds(row).items():
             by_source.setdefault(row["source"], {}).setdefault(label, set()).add(kind)
     expected = {
-        "chexpert": {"Support Devices": "device", "Pneumonia (uncertain)": "uncertain", "No Finding": "normal",
-                     "Edema": "finding", "lung field (image left)": "anatomy"},
+        "chexpert": {
+            "Support Devices": "device",
+            "Pneumonia (uncertain)": "uncertain",
+            "No Finding": "normal",
+            "Edema": "finding",
+            "lung field (image left)": "anatomy",
+        },
         "mimic-cxr-jpg": {"Support Devices": "device", "Pleural Effusion (uncertain)": "uncertain"},
         "kits23": {"renal tumor": "case", "kidney": "anatomy", "tumor": "finding", "cyst": "finding"},
         "brats2021": {"glioma": "case", "peritumoral edema": "finding", "GD-enhancing tumor": "finding"},
-        "nct-crc-he-100k": {"adipose tissue": "tissue", "background": "tissue", "normal": "normal",
-                            "colorectal adenocarcinoma epithelium": "tissue"},
-        "rsna-pneumonia": {"lung opacity": "finding", "no lung opacity": "negative", "normal": "normal",
-                           "abnormality other than lung opacity": "finding"},
+        "nct-crc-he-100k": {
+            "adipose tissue": "tissue",
+            "background": "tissue",
+            "normal": "normal",
+            "colorectal adenocarcinoma epithelium": "tissue",
+        },
+        "rsna-pneumonia": {
+            "lung opacity": "finding",
+            "no lung opacity": "negative",
+            "normal": "normal",
+            "abnormality other than lung opacity": "finding",
+        },
         "siim-acr-pneumothorax": {"pneumothorax": "finding", "no pneumothorax": "negative"},
         "busi": {"benign lesion": "finding", "normal": "normal"},
         "slake": {"brain edema": "finding", "liver": "anatomy", "left lung": "anatomy"},
         "isic2018": {"skin lesion": "finding", "BCC": "finding"},
         "chestx-ray14": {"normal": "normal", "cardiomegaly": "finding"},
-        "demo": {"marked lesion": "finding", "liver lesion": "finding", "whole-body bone scan": "study",
-                 "IHC (DAB) stain": "stain", "colonic glands": "anatomy", "normal": "normal", "optic disc": "anatomy",
-                 "foreground": "region"},
+        "demo": {
+            "marked lesion": "finding",
+            "liver lesion": "finding",
+            "whole-body bone scan": "study",
+            "IHC (DAB) stain": "stain",
+            "colonic glands": "anatomy",
+            "normal": "normal",
+            "optic disc": "anatomy",
+            "foreground": "region",
+        },
     }
     for source, kinds in expected.items():
         assert {label: by_source[source].get(label) for label in kinds} == {k: {v} for k, v in kinds.items()}, source
@@ -156,7 +198,9 @@ def test_no_layout_invents_normal_and_captions_show_only_findings(records):
         caption = row["coarse_caption"].lower()
         for label, kind in kinds.items():
             if kind != "finding" and label.lower() != (row["disease"] or "").lower():
-                assert f"showing {label.lower()}" not in caption and f"showing a {label.lower()}" not in caption, caption
+                assert f"showing {label.lower()}" not in caption and f"showing a {label.lower()}" not in caption, (
+                    caption
+                )
     tumour_free = next(r for r in records if r["source"] == "kits23" and r["labels"] == ["renal tumor"])
     assert tumour_free["disease"] is None and _kinds(tumour_free)["renal tumor"] == "case"
     assert tumour_free["coarse_caption"] == (
@@ -178,6 +222,7 @@ def test_no_layout_invents_normal_and_captions_show_only_findings(records):
         "MRI image of the brain showing brain edema, brain enhancing tumor.",
         "X-ray image of the lung; no diagnosis is given by the source.",
     ]
+
 
 def test_patient_side_is_kept_in_the_stored_origin(records):
     kits = [r for r in records if r["source"] == "kits23"]

@@ -24,8 +24,14 @@ def test_image_mask_with_several_masks_per_image_and_images_beside_masks(tmp_pat
         _png(tmp_path / "benign" / f"{name}.png")
         _png(tmp_path / "benign" / f"{name}_mask.png", 255 if "benign" in name else 0)
     _png(tmp_path / "benign" / "benign (2)_mask_1.png", 255)
-    recipe = Recipe(name="busi-like", layout="image-mask", modality="Ultrasound", organ="breast", label="lesion",
-                    options={"images": "*/*.png", "masks": "{parent}/{stem}_mask*.png", "exclude": ["*_mask*"]})
+    recipe = Recipe(
+        name="busi-like",
+        layout="image-mask",
+        modality="Ultrasound",
+        organ="breast",
+        label="lesion",
+        options={"images": "*/*.png", "masks": "{parent}/{stem}_mask*.png", "exclude": ["*_mask*"]},
+    )
     items = list(open_source(recipe, tmp_path).items())
     assert [i.file for i in items] == ["benign/benign (1).png", "benign/benign (2).png", "benign/normal (1).png"]
     assert [a.path for a in items[1].annotations] == ["benign/benign (2)_mask.png", "benign/benign (2)_mask_1.png"]
@@ -51,9 +57,13 @@ def test_class_folder_maps_classes(tmp_path):
         for i in range(2):
             _png(tmp_path / cls / f"{cls}-{i}.tif")
     (tmp_path / "README.txt").write_text("not an image")
-    recipe = Recipe(name="crc", layout="class-folder", modality="Histopathology", organ="colon",
-                    options={"classes": {"TUM": {"label": "tumor epithelium", "disease": "adenocarcinoma"}},
-                             "normal": ["NORM"]})
+    recipe = Recipe(
+        name="crc",
+        layout="class-folder",
+        modality="Histopathology",
+        organ="colon",
+        options={"classes": {"TUM": {"label": "tumor epithelium", "disease": "adenocarcinoma"}}, "normal": ["NORM"]},
+    )
     items = list(open_source(recipe, tmp_path).items())
     assert [i.file for i in items] == ["NORM/NORM-0.tif", "NORM/NORM-1.tif", "TUM/TUM-0.tif", "TUM/TUM-1.tif"]
     assert items[0].labels == ["NORM", "normal"] and items[0].disease is None

@@ -21,25 +21,41 @@ from medtrinity.sources.packed import TarMember, index_tar_zst
 
 SOURCE = "medtrinity-25m"
 WRITTEN = {
-    "demo_00001", "demo_00002", "demo_00003", "chexpert_p1.jpg", "chexpert_p2.jpg", "brats_001.png",
-    "NCT_TUM_01.jpg", "deeplesion_01.jpg", "deeplesion_02.jpg", "pmc_fig_07.jpg", "chexpert_p3.jpg",
+    "demo_00001",
+    "demo_00002",
+    "demo_00003",
+    "chexpert_p1.jpg",
+    "chexpert_p2.jpg",
+    "brats_001.png",
+    "NCT_TUM_01.jpg",
+    "deeplesion_01.jpg",
+    "deeplesion_02.jpg",
+    "pmc_fig_07.jpg",
+    "chexpert_p3.jpg",
 }
 QUARANTINED = {
     "demo_00004": "demo_00004: the released bytes are not a readable image",
     "demo_00005": "25M_demo/train-00000-of-00001.parquet row 4: no caption",
     "missing_001.jpg": "missing_001.jpg: no image in any shard of 25M_accessible/ (truncated, and may have held it: "
-                       "dataset_shard_2.tar.zst)",
+    "dataset_shard_2.tar.zst)",
     "25M_full/train-00000-of-00002.parquet#row5": "25M_full/train-00000-of-00002.parquet row 5: file_name "
-                                                   "chexpert_p1.jpg repeats 25M_full/train-00000-of-00002.parquet row 0",
+    "chexpert_p1.jpg repeats 25M_full/train-00000-of-00002.parquet row 0",
     "deeplesion_03.jpg": "deeplesion_03.jpg: shard dataset_shard_2.tar.zst is truncated after member 3; its image is in "
-                         "the missing part",
+    "the missing part",
     "deeplesion_04.jpg": "deeplesion_04.jpg: shard dataset_shard_2.tar.zst is truncated after member 3; its image is in "
-                         "the missing part",
+    "the missing part",
 }
 BOXES = {
-    "demo_00001": [TOP_LEFT], "demo_00002": [TOP_LEFT], "demo_00003": [], "chexpert_p1.jpg": [TOP_LEFT],
-    "chexpert_p2.jpg": [TOP_LEFT], "brats_001.png": [TOP_LEFT, LOWER_RIGHT], "NCT_TUM_01.jpg": [],
-    "deeplesion_01.jpg": [TOP_LEFT], "deeplesion_02.jpg": [TOP_LEFT], "pmc_fig_07.jpg": [LOWER_RIGHT],
+    "demo_00001": [TOP_LEFT],
+    "demo_00002": [TOP_LEFT],
+    "demo_00003": [],
+    "chexpert_p1.jpg": [TOP_LEFT],
+    "chexpert_p2.jpg": [TOP_LEFT],
+    "brats_001.png": [TOP_LEFT, LOWER_RIGHT],
+    "NCT_TUM_01.jpg": [],
+    "deeplesion_01.jpg": [TOP_LEFT],
+    "deeplesion_02.jpg": [TOP_LEFT],
+    "pmc_fig_07.jpg": [LOWER_RIGHT],
     "chexpert_p3.jpg": [TOP_LEFT],
 }
 
@@ -51,8 +67,9 @@ def release(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def built(release, tmp_path_factory):
-    manifest, rows, quarantine = build_source(f"{SOURCE}:{release}", tmp_path_factory.mktemp("out") / "out",
-                                              on_contradiction="keep")
+    manifest, rows, quarantine = build_source(
+        f"{SOURCE}:{release}", tmp_path_factory.mktemp("out") / "out", on_contradiction="keep"
+    )
     return manifest, {r["origin"]["file"]: r for r in rows}, quarantine
 
 
@@ -100,8 +117,11 @@ def test_reference_text_is_the_released_caption_and_origin_names_the_file(built,
     # the release's own id and source name, kept so that `export medtrinity-25m` gives the rows back
     origin = rows["pmc_fig_07.jpg"]["origin"]
     assert (origin["source_id"], origin["source_dataset"]) == (table[4]["id"], "pmc_oa") == ("1-4", "pmc_oa")
-    assert {f: r["origin"]["source_dataset"] for f, r in rows.items() if f.startswith("demo")} == \
-        {"demo_00001": None, "demo_00002": None, "demo_00003": None}  # the demo has no source column
+    assert {f: r["origin"]["source_dataset"] for f, r in rows.items() if f.startswith("demo")} == {
+        "demo_00001": None,
+        "demo_00002": None,
+        "demo_00003": None,
+    }  # the demo has no source column
     assert rows["demo_00002"]["origin"]["source_id"] == "demo_00002"
 
 
@@ -113,8 +133,13 @@ def test_boxes_are_recovered_and_the_stored_images_are_clean(built):
         assert len(rois) == len(truth), file
         for box in truth:
             assert max(box_iou(box, r["bbox"]) for r in rois) >= 0.9, file
-        assert all(r["source"] == "recovered:green-box@1" and r["label"] == "marked region" and r["kind"] == "region"
-                   and r["score"] >= 0.9 for r in rois), file
+        assert all(
+            r["source"] == "recovered:green-box@1"
+            and r["label"] == "marked region"
+            and r["kind"] == "region"
+            and r["score"] >= 0.9
+            for r in rois
+        ), file
         pixels = np.asarray(Image.open(io.BytesIO(row["image"]["bytes"])).convert("RGB"))
         assert (pixels.shape[1], pixels.shape[0]) == (row["width"], row["height"])
         assert not outline_green(pixels).any(), file  # no outline pixel is left in the stored image
@@ -123,7 +148,8 @@ def test_boxes_are_recovered_and_the_stored_images_are_clean(built):
     assert sorted(r["bbox"] for r in png) == sorted([list(TOP_LEFT), list(LOWER_RIGHT)])
     # refilled: each outline band and 2 px on both sides: (46+4)x(34+4) - (46-8)x(34-8) + (46+4)x(36+4) - (46-10)x(36-10)
     assert rows["brats_001.png"]["origin"]["intensity"] == (
-        "8-bit RGB as released; 2 green box outlines removed (linear fill of 1976 px, line width 2/3 px)")
+        "8-bit RGB as released; 2 green box outlines removed (linear fill of 1976 px, line width 2/3 px)"
+    )
     assert rows["NCT_TUM_01.jpg"]["origin"]["intensity"] == "8-bit RGB as released; no green box outline found"
 
 
@@ -168,27 +194,46 @@ def test_each_subset_folder_can_be_given_itself(release, tmp_path):
     accessible = [i.file for i in open_source(recipe, release / "25M_accessible").items()]
     assert full == accessible and len(full) == 12
     # joined rows in shard member order (each shard streamed forward once), then the rows without an image
-    assert full[:8] == ["chexpert_p1.jpg", "chexpert_p2.jpg", "brats_001.png", "deeplesion_01.jpg",
-                        "deeplesion_02.jpg", "NCT_TUM_01.jpg", "pmc_fig_07.jpg", "chexpert_p3.jpg"]
+    assert full[:8] == [
+        "chexpert_p1.jpg",
+        "chexpert_p2.jpg",
+        "brats_001.png",
+        "deeplesion_01.jpg",
+        "deeplesion_02.jpg",
+        "NCT_TUM_01.jpg",
+        "pmc_fig_07.jpg",
+        "chexpert_p3.jpg",
+    ]
     only_demo = recipe.model_copy(update={"options": {"subsets": ["demo"]}})
     assert len(list(open_source(only_demo, release).items())) == 5
 
 
 def test_wrong_folders_are_refused_in_one_line(release, tmp_path):
     recipe = load_recipe(SOURCE)
-    with pytest.raises(UserError, match=r"^medtrinity-25m expects 25M_demo/, 25M_full/ or 25M_accessible/ under .*: "
-                                        r"none is there$"):
+    with pytest.raises(
+        UserError,
+        match=r"^medtrinity-25m expects 25M_demo/, 25M_full/ or 25M_accessible/ under .*: "
+        r"none is there$",
+    ):
         open_source(recipe, tmp_path)
     copy = tmp_path / "copy"
     shutil.copytree(release / "25M_full", copy / "25M_full")
-    with pytest.raises(UserError, match=r"^25M_full/ holds captions without images: .*25M_accessible/ "
-                                        r"\(dataset_shard_<N>\.tar\.zst\), which is missing beside it$"):
+    with pytest.raises(
+        UserError,
+        match=r"^25M_full/ holds captions without images: .*25M_accessible/ "
+        r"\(dataset_shard_<N>\.tar\.zst\), which is missing beside it$",
+    ):
         open_source(recipe, copy)
     shutil.copytree(release / "25M_accessible", copy / "25M_accessible")
-    pq.write_table(pa.table({"id": ["x"], "file_name": ["a.jpg"], "caption": ["c"]}),
-                   copy / "25M_full" / "train-00002-of-00003.parquet")
-    with pytest.raises(UserError, match=r"train-00002-of-00003\.parquet has no column 'source': MedTrinity-25M's "
-                                        r"25M_full has id, file_name, caption, source$"):
+    pq.write_table(
+        pa.table({"id": ["x"], "file_name": ["a.jpg"], "caption": ["c"]}),
+        copy / "25M_full" / "train-00002-of-00003.parquet",
+    )
+    with pytest.raises(
+        UserError,
+        match=r"train-00002-of-00003\.parquet has no column 'source': MedTrinity-25M's "
+        r"25M_full has id, file_name, caption, source$",
+    ):
         open_source(recipe, copy)
     with pytest.raises(UserError, match=r"unknown option 'subset' — did you mean 'subsets'\?"):
         open_source(recipe.model_copy(update={"options": {"subset": ["demo"]}}), release)
@@ -197,8 +242,12 @@ def test_wrong_folders_are_refused_in_one_line(release, tmp_path):
 def test_the_shard_index_and_reading_members_out_of_order(release):
     shards = release / "25M_accessible"
     complete = index_tar_zst(shards / "dataset_shard_3.tar.zst")
-    assert [m[0] for m in complete.members] == ["NCT_TUM_01.jpg", "pmc_fig_07.jpg", "chexpert_p3.jpg",
-                                                "orphan_no_row.jpg"]
+    assert [m[0] for m in complete.members] == [
+        "NCT_TUM_01.jpg",
+        "pmc_fig_07.jpg",
+        "chexpert_p3.jpg",
+        "orphan_no_row.jpg",
+    ]
     assert not complete.truncated and complete.metadata is None
     cut = index_tar_zst(shards / "dataset_shard_2.tar.zst")
     assert cut.truncated and [m[0] for m in cut.members] == ["metadata.json", "deeplesion_01.jpg", "deeplesion_02.jpg"]

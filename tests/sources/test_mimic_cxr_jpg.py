@@ -45,8 +45,17 @@ def test_build_reads_labels_reports_split_and_keeps_ids_out_of_text(tmp_path):
     for row in rows.values():
         assert (row["modality"], row["organ"]) == ("X-Ray", "chest")
         assert row["rois"] and all(r["source"].startswith("expert:") for r in row["rois"])
-        text = " ".join([row["description"], row["coarse_caption"], row["reference_text"] or "", *row["labels"],
-                         str(row["attributes"]), str(row["knowledge"]), str(row["checks"])])
+        text = " ".join(
+            [
+                row["description"],
+                row["coarse_caption"],
+                row["reference_text"] or "",
+                *row["labels"],
+                str(row["attributes"]),
+                str(row["knowledge"]),
+                str(row["checks"]),
+            ]
+        )
         for _, subject, study, *_ in IMAGES:
             assert subject not in text and study not in text
         assert "INDICATION" not in text and "___" not in text
@@ -95,7 +104,10 @@ def test_bad_rows_and_missing_images_are_quarantined_and_counts_reconcile(tmp_pa
     assert manifest["sources"]["mimic-cxr-jpg"] == {"seen": 7, "written": 4, "quarantined": 3}
     missing = image_file("0000aaaa-missing", "12000022", "52000002")
     assert bad[missing]["reason"] == f"image file {missing} is missing"
-    assert bad["mimic-cxr-2.0.0-metadata.csv#line7"]["reason"] == "mimic-cxr-2.0.0-metadata.csv line 7: has 2 fields, the header has 12"
+    assert (
+        bad["mimic-cxr-2.0.0-metadata.csv#line7"]["reason"]
+        == "mimic-cxr-2.0.0-metadata.csv line 7: has 2 fields, the header has 12"
+    )
     assert "12000033" not in bad["mimic-cxr-2.0.0-metadata.csv#line7"]["reason"]
     badlabel = image_file("0000bbbb-badlabel", "12000044", "52000004")
     assert bad[badlabel]["reason"] == "mimic-cxr-2.0.0-chexpert.csv line 5: Atelectasis is not 1.0, 0.0, -1.0 or blank"

@@ -13,9 +13,15 @@ from fixtures.nct_crc_he_100k import FILES, SIZE, make_nct_crc_he_100k
 from fixtures.build import build_source
 
 LABELS = {
-    "ADI": ["adipose tissue"], "BACK": ["background"], "DEB": ["debris"], "LYM": ["lymphocytes"],
-    "MUC": ["mucus"], "MUS": ["smooth muscle"], "NORM": ["normal colon mucosa", "normal"],
-    "STR": ["cancer-associated stroma"], "TUM": ["colorectal adenocarcinoma epithelium"],
+    "ADI": ["adipose tissue"],
+    "BACK": ["background"],
+    "DEB": ["debris"],
+    "LYM": ["lymphocytes"],
+    "MUC": ["mucus"],
+    "MUS": ["smooth muscle"],
+    "NORM": ["normal colon mucosa", "normal"],
+    "STR": ["cancer-associated stroma"],
+    "TUM": ["colorectal adenocarcinoma epithelium"],
 }
 
 
@@ -39,8 +45,10 @@ def test_class_folders_give_label_and_disease_and_the_expert_the_roi(tmp_path):
         # no ROI in the source: every ROI is an expert's
         assert row["rois"] and all(roi["source"].startswith("expert:") for roi in row["rois"])
     tum = next(r for r in rows if r["origin"]["file"] == "TUM/TUM-AAAWMSFI.tif")
-    assert tum["coarse_caption"] == ("Histopathology image of the colorectum (tissue class: colorectal adenocarcinoma "
-                                     "epithelium) showing a colorectal adenocarcinoma.")
+    assert tum["coarse_caption"] == (
+        "Histopathology image of the colorectum (tissue class: colorectal adenocarcinoma "
+        "epithelium) showing a colorectal adenocarcinoma."
+    )
     # A tissue class is not a finding: adipose tissue is stated as the tile's class, with no diagnosis invented.
     adi = next(r for r in rows if r["origin"]["file"].startswith("ADI/"))
     assert adi["coarse_caption"].startswith("Histopathology image of the colorectum (tissue class: adipose tissue)")
@@ -62,5 +70,7 @@ def test_a_corrupt_patch_is_quarantined_and_counts_reconcile(tmp_path):
 
 def test_the_parent_folder_is_refused_naming_the_expected_files(tmp_path):
     make_nct_crc_he_100k(tmp_path / "NCT-CRC-HE-100K")
-    with pytest.raises(UserError, match=r"no file matching '\*/\*\.tif' — is this the folder recipe nct-crc-he-100k expects\?"):
+    with pytest.raises(
+        UserError, match=r"no file matching '\*/\*\.tif' — is this the folder recipe nct-crc-he-100k expects\?"
+    ):
         build(tmp_path, tmp_path / "out")

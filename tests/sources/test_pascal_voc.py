@@ -45,7 +45,9 @@ def test_bad_xml_bad_box_and_box_outside_are_quarantined(tmp_path):
     root = tmp_path / "VOC2012"
     recipe = make_voc(root)
     (root / "Annotations/000001.xml").write_text("<annotation><filename>000001.png</filename><object>")
-    (root / "Annotations/000002.xml").write_text(voc_xml("000002", [("nodule", 10, 10, 20, 20)]).replace("<xmax>20</xmax>", "<xmax>x</xmax>"))
+    (root / "Annotations/000002.xml").write_text(
+        voc_xml("000002", [("nodule", 10, 10, 20, 20)]).replace("<xmax>20</xmax>", "<xmax>x</xmax>")
+    )
     (root / "Annotations/000003.xml").write_text(voc_xml("000003", [("mass", 60, 50, 90, 60)]))
 
     manifest, rows, bad = build(recipe, root, tmp_path / "out")

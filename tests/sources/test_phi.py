@@ -79,8 +79,10 @@ def _corrupt_copies(folder) -> None:
     sop[at + 6 : at + 8] = struct.pack("<H", 160)  # SOPClassUID swallows the identifiers after it
     (folder / "zz_sop.dcm").write_bytes(bytes(sop))
     (folder / "zz_truncated.dcm").write_bytes(data[: data.index(b"Quixotl") + 4])
-    for name, keyword, vr, value in [("zz_slope.dcm", "RescaleSlope", "DS", b"Quixotl "),
-                                     ("zz_bodypart.dcm", "BodyPartExamined", "CS", b"Quixotl Zebulonia ")]:
+    for name, keyword, vr, value in [
+        ("zz_slope.dcm", "RescaleSlope", "DS", b"Quixotl "),
+        ("zz_bodypart.dcm", "BodyPartExamined", "CS", b"Quixotl Zebulonia "),
+    ]:
         ds = pydicom.dcmread(folder / "IM0001.dcm")
         tag = Tag(keyword)
         ds._dict[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)

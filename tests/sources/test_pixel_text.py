@@ -87,8 +87,9 @@ def test_the_benchmark_covers_fonts_sizes_colours_boxes_and_placements(benchmark
 
 
 def test_finds_at_least_95_percent_of_rendered_text_lines(benchmark):
-    lines = [(line, covered(line.box, boxes, image.shape)) for _, _, image, planted, boxes in benchmark
-             for line in planted]
+    lines = [
+        (line, covered(line.box, boxes, image.shape)) for _, _, image, planted, boxes in benchmark for line in planted
+    ]
     found = [line for line, share in lines if share >= 0.9]
     missed = Counter((line.placement, line.colour) for line, share in lines if share < 0.9)
     assert len(found) / len(lines) >= 0.95, f"{len(found)}/{len(lines)} found; missed by placement, colour: {missed}"
@@ -128,8 +129,9 @@ def test_ocr_reads_none_of_the_planted_strings_in_redacted_images(benchmark, tmp
     for i, (_, _, image, planted, boxes) in enumerate(benchmark):
         path = tmp_path / f"{i}.png"
         Image.fromarray(redact(image, boxes)).resize((image.shape[1] * 2, image.shape[0] * 2)).save(path)
-        text = subprocess.run(["tesseract", str(path), "-", "--psm", "11"], capture_output=True, text=True,
-                              timeout=60, check=False).stdout
+        text = subprocess.run(
+            ["tesseract", str(path), "-", "--psm", "11"], capture_output=True, text=True, timeout=60, check=False
+        ).stdout
         words = {w for line in planted for w in line.text.replace(",", " ").split() if len(w) >= 5}
         readable += [w for w in words if w in text]
     assert readable == []
@@ -199,10 +201,17 @@ def test_dicom_header_decides_where_text_is_expected(tmp_path):
 # ---------------------------------------------------------------- the demo's ultrasound images
 # Where the demo's ultrasound frames show their burned-in text (x0, y0, x1, y1), as seen on the images.
 DEMO_TEXT = {
-    "data_store/data/US1_UNCI.dcm": {"site": (18, 26, 168, 38), "ID": (18, 42, 88, 54),
-                                     "time": (280, 42, 358, 54), "codes": (530, 42, 620, 102)},
-    "data_store/data/gdcm-US-ALOKA-16.dcm": {"site": (82, 1, 248, 11), "date": (552, 1, 638, 11),
-                                             "time": (562, 13, 638, 23)},
+    "data_store/data/US1_UNCI.dcm": {
+        "site": (18, 26, 168, 38),
+        "ID": (18, 42, 88, 54),
+        "time": (280, 42, 358, 54),
+        "codes": (530, 42, 620, 102),
+    },
+    "data_store/data/gdcm-US-ALOKA-16.dcm": {
+        "site": (82, 1, 248, 11),
+        "date": (552, 1, 638, 11),
+        "time": (562, 13, 638, 23),
+    },
 }
 
 

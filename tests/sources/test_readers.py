@@ -71,9 +71,16 @@ def test_a_nifti_without_its_suffix_is_recognised_by_its_header(tmp_path, compre
     raw = (tmp_path / "ref.nii.gz").read_bytes()
     (tmp_path / "volume.dat").write_bytes(raw if compressed else gzip.decompress(raw))
     assert reader_for(tmp_path / "volume.dat").name == "nifti"
-    image, expected = read_image(tmp_path / "volume.dat", slice_index=1), read_image(tmp_path / "ref.nii.gz", slice_index=1)
+    image, expected = (
+        read_image(tmp_path / "volume.dat", slice_index=1),
+        read_image(tmp_path / "ref.nii.gz", slice_index=1),
+    )
     np.testing.assert_array_equal(image.pixels, expected.pixels)
-    assert (image.spacing, image.orientation) == ([0.7, 0.5], "axial RAS z=2mm") == (expected.spacing, expected.orientation)
+    assert (
+        (image.spacing, image.orientation)
+        == ([0.7, 0.5], "axial RAS z=2mm")
+        == (expected.spacing, expected.orientation)
+    )
 
 
 def test_the_suffix_decides_only_where_the_content_has_no_magic(tmp_path):
@@ -81,7 +88,9 @@ def test_the_suffix_decides_only_where_the_content_has_no_magic(tmp_path):
     headless = Path(get_testdata_file("CT_small.dcm")).read_bytes()[132:]
     (tmp_path / "old.dcm").write_bytes(headless)
     assert reader_for(tmp_path / "old.dcm").name == "dicom"
-    np.testing.assert_array_equal(read_image(tmp_path / "old.dcm").pixels, read_image(get_testdata_file("CT_small.dcm")).pixels)
+    np.testing.assert_array_equal(
+        read_image(tmp_path / "old.dcm").pixels, read_image(get_testdata_file("CT_small.dcm")).pixels
+    )
     # a .tif without a TIFF header is not trusted: Pillow, the fallback, says what it is
     (tmp_path / "x.tif").write_bytes(b"garbage" * 20)
     assert reader_for(tmp_path / "x.tif").name == "raster"
@@ -147,11 +156,18 @@ def test_the_readers_sit_below_the_rest_of_sources_and_nothing_imports_in_a_circ
     reader_files = sorted((SRC / "sources" / "readers").glob("*.py"))
     for path in reader_files:
         outside = {m for m in _imports(path) if not m.startswith("medtrinity.sources.readers")}
-        assert outside <= {"medtrinity.errors", "medtrinity.errors.StageError", "medtrinity.errors.UserError",
-                           "medtrinity.sources", "medtrinity.sources.readers"}, path.name
+        assert outside <= {
+            "medtrinity.errors",
+            "medtrinity.errors.StageError",
+            "medtrinity.errors.UserError",
+            "medtrinity.sources",
+            "medtrinity.sources.readers",
+        }, path.name
     assert _imports(SRC / "image_codec.py") <= {"medtrinity.errors", "medtrinity.errors.StageError"}
 
-    files = reader_files + [SRC / "sources" / f"{name}.py" for name in ("imaging", "volume", "dicom_series", "annotations")]
+    files = reader_files + [
+        SRC / "sources" / f"{name}.py" for name in ("imaging", "volume", "dicom_series", "annotations")
+    ]
     modules = {_module_name(p): p for p in files}
     graph = {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
 
@@ -169,20 +185,52 @@ def test_the_readers_sit_below_the_rest_of_sources_and_nothing_imports_in_a_circ
 # before the readers were split into sources/readers/; any change to a reader that moves a pixel fails here.
 # The demo's ultrasound images are left out: burned-in text is removed from them after reading.
 DEMO_PIXEL_DIGESTS = [
-    ("pydicom", "data/test_files/CT_small.dcm", None, None, "eba28ea5722c4a22bd1a087f87813797816bb8a1a1344eb418cdf68165030d44"),
-    ("data_store", "data/693_UNCI.dcm", None, "brain", "7d4d4855db002cbf150bac065c1fbb1761e8acedf23997ba5961dea615e3339d"),
-    ("pydicom", "data/test_files/examples_overlay.dcm", None, None, "bf4c8bd5ccfecb230680ae9d2bf7be112567e72267a758e3d76cc6de4a069c2d"),
+    (
+        "pydicom",
+        "data/test_files/CT_small.dcm",
+        None,
+        None,
+        "eba28ea5722c4a22bd1a087f87813797816bb8a1a1344eb418cdf68165030d44",
+    ),
+    (
+        "data_store",
+        "data/693_UNCI.dcm",
+        None,
+        "brain",
+        "7d4d4855db002cbf150bac065c1fbb1761e8acedf23997ba5961dea615e3339d",
+    ),
+    (
+        "pydicom",
+        "data/test_files/examples_overlay.dcm",
+        None,
+        None,
+        "bf4c8bd5ccfecb230680ae9d2bf7be112567e72267a758e3d76cc6de4a069c2d",
+    ),
     ("data_store", "data/emri_small.dcm", 5, None, "e134d3c1e1b51b345578e3932897d0b4a0dcc640a35c71cd5cfdd2e48545aa2a"),
-    ("pydicom", "data/test_files/MR_small.dcm", None, None, "fc96d833b3491f38be8718e46763b2e32ceb7a9361bbffd288cc828c66e2a66d"),
+    (
+        "pydicom",
+        "data/test_files/MR_small.dcm",
+        None,
+        None,
+        "fc96d833b3491f38be8718e46763b2e32ceb7a9361bbffd288cc828c66e2a66d",
+    ),
     ("data_store", "data/RG3_UNCI.dcm", None, None, "11a27dd65955b6e5ac8e70dc872c7ea202cbdab96765ba7cd5f03059f0639a7b"),
-    ("data_store", "data/JPEG2000_UNC.dcm", None, None, "299ac921690711956985f214a3bf01c227da87903dc4ef054391abb5b1a9f1ef"),
+    (
+        "data_store",
+        "data/JPEG2000_UNC.dcm",
+        None,
+        None,
+        "299ac921690711956985f214a3bf01c227da87903dc4ef054391abb5b1a9f1ef",
+    ),
     ("skimage", "data/retina.jpg", None, None, "3670e389d0dae9f755cc1bb7e4da4c3d2cdf10eba2dc3060836d8d4b8024d860"),
     ("skimage", "data/ihc.png", None, None, "c5b3ef509a92f16d4c29be8cf0300fe75d53e13a3ce650159db932caea8dcc1b"),
     ("skimage", "data/cell.png", None, None, "dc464a59c68346fbe7a36fb75421d02a5e29780874b92efd3c920a319bfcb3b0"),
 ]
 
 
-@pytest.mark.parametrize("package, file, frame, window, digest", DEMO_PIXEL_DIGESTS, ids=[d[1].split("/")[-1] for d in DEMO_PIXEL_DIGESTS])
+@pytest.mark.parametrize(
+    "package, file, frame, window, digest", DEMO_PIXEL_DIGESTS, ids=[d[1].split("/")[-1] for d in DEMO_PIXEL_DIGESTS]
+)
 def test_demo_images_read_to_the_recorded_pixels(package, file, frame, window, digest):
     image = read_image(package_dir(package) / file, frame=frame, window=window)
     assert hashlib.sha256(image.pixels.tobytes()).hexdigest() == digest

@@ -9,8 +9,14 @@ from medtrinity.errors import UserError
 from medtrinity.sources.base import Recipe, get_layout, layout_names, load_recipe, named_recipes, open_source
 from medtrinity.sources.layout_util import LayoutOptions
 
-PYDANTIC_WORDING = ("Extra inputs are not permitted", "Value error", "Input should be", "validation error",
-                    "Field required", "type=")
+PYDANTIC_WORDING = (
+    "Extra inputs are not permitted",
+    "Value error",
+    "Input should be",
+    "validation error",
+    "Field required",
+    "type=",
+)
 
 
 def _recipe(tmp_path, body: str, name: str = "my.yaml"):
@@ -30,11 +36,14 @@ def _refusal(path) -> str:
 IMAGE_MASK = "name: mine\nlayout: image-mask\noptions:\n  images: 'images/*.png'\n  masks: 'masks/{stem}.png'\n"
 
 
-@pytest.mark.parametrize(("extra", "expected"), [
-    ("  treshold: 200\n", "unknown option 'treshold' — did you mean 'threshold'?"),
-    ("  mising_mask: normal\n", "unknown option 'mising_mask' — did you mean 'missing_mask'?"),
-    ("  empty_masks: unlocalised\n", "unknown option 'empty_masks' — did you mean 'empty_mask'?"),
-])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("  treshold: 200\n", "unknown option 'treshold' — did you mean 'threshold'?"),
+        ("  mising_mask: normal\n", "unknown option 'mising_mask' — did you mean 'missing_mask'?"),
+        ("  empty_masks: unlocalised\n", "unknown option 'empty_masks' — did you mean 'empty_mask'?"),
+    ],
+)
 def test_a_misspelled_option_is_refused_with_a_suggestion(tmp_path, extra, expected):
     path = _recipe(tmp_path, IMAGE_MASK + extra)
     assert _refusal(path) == f"recipe {path}: {expected}"
@@ -60,12 +69,16 @@ def test_wrong_values_are_one_line_in_plain_words(tmp_path):
         assert _refusal(_recipe(tmp_path, IMAGE_MASK + extra)).endswith(f": {expected}")
     bad_pattern = IMAGE_MASK.replace("masks/{stem}.png", "masks/{id}.png")
     assert _refusal(_recipe(tmp_path, bad_pattern)).endswith(
-        ": options.masks: 'masks/{id}.png' uses an unknown placeholder 'id'; use {stem}, {name} or {parent}")
+        ": options.masks: 'masks/{id}.png' uses an unknown placeholder 'id'; use {stem}, {name} or {parent}"
+    )
     no_masks = "name: mine\nlayout: image-mask\noptions: {images: 'images/*.png'}\n"
-    assert _refusal(_recipe(tmp_path, no_masks)).endswith(': options.masks is required (e.g. masks: "masks/{stem}.png")')
+    assert _refusal(_recipe(tmp_path, no_masks)).endswith(
+        ': options.masks is required (e.g. masks: "masks/{stem}.png")'
+    )
     volumes = "name: k\nlayout: kits23\noptions: {per_label: some}\n"
     assert _refusal(_recipe(tmp_path, volumes)).endswith(
-        ": options.per_label must be a whole number or 'all' (got 'some')")
+        ": options.per_label must be a whole number or 'all' (got 'some')"
+    )
 
 
 def test_recipe_keys_and_layout_names_get_suggestions(tmp_path):
@@ -82,7 +95,9 @@ def test_a_recipe_built_in_code_is_checked_when_its_folder_is_opened(tmp_path):
     with pytest.raises(UserError) as err:
         open_source(recipe, tmp_path)
     assert str(err.value) == "recipe x: unknown option 'name' — did you mean 'names'?"
-    with pytest.raises(UserError, match=r"^recipe x: unknown option 'anything'; layout rsna-pneumonia takes no options$"):
+    with pytest.raises(
+        UserError, match=r"^recipe x: unknown option 'anything'; layout rsna-pneumonia takes no options$"
+    ):
         open_source(Recipe(name="x", layout="rsna-pneumonia", options={"anything": 1}), tmp_path)
 
 
@@ -99,7 +114,9 @@ def test_expert_options_in_a_recipe_belong_to_its_one_named_expert(tmp_path):
     body = IMAGE_MASK.replace("options:", "expert: sam\nexpert_options: {chekpoint: /m.pth}\noptions:")
     path = _recipe(tmp_path, body)
     assert _refusal(path) == f"recipe {path}: expert_options: unknown option 'chekpoint' — did you mean 'checkpoint'?"
-    path = _recipe(tmp_path, IMAGE_MASK.replace("options:", "expert: auto\nexpert_options: {checkpoint: /m.pth}\noptions:"))
+    path = _recipe(
+        tmp_path, IMAGE_MASK.replace("options:", "expert: auto\nexpert_options: {checkpoint: /m.pth}\noptions:")
+    )
     assert _refusal(path).startswith(f"recipe {path}: expert_options are the options of one named expert")
     path = _recipe(tmp_path, IMAGE_MASK.replace("options:", "expert: tissue\nexpert_options: {size: 3}\noptions:"))
     assert _refusal(path) == f"recipe {path}: expert_options: unknown option 'size'; expert tissue takes no options"

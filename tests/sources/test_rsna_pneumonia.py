@@ -47,7 +47,8 @@ def test_build_gives_one_record_per_patient_with_the_known_boxes(tmp_path):
     normal = by_file[f"stage_2_train_images/{sorted(BOXES)[2]}.dcm"]
     assert normal["labels"] == ["normal"] and normal["reference_text"] == "RSNA class: Normal."
     assert {k["label"]: k["kind"] for k in normal["label_kinds"]} == {"normal": "normal"} | {
-        r["label"]: "anatomy" for r in normal["rois"]}
+        r["label"]: "anatomy" for r in normal["rois"]
+    }
     # "No Lung Opacity / Not Normal": no lung opacity (a negative), and abnormal without saying how
     other = by_file[f"stage_2_train_images/{sorted(BOXES)[3]}.dcm"]
     assert other["labels"] == ["no lung opacity", "abnormality other than lung opacity"]
@@ -67,11 +68,12 @@ def test_malformed_row_missing_dicom_and_box_outside_are_quarantined(tmp_path):
     labels = root / "stage_2_train_labels.csv"
     labels.write_text(
         labels.read_text()
-        + "ffff0000-0000-4000-8000-00000000000a,abc,10,10,10,1\n"   # malformed (line 7)
-        + "ffff0000-0000-4000-8000-00000000000b,10,10,10,10,1\n"    # no DICOM
-        + "0a1b2c3d-0000-4000-8000-000000000003,50,50,40,40,1\n"    # box beyond the 64x64 image (line 9)
+        + "ffff0000-0000-4000-8000-00000000000a,abc,10,10,10,1\n"  # malformed (line 7)
+        + "ffff0000-0000-4000-8000-00000000000b,10,10,10,10,1\n"  # no DICOM
+        + "0a1b2c3d-0000-4000-8000-000000000003,50,50,40,40,1\n"  # box beyond the 64x64 image (line 9)
     )
     from fixtures.rsna_pneumonia import chest_pixels, write_xray_dicom
+
     write_xray_dicom(root / "stage_2_train_images" / "ffff0000-0000-4000-8000-00000000000a.dcm", chest_pixels(9))
 
     manifest, rows, bad = build(root, tmp_path / "out")
@@ -92,9 +94,9 @@ def test_reasons_name_line_and_column_never_the_cell(tmp_path):
     labels.write_text(
         labels.read_text()
         + "ffff0000-0000-4000-8000-00000000000a,10,10,Melchiorra,10,1\n"  # line 7: identifier in width
-        + "ffff0000-0000-4000-8000-00000000000b,10,10,10,10,PIDX7781\n"   # line 8: identifier in Target
-        + "ffff0000-0000-4000-8000-00000000000c,10,10,10,10,\n"           # line 9: Target empty
-        + "ffff0000-0000-4000-8000-00000000000d,10,nan,10,10,1\n"         # line 10: not finite
+        + "ffff0000-0000-4000-8000-00000000000b,10,10,10,10,PIDX7781\n"  # line 8: identifier in Target
+        + "ffff0000-0000-4000-8000-00000000000c,10,10,10,10,\n"  # line 9: Target empty
+        + "ffff0000-0000-4000-8000-00000000000d,10,nan,10,10,1\n"  # line 10: not finite
     )
 
     manifest, rows, bad = build(root, tmp_path / "out")

@@ -25,8 +25,8 @@ def test_decoder_follows_the_competition_convention():
     mask = decode_relative_rle("2 3 4 1", height=4, width=3)
     expected = np.zeros((4, 3), bool)
     expected[[2, 3], 0] = True  # column 0 rows 2-3
-    expected[0, 1] = True       # column 1 row 0 (flat 4)
-    expected[1, 2] = True       # flat 9 = column 2 row 1
+    expected[0, 1] = True  # column 1 row 0 (flat 4)
+    expected[1, 2] = True  # flat 9 = column 2 row 1
     np.testing.assert_array_equal(mask, expected)
     asymmetric = np.zeros((64, 64), bool)
     asymmetric[5:9, 30:50] = True  # wide, not tall: a row-major reading would give a tall box

@@ -26,7 +26,12 @@ def test_build_reads_boxes_modality_organ_split_and_english_qa(tmp_path):
 
     assert manifest["sources"]["slake"] == {"seen": 4, "written": 4, "quarantined": 0}
     assert sorted(rows) == [f"imgs/xmlab{n}/source.jpg" for n in (1, 12, 2, 3)]
-    expect = {1: ("MRI", "brain", "train"), 2: ("CT", "abdomen", "val"), 3: ("X-Ray", "lung", "test"), 12: ("CT", "lung", "train")}
+    expect = {
+        1: ("MRI", "brain", "train"),
+        2: ("CT", "abdomen", "val"),
+        3: ("X-Ray", "lung", "test"),
+        12: ("CT", "lung", "train"),
+    }
     for n, (modality, organ, split) in expect.items():
         row = rows[f"imgs/xmlab{n}/source.jpg"]
         assert (row["modality"], row["organ"], row["split"]) == (modality, organ, split)
@@ -41,7 +46,7 @@ def test_build_reads_boxes_modality_organ_split_and_english_qa(tmp_path):
             continue
         assert [r["label"] for r in row["rois"]] == [next(iter(b)).lower() for b in boxes]
         for roi, entry in zip(row["rois"], boxes):
-            (x, y, w, h), = entry.values()
+            ((x, y, w, h),) = entry.values()
             assert roi["source"] == "annotation"
             assert iou(roi["bbox"], [x, y, x + w, y + h]) >= 0.95
 
@@ -51,10 +56,30 @@ def test_bad_inputs_are_quarantined_and_counts_reconcile(tmp_path):
     train = json.loads((root / "train.json").read_text())
     write_image(root / "imgs" / "xmlab20", 20, [{"Liver": [40, 40, 30, 10]}])  # 40 + 30 > 64
     train += [
-        {"img_id": 19, "img_name": "xmlab19/source.jpg", "question": "Is this a CT?", "answer": "Yes", "q_lang": "en",
-         "location": "Abdomen", "modality": "CT", "answer_type": "CLOSED", "content_type": "Modality", "qid": 900},
-        {"img_id": 20, "img_name": "xmlab20/source.jpg", "question": "Is this a CT?", "answer": "Yes", "q_lang": "en",
-         "location": "Abdomen", "modality": "CT", "answer_type": "CLOSED", "content_type": "Modality", "qid": 901},
+        {
+            "img_id": 19,
+            "img_name": "xmlab19/source.jpg",
+            "question": "Is this a CT?",
+            "answer": "Yes",
+            "q_lang": "en",
+            "location": "Abdomen",
+            "modality": "CT",
+            "answer_type": "CLOSED",
+            "content_type": "Modality",
+            "qid": 900,
+        },
+        {
+            "img_id": 20,
+            "img_name": "xmlab20/source.jpg",
+            "question": "Is this a CT?",
+            "answer": "Yes",
+            "q_lang": "en",
+            "location": "Abdomen",
+            "modality": "CT",
+            "answer_type": "CLOSED",
+            "content_type": "Modality",
+            "qid": 901,
+        },
         {"img_id": 21, "question": "Is this a CT?", "answer": "Yes", "q_lang": "en", "qid": 902},
     ]
     (root / "train.json").write_text(json.dumps(train))

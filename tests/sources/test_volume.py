@@ -48,7 +48,9 @@ def _box(mask: np.ndarray) -> list[int]:
 
 def test_axial_slice_of_an_lps_volume_is_radiological_and_at_the_known_world_position(tmp_path):
     path, _ = _lps_volume(tmp_path)
-    image = read_volume_slice(path, slice_index=7, axis="axial", window="soft-tissue")  # canonical k = c (z not flipped)
+    image = read_volume_slice(
+        path, slice_index=7, axis="axial", window="soft-tissue"
+    )  # canonical k = c (z not flipped)
     assert image.orientation == "axial RAS z=4mm"
     assert image.spacing == [1.0, 1.0]
     assert image.patient_left_on_image == "right"
@@ -86,7 +88,9 @@ def test_the_same_anatomy_stored_in_ras_order_gives_the_same_pixels(tmp_path):
 def test_label_map_slice_lines_up_with_the_image_and_names_labels(tmp_path):
     img, seg = _lps_volume(tmp_path)
     item = SourceItem(source="t", root=str(tmp_path), file=img.name, slice=7, axis="axial")
-    regions = LabelMapSlice(path=seg.name, image=img.name, labels={3: "lesion", 5: "absent"}).resolve(tmp_path, item, (32, 32))
+    regions = LabelMapSlice(path=seg.name, image=img.name, labels={3: "lesion", 5: "absent"}).resolve(
+        tmp_path, item, (32, 32)
+    )
     assert [r.label for r in regions] == ["lesion"]
     np.testing.assert_array_equal(regions[0].mask, read_volume_slice(img, 7, "axial", window="bone").pixels > 128)
     assert read_label_slice(seg, 7, "axial").dtype == np.int32
@@ -96,7 +100,9 @@ def test_label_map_of_another_shape_is_a_stage_error_naming_both_files(tmp_path)
     img, _ = _lps_volume(tmp_path)
     nib.save(nib.Nifti1Image(np.zeros((32, 32, 12), np.uint8), LPS_AFFINE), str(tmp_path / "short.nii.gz"))
     item = SourceItem(source="t", root=str(tmp_path), file=img.name, slice=7, axis="axial")
-    with pytest.raises(StageError, match=r"label map short.nii.gz has shape 32x32x12 but its image lps.nii.gz has 32x32x16"):
+    with pytest.raises(
+        StageError, match=r"label map short.nii.gz has shape 32x32x12 but its image lps.nii.gz has 32x32x16"
+    ):
         LabelMapSlice(path="short.nii.gz", image=img.name, labels={1: "x"}).resolve(tmp_path, item, (32, 32))
 
 
@@ -151,7 +157,12 @@ def test_slice_choice_is_the_largest_slice_plus_evenly_spaced_ones_and_interior_
     # rest of label 1 = 2..8, 10, 11 (9 slices): positions 0, 4, 8 -> 2, 6, 11
     # label-free slices carry no label: nothing says they are normal
     assert chosen == {2: ["a"], 6: ["a"], 9: ["a"], 11: ["a"], 14: ["b"], 13: [], 17: []}
-    assert list(choose_slices(labels, "axial", {1: "a"}, SliceChoice(per_label=None, every=3, normal_slices=0))) == [2, 5, 8, 11]
+    assert list(choose_slices(labels, "axial", {1: "a"}, SliceChoice(per_label=None, every=3, normal_slices=0))) == [
+        2,
+        5,
+        8,
+        11,
+    ]
     assert evenly_spaced([0, 1, 12, 13, 15, 16, 17, 18, 19], 2, interior=True) == [13, 17]
     assert evenly_spaced([5, 6], 3) == [5, 6]
 

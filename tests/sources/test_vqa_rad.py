@@ -23,16 +23,19 @@ def build(source: str, out: Path) -> tuple[dict, dict[str, dict], dict[str, dict
     return manifest, {r["origin"]["file"]: r for r in rows}, bad
 
 
-@pytest.mark.parametrize(("question", "answer", "expected"), [
-    ("Is this an MRI?", "Yes", "MRI"),
-    ("Is this a CT?", "No", None),
-    ("What modality is used?", "CT", "CT"),
-    ("What type of imaging is this?", "T2 weighted MRI", "MRI"),
-    ("Is this a CT or an MRI?", "yes", None),
-    ("Which organ is shown?", "brain", None),
-    ("Was this image taken with ultrasound?", "yes", "Ultrasound"),
-    ("What modality is this?", "PA x-ray", "X-Ray"),
-])
+@pytest.mark.parametrize(
+    ("question", "answer", "expected"),
+    [
+        ("Is this an MRI?", "Yes", "MRI"),
+        ("Is this a CT?", "No", None),
+        ("What modality is used?", "CT", "CT"),
+        ("What type of imaging is this?", "T2 weighted MRI", "MRI"),
+        ("Is this a CT or an MRI?", "yes", None),
+        ("Which organ is shown?", "brain", None),
+        ("Was this image taken with ultrasound?", "yes", "Ultrasound"),
+        ("What modality is this?", "PA x-ray", "X-Ray"),
+    ],
+)
 def test_the_modality_a_qa_pair_settles(question, answer, expected):
     assert stated_modality(question, answer) == expected
 
@@ -43,9 +46,19 @@ def test_build_reads_modality_organ_split_and_qa(tmp_path):
 
     assert manifest["sources"]["vqa-rad"] == {"seen": 4, "written": 3, "quarantined": 1}
     expect = {
-        "synpic54610.jpg": ("MRI", "head", "train", "Q: Is there a mass in the left hemisphere? A: No\nQ: Is this an MRI? A: Yes"),
+        "synpic54610.jpg": (
+            "MRI",
+            "head",
+            "train",
+            "Q: Is there a mass in the left hemisphere? A: No\nQ: Is this an MRI? A: Yes",
+        ),
         "synpic29265.jpg": ("X-Ray", "chest", "test", "Q: Is this a CT? A: No\nQ: What modality is used? A: X-ray"),
-        "synpic52932.jpg": ("CT", "abdomen", "train", "Q: What imaging modality was used? A: CT with contrast\nQ: How many kidneys are seen? A: 2"),
+        "synpic52932.jpg": (
+            "CT",
+            "abdomen",
+            "train",
+            "Q: What imaging modality was used? A: CT with contrast\nQ: How many kidneys are seen? A: 2",
+        ),
     }
     assert sorted(rows) == sorted(f"{FOLDER}/{n}" for n in expect)
     for name, (modality, organ, split, text) in expect.items():
@@ -53,7 +66,10 @@ def test_build_reads_modality_organ_split_and_qa(tmp_path):
         assert (row["modality"], row["organ"], row["split"], row["reference_text"]) == (modality, organ, split, text)
         assert row["rois"] and all(r["source"].startswith("expert:") for r in row["rois"])
     unstated = f"{FOLDER}/synpic100176.jpg"
-    assert bad[unstated]["reason"] == f"{unstated}: modality not stated by the QA (set options.default_modality to accept such images)"
+    assert (
+        bad[unstated]["reason"]
+        == f"{unstated}: modality not stated by the QA (set options.default_modality to accept such images)"
+    )
 
 
 def test_default_modality_option_accepts_images_whose_qa_is_silent(tmp_path):
@@ -78,7 +94,9 @@ def test_conflicts_missing_images_and_bad_entries_are_quarantined(tmp_path):
     manifest, rows, bad = build(f"vqa-rad:{root}", tmp_path / "out")
 
     assert manifest["sources"]["vqa-rad"] == {"seen": 7, "written": 3, "quarantined": 4}
-    assert bad[f"{FOLDER}/synpic1.jpg"]["reason"] == f"{FOLDER}/synpic1.jpg: the QA state different modalities (CT, MRI)"
+    assert (
+        bad[f"{FOLDER}/synpic1.jpg"]["reason"] == f"{FOLDER}/synpic1.jpg: the QA state different modalities (CT, MRI)"
+    )
     assert bad[f"{FOLDER}/synpic2.jpg"]["reason"] == f"image file {FOLDER}/synpic2.jpg is missing"
     assert bad["VQA_RAD Dataset Public.json#entry10"]["reason"] == "VQA_RAD Dataset Public.json entry 10: no image_name"
 

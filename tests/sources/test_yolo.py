@@ -48,9 +48,9 @@ def test_build_gives_the_known_boxes_labels_and_splits(tmp_path):
 def test_malformed_line_unknown_class_and_box_outside_are_quarantined(tmp_path):
     root = tmp_path / "yolo"
     recipe = make_yolo(root)
-    (root / "labels/train/p1.txt").write_text("0 0.5 0.5 0.2\n")            # 4 fields
+    (root / "labels/train/p1.txt").write_text("0 0.5 0.5 0.2\n")  # 4 fields
     (root / "labels/train/p2.txt").write_text("0 0.5 0.5 0.2 0.2\n5 0.5 0.5 0.1 0.1\n")
-    (root / "labels/val/p4.txt").write_text("1 0.95 0.5 0.3 0.2\n")         # x1 = 1.1 * width
+    (root / "labels/val/p4.txt").write_text("1 0.95 0.5 0.3 0.2\n")  # x1 = 1.1 * width
 
     manifest, rows, bad = build(recipe, root, tmp_path / "out")
 

@@ -48,23 +48,49 @@ def record_row(i: int, image: bytes) -> dict:
     facts = expected(i)
     rois = []
     if facts["roi_source"]:
-        rois.append({"bbox": [2, 2, 6, 6], "mask": None, "label": "lesion", "source": facts["roi_source"],
-                     "score": None, "position": {"horizontal": "center", "vertical": "middle"},
-                     "area_ratio": 25.0, "kind": "finding"})
-    checks = [{"name": "modality", "ok": True, "detail": f"text names {facts['modality']}, as recorded",
-               "status": "pass"},
-              {"name": "side", "ok": not facts["failed"],
-               "detail": "text says left, the record says right" if facts["failed"] else "stated sides agree: right",
-               "status": "fail" if facts["failed"] else "pass"}]
+        rois.append(
+            {
+                "bbox": [2, 2, 6, 6],
+                "mask": None,
+                "label": "lesion",
+                "source": facts["roi_source"],
+                "score": None,
+                "position": {"horizontal": "center", "vertical": "middle"},
+                "area_ratio": 25.0,
+                "kind": "finding",
+            }
+        )
+    checks = [
+        {"name": "modality", "ok": True, "detail": f"text names {facts['modality']}, as recorded", "status": "pass"},
+        {
+            "name": "side",
+            "ok": not facts["failed"],
+            "detail": "text says left, the record says right" if facts["failed"] else "stated sides agree: right",
+            "status": "fail" if facts["failed"] else "pass",
+        },
+    ]
     return {
-        "id": facts["id"], "source": "generated", "split": facts["split"],
-        "image": {"bytes": image, "path": f"{facts['id']}.png"}, "width": 8, "height": 8,
-        "modality": facts["modality"], "organ": facts["organ"], "disease": None, "labels": [],
-        "label_kinds": [], "origin": {"file": f"images/{i:05d}.png"},
-        "rois": rois, "coarse_caption": f"{facts['modality']} image.", "knowledge": [],
+        "id": facts["id"],
+        "source": "generated",
+        "split": facts["split"],
+        "image": {"bytes": image, "path": f"{facts['id']}.png"},
+        "width": 8,
+        "height": 8,
+        "modality": facts["modality"],
+        "organ": facts["organ"],
+        "disease": None,
+        "labels": [],
+        "label_kinds": [],
+        "origin": {"file": f"images/{i:05d}.png"},
+        "rois": rois,
+        "coarse_caption": f"{facts['modality']} image.",
+        "knowledge": [],
         "description": f"This is a {facts['modality']} image, case {facts['marker']}.",
         "attributes": {"modality": f"This is a {facts['modality']} image, case {facts['marker']}."},
-        "reference_text": None, "describer": "grounded@2 prompt=none", "checks": checks, "claims": [],
+        "reference_text": None,
+        "describer": "grounded@2 prompt=none",
+        "checks": checks,
+        "claims": [],
     }
 
 
@@ -74,9 +100,11 @@ def make_large_build(out: Path, records: int = 10_000, shard_size: int = 2_000) 
     image = png_bytes(8, 100)
     for shard, start in enumerate(range(0, records, shard_size)):
         rows = [record_row(i, image) for i in range(start, min(records, start + shard_size))]
-        pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), out / "data" / f"part-{shard:05d}.parquet",
-                       row_group_size=128)
+        pq.write_table(
+            pa.Table.from_pylist(rows, schema=SCHEMA), out / "data" / f"part-{shard:05d}.parquet", row_group_size=128
+        )
     counts = {"seen": records, "written": records, "quarantined": 0}
-    (out / "manifest.json").write_text(json.dumps({"medtrinity": "0.1.0", "sources": {"generated": counts},
-                                                   "totals": counts}))
+    (out / "manifest.json").write_text(
+        json.dumps({"medtrinity": "0.1.0", "sources": {"generated": counts}, "totals": counts})
+    )
     return out

@@ -24,6 +24,7 @@ def far_margin(width: int, height: int) -> int:
     top-left corner and may run right of it and, on a flat box, below it."""
     return FAR + 2 * max(11, round(max(width, height) / 35))
 
+
 # Compares the overlay the page shows with the stored image, pixel by pixel, in the browser's own decoding.
 COMPARE_JS = """
 const [overlaySrc, storedSrc, box, far, done] = arguments;
@@ -50,8 +51,10 @@ Promise.all([load(overlaySrc), load(storedSrc)]).then(([overlay, stored]) => {
 
 def _browser():
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        pytest.skip("headless Chromium is not installed (apt-get install chromium chromium-driver): "
-                    "the browser test of the viewer did not run")
+        pytest.skip(
+            "headless Chromium is not installed (apt-get install chromium chromium-driver): "
+            "the browser test of the viewer did not run"
+        )
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -59,16 +62,27 @@ def _browser():
         pytest.skip("selenium is not installed (pip install -e '.[test]'): the browser test of the viewer did not run")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(flag)
     return webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
 
 
 def _pick_record(build: Path) -> dict:
     """A record with one ROI that leaves room around it, from a modality with several records."""
-    rows = [r for p in sorted((build / "data").glob("part-*.parquet"))
-            for r in pq.read_table(p, columns=["id", "modality", "rois", "width", "height"]).to_pylist()]
+    rows = [
+        r
+        for p in sorted((build / "data").glob("part-*.parquet"))
+        for r in pq.read_table(p, columns=["id", "modality", "rois", "width", "height"]).to_pylist()
+    ]
     per_modality = {m: sum(r["modality"] == m for r in rows) for m in {r["modality"] for r in rows}}
     for row in rows:
         if len(row["rois"]) != 1 or per_modality[row["modality"]] < 3:
@@ -82,8 +96,12 @@ def _pick_record(build: Path) -> dict:
 
 @pytest.fixture
 def viewer_url(miniature_build):
-    process = subprocess.Popen([sys.executable, "-m", "medtrinity.cli", "view", str(miniature_build), "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "medtrinity.cli", "view", str(miniature_build), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stdout.readline()
         assert "listening on 127.0.0.1" in line, line + process.stderr.read()
@@ -105,7 +123,9 @@ def test_viewer_in_a_browser(miniature_build, viewer_url):
         driver.get(viewer_url)
         assert driver.find_element(By.ID, "matching").text == str(sum(1 for _ in _all_ids(miniature_build)))
         # the modality filter: only that modality is left, all of it
-        driver.find_element(By.CSS_SELECTOR, f'section[data-facet="modality"] a[data-value="{record["modality"]}"]').click()
+        driver.find_element(
+            By.CSS_SELECTOR, f'section[data-facet="modality"] a[data-value="{record["modality"]}"]'
+        ).click()
         wait.until(lambda d: "modality=" in d.current_url)
         cards = driver.find_elements(By.CSS_SELECTOR, "#cards .card")
         assert {c.get_attribute("data-modality") for c in cards} == {record["modality"]}
@@ -130,8 +150,11 @@ def test_viewer_in_a_browser(miniature_build, viewer_url):
         # the quarantine page lists the quarantined input
         driver.get(viewer_url + "quarantine")
         table = driver.find_element(By.ID, "quarantined").text
-        quarantined = [r for p in sorted((miniature_build / "quarantine").glob("part-*.parquet"))
-                       for r in pq.read_table(p).to_pylist()]
+        quarantined = [
+            r
+            for p in sorted((miniature_build / "quarantine").glob("part-*.parquet"))
+            for r in pq.read_table(p).to_pylist()
+        ]
         assert quarantined
         for row in quarantined:
             assert row["file"] in table and row["stage"] in table

@@ -41,7 +41,9 @@ def url(release_build):
 def test_summary_json_gives_the_rate_per_source_dataset(url):
     status, summary = fetch_json(f"{url}/api/quarantine")
     assert status == 200
-    assert [{k: a[k] for k in ("source", "dataset", "audited", "contradicted")} for a in summary["caption_audit"]] == AUDIT
+    assert [
+        {k: a[k] for k in ("source", "dataset", "audited", "contradicted")} for a in summary["caption_audit"]
+    ] == AUDIT
     assert [round(a["rate"], 4) for a in summary["caption_audit"]] == [0.3333, 0.0, 0.6667, 0.0, 0.0, 0.0]
 
 
@@ -50,11 +52,13 @@ def test_summary_page_shows_the_rates_and_links_to_the_contradicted(url, release
     status, kind, body = fetch(f"{url}/quarantine")
     page = body.decode()
     assert status == 200 and kind.startswith("text/html")
-    table = page[page.index('<table class="numbers" id="caption-audit">'):]
-    table = table[:table.index("</table>")]
+    table = page[page.index('<table class="numbers" id="caption-audit">') :]
+    table = table[: table.index("</table>")]
     assert table.count("<tr>") == 1 + len(AUDIT)
-    assert "<td>chexpert</td><td>3</td><td><a href=\"/?source=medtrinity-25m&amp;source_dataset=chexpert&amp;" \
-           "reference=contradicted\">2</a></td><td>66.7%</td>" in table
+    assert (
+        '<td>chexpert</td><td>3</td><td><a href="/?source=medtrinity-25m&amp;source_dataset=chexpert&amp;'
+        'reference=contradicted">2</a></td><td>66.7%</td>' in table
+    )
     assert "<td>(none)</td><td>3</td>" in table and "<td>33.3%</td>" in table
     # the link finds exactly the two contradicted CheXpert captions
     _, page_json = fetch_json(f"{url}/api/records?source=medtrinity-25m&source_dataset=chexpert&reference=contradicted")
@@ -67,7 +71,13 @@ def test_facets_count_the_audited_captions(url, release_build):
     _, facets = fetch_json(f"{url}/api/facets")
     assert {v["value"]: v["count"] for v in facets["reference"]["values"]} == {"contradicted": 3, "not contradicted": 8}
     assert {v["value"]: v["count"] for v in facets["source_dataset"]["values"]} == {
-        "(none)": 3, "chexpert": 3, "deeplesion": 2, "brats": 1, "NCT-CRC-HE-100K": 1, "pmc_oa": 1}
+        "(none)": 3,
+        "chexpert": 3,
+        "deeplesion": 2,
+        "brats": 1,
+        "NCT-CRC-HE-100K": 1,
+        "pmc_oa": 1,
+    }
     _, page = fetch_json(f"{url}/api/records?reference=contradicted")
     assert {r["id"] for r in page["records"]} == {ids[f] for f in CONTRADICTED}
     assert all(r["reference_caption"] == "contradicted" for r in page["records"])
@@ -82,8 +92,10 @@ def test_record_page_says_what_contradicts_the_caption(url, release_build):
     status, _, body = fetch(f"{url}/record/{ids['chexpert_p2.jpg']}")
     page = body.decode()
     assert status == 200
-    assert ('<p id="reference-audit" class="bad">Contradicted by the record: position (text says lower right but '
-            "marked region is at top left (4.9%))</p>") in page
+    assert (
+        '<p id="reference-audit" class="bad">Contradicted by the record: position (text says lower right but '
+        "marked region is at top left (4.9%))</p>"
+    ) in page
     assert "<tr><td>dataset named by the source</td><td>chexpert</td></tr>" in page
     assert "<tr><td>source&#39;s id</td><td>0-1</td></tr>" in page
     _, _, body = fetch(f"{url}/record/{ids['chexpert_p1.jpg']}")

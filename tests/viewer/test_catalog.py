@@ -17,12 +17,15 @@ def test_new_shards_are_indexed_and_searched(tmp_path):
     catalog = Catalog(BuildFolder.open(build))
     search = Filters({"modality": "CT"}, "marker4")
     before = catalog.count(search)
-    assert before == sum(1 for i in range(300) if expected(i)["modality"] == "CT" and expected(i)["marker"] == "marker4")
+    assert before == sum(
+        1 for i in range(300) if expected(i)["modality"] == "CT" and expected(i)["marker"] == "marker4"
+    )
     rows = [record_row(i, png_bytes(8, 50)) for i in range(300, 420)]
     pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), build / "data" / "part-00003.parquet")
     assert catalog.count(Filters()) == 420
-    assert catalog.count(search) == sum(1 for i in range(420)
-                                        if expected(i)["modality"] == "CT" and expected(i)["marker"] == "marker4")
+    assert catalog.count(search) == sum(
+        1 for i in range(420) if expected(i)["modality"] == "CT" and expected(i)["marker"] == "marker4"
+    )
     assert catalog.page(Filters(), size=5, after="part-00002:99").records[0]["id"] == "r00300"
     (build / "data" / "part-00000.parquet").unlink()
     assert catalog.count(Filters()) == 320 and catalog.locate("r00000") is None

@@ -55,17 +55,20 @@ def test_modality_filter_and_its_paging(large_url):
     assert got == want
 
 
-@pytest.mark.parametrize("query, keep", [
-    ("organ=lung", lambda f: f["organ"] == "lung"),
-    ("organ=(none)", lambda f: f["organ"] is None),
-    ("split=test&modality=CT", lambda f: f["split"] == "test" and f["modality"] == "CT"),
-    (f"roi_source={quote(EXPERT)}", lambda f: f["roi_source"] == EXPERT),
-    ("failed=side", lambda f: "side" in f["failed"]),
-    ("failed=(any)&organ=liver", lambda f: bool(f["failed"]) and f["organ"] == "liver"),
-    ("q=marker3", lambda f: f["marker"] == "marker3"),
-    ("q=MARKER3+ultrasound", lambda f: f["marker"] == "marker3" and f["modality"] == "Ultrasound"),
-    ("q=nowhere", lambda f: False),
-])
+@pytest.mark.parametrize(
+    "query, keep",
+    [
+        ("organ=lung", lambda f: f["organ"] == "lung"),
+        ("organ=(none)", lambda f: f["organ"] is None),
+        ("split=test&modality=CT", lambda f: f["split"] == "test" and f["modality"] == "CT"),
+        (f"roi_source={quote(EXPERT)}", lambda f: f["roi_source"] == EXPERT),
+        ("failed=side", lambda f: "side" in f["failed"]),
+        ("failed=(any)&organ=liver", lambda f: bool(f["failed"]) and f["organ"] == "liver"),
+        ("q=marker3", lambda f: f["marker"] == "marker3"),
+        ("q=MARKER3+ultrasound", lambda f: f["marker"] == "marker3" and f["modality"] == "Ultrasound"),
+        ("q=nowhere", lambda f: False),
+    ],
+)
 def test_filters_count_exactly(large_url, query, keep):
     _, page = fetch_json(f"{large_url}/api/records?size=5&{query}")
     want = [f["id"] for f in FACTS if keep(f)]
@@ -125,11 +128,20 @@ def test_record_json_and_images(large_url):
         assert (status, kind) == (200, "image/png") and body[:4] == b"\x89PNG", path
 
 
-@pytest.mark.parametrize("path, status", [
-    ("/record/nope", 404), ("/api/record/nope", 404), ("/image/nope", 404), ("/nowhere", 404),
-    ("/static/../app.py", 404), ("/api/records?after=garbage", 400), ("/api/records?size=0", 400),
-    ("/api/records?size=ten", 400), ("/overlay/r00001.png?hide=x", 400),
-])
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/record/nope", 404),
+        ("/api/record/nope", 404),
+        ("/image/nope", 404),
+        ("/nowhere", 404),
+        ("/static/../app.py", 404),
+        ("/api/records?after=garbage", 400),
+        ("/api/records?size=0", 400),
+        ("/api/records?size=ten", 400),
+        ("/overlay/r00001.png?hide=x", 400),
+    ],
+)
 def test_errors_have_their_status(large_url, path, status):
     got, _, body = fetch(large_url + path)
     assert got == status, body[:300]

@@ -21,7 +21,7 @@ def _gray_png(height=120, width=160) -> bytes:
 
 def _roi(x0, y0, x1, y1, height=120, width=160) -> dict:
     mask = np.zeros((height, width), bool)
-    mask[y0 + 5:y1 - 5, x0 + 5:x1 - 5] = True
+    mask[y0 + 5 : y1 - 5, x0 + 5 : x1 - 5] = True
     return {"bbox": [x0, y0, x1, y1], "mask": mask_to_rle(mask), "label": "lesion", "source": "annotation"}
 
 
@@ -67,8 +67,20 @@ def test_thumbnail_is_small_and_outlined():
 
 def test_attributes_are_marked_where_they_occur():
     description = "This is a CT image. The liver is shown. Background: a passage [kb-1]."
-    pieces = mark_attributes(description, {"modality": "This is a CT image.", "structures": "The liver is shown.",
-                                           "roi": "worded elsewhere", "texture": "", "local_global": None})
-    assert pieces == [("This is a CT image.", "modality"), (" ", None), ("The liver is shown.", "structures"),
-                      (" Background: a passage [kb-1].", None)]
+    pieces = mark_attributes(
+        description,
+        {
+            "modality": "This is a CT image.",
+            "structures": "The liver is shown.",
+            "roi": "worded elsewhere",
+            "texture": "",
+            "local_global": None,
+        },
+    )
+    assert pieces == [
+        ("This is a CT image.", "modality"),
+        (" ", None),
+        ("The liver is shown.", "structures"),
+        (" Background: a passage [kb-1].", None),
+    ]
     assert "".join(text for text, _ in pieces) == description

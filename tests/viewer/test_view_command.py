@@ -11,8 +11,9 @@ import pytest
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "medtrinity.cli", *args], capture_output=True, text=True, timeout=60,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "medtrinity.cli", *args], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def one_line_error(result: subprocess.CompletedProcess, *expected: str) -> None:
@@ -39,8 +40,12 @@ def test_busy_port(large_build):
 
 
 def test_says_where_it_listens_and_serves(large_build):
-    process = subprocess.Popen([sys.executable, "-m", "medtrinity.cli", "view", str(large_build), "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "medtrinity.cli", "view", str(large_build), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stdout.readline()
         assert "(read-only)" in line and "listening on 127.0.0.1, this machine only" in line

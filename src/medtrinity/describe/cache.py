@@ -49,7 +49,9 @@ def request_key(backend: str, model: str, prompt_version: str, inputs: Any) -> s
     """SHA-256 of everything that decides the answer; `inputs` is any JSON-able value (bytes as base64 text)."""
     blob = json.dumps(
         {"backend": backend, "model": model, "prompt_version": prompt_version, "inputs": inputs},
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -67,8 +69,9 @@ class RequestCache:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / CACHE_FILE
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
-                                   isolation_level=None)
+        self._db = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
+        )
         self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
@@ -82,14 +85,31 @@ class RequestCache:
         return CachedAnswer(*row) if row else None
 
     def put(
-        self, key: str, *, backend: str, model: str, prompt_version: str, answer: str, finish_reason: str | None,
-        prompt_tokens: int = 0, completion_tokens: int = 0,
+        self,
+        key: str,
+        *,
+        backend: str,
+        model: str,
+        prompt_version: str,
+        answer: str,
+        finish_reason: str | None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
     ) -> None:
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, backend, model, prompt_version, answer, finish_reason, int(prompt_tokens),
-                 int(completion_tokens), time.time()),
+                (
+                    key,
+                    backend,
+                    model,
+                    prompt_version,
+                    answer,
+                    finish_reason,
+                    int(prompt_tokens),
+                    int(completion_tokens),
+                    time.time(),
+                ),
             )
 
     def get_reply(self, key: str) -> Reply | None:
@@ -98,9 +118,16 @@ class RequestCache:
         return None if hit is None else Reply(hit.answer, hit.finish_reason, hit.prompt_tokens, hit.completion_tokens)
 
     def put_reply(self, key: str, reply: Reply, *, backend: str, model: str, prompt_version: str) -> None:
-        self.put(key, backend=backend, model=model, prompt_version=prompt_version, answer=reply.content,
-                 finish_reason=reply.finish_reason, prompt_tokens=reply.prompt_tokens,
-                 completion_tokens=reply.completion_tokens)
+        self.put(
+            key,
+            backend=backend,
+            model=model,
+            prompt_version=prompt_version,
+            answer=reply.content,
+            finish_reason=reply.finish_reason,
+            prompt_tokens=reply.prompt_tokens,
+            completion_tokens=reply.completion_tokens,
+        )
 
     def __len__(self) -> int:
         with self._lock:

@@ -27,8 +27,10 @@ class Fact:
 
 def say(attribute: str, text: str, facts: Iterable[Fact]) -> list[Claim]:
     """The claims of one sentence `text` (which must state at least one fact)."""
-    claims = [Claim(attribute=attribute, kind=f.kind, value=f.value, evidence=f.evidence, text=text,
-                    subject=f.subject) for f in facts]
+    claims = [
+        Claim(attribute=attribute, kind=f.kind, value=f.value, evidence=f.evidence, text=text, subject=f.subject)
+        for f in facts
+    ]
     if not claims:
         raise ValueError(f"a sentence without a claim: {text!r}")
     return claims

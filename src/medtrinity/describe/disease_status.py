@@ -105,19 +105,28 @@ def status_claims(sample: Sample) -> list[Claim]:
     claims: list[Claim] = []
     findings = recorded_findings(sample)
     if findings.disease:
-        claims += say(ATTRIBUTE, f"The source records the finding as {findings.disease}.",
-                      [Fact("finding", findings.disease, "disease")])
+        claims += say(
+            ATTRIBUTE,
+            f"The source records the finding as {findings.disease}.",
+            [Fact("finding", findings.disease, "disease")],
+        )
     if findings.from_labels:
         names = [name for name, _ in findings.from_labels]
         noun = "finding" if len(names) == 1 else "findings"
-        text = (f"The source's labels also record the {noun} {word_list(names)}." if findings.disease
-                else f"The source records the {noun} as {word_list(names)}.")
+        text = (
+            f"The source's labels also record the {noun} {word_list(names)}."
+            if findings.disease
+            else f"The source records the {noun} as {word_list(names)}."
+        )
         claims += say(ATTRIBUTE, text, _facts("finding", findings.from_labels))
     if findings.from_annotation:
         names = [name for name, _ in findings.from_annotation]
         noun = "finding" if len(names) == 1 else "findings"
-        claims += say(ATTRIBUTE, f"The source's annotation marks the {noun} {word_list(names)}.",
-                      _facts("finding", findings.from_annotation))
+        claims += say(
+            ATTRIBUTE,
+            f"The source's annotation marks the {noun} {word_list(names)}.",
+            _facts("finding", findings.from_annotation),
+        )
 
     uncertain = _labels_of(sample, "uncertain")
     if uncertain:
@@ -133,26 +142,33 @@ def status_claims(sample: Sample) -> list[Claim]:
         claims += say(ATTRIBUTE, text, _facts("case", case))
     negative = _labels_of(sample, "negative")
     if negative:
-        claims += say(ATTRIBUTE, f"The source records {word_list([negative_phrase(n) for n, _ in negative])}.",
-                      _facts("negative", negative))
+        claims += say(
+            ATTRIBUTE,
+            f"The source records {word_list([negative_phrase(n) for n, _ in negative])}.",
+            _facts("negative", negative),
+        )
     normal = _labels_of(sample, "normal")
     if normal:
         claims += say(ATTRIBUTE, "The source labels the image as normal.", _facts("normal", normal))
 
-    undeclared = [(label, evidence) for label, evidence in _labels_of(sample, "label")
-                  if label not in {roi.label for roi in sample.rois}]
+    undeclared = [
+        (label, evidence)
+        for label, evidence in _labels_of(sample, "label")
+        if label not in {roi.label for roi in sample.rois}
+    ]
     if not claims and undeclared:
         names = word_list([label for label, _ in undeclared])
         noun = "label" if len(undeclared) == 1 else "labels"
         claims += say(
-            ATTRIBUTE, f"The source gives the {noun} {names}, whose meaning the recipe does not declare, "
-                       "and no diagnosis.",
+            ATTRIBUTE,
+            f"The source gives the {noun} {names}, whose meaning the recipe does not declare, and no diagnosis.",
             [Fact("no_diagnosis", "", "disease,labels"), *_facts("label", undeclared)],
         )
         undeclared = []
     elif not claims:
-        claims += say(ATTRIBUTE, "The source gives no diagnosis for this image.",
-                      [Fact("no_diagnosis", "", "disease,labels")])
+        claims += say(
+            ATTRIBUTE, "The source gives no diagnosis for this image.", [Fact("no_diagnosis", "", "disease,labels")]
+        )
     return claims + _other_label_claims(sample, undeclared)
 
 
@@ -164,19 +180,28 @@ def _other_label_claims(sample: Sample, undeclared: list[tuple[str, str]]) -> li
         claims += say(ATTRIBUTE, f"The source notes {word_list([d for d, _ in devices])}.", _facts("device", devices))
     stains = _labels_of(sample, "stain")
     if stains:
-        claims += say(ATTRIBUTE, f"The source gives the stain as {word_list([s for s, _ in stains])}.",
-                      _facts("stain", stains))
+        claims += say(
+            ATTRIBUTE, f"The source gives the stain as {word_list([s for s, _ in stains])}.", _facts("stain", stains)
+        )
     studies = _labels_of(sample, "study")
     if studies:
-        claims += say(ATTRIBUTE, f"The source gives the study as {word_list([s for s, _ in studies])}.",
-                      _facts("study", studies))
+        claims += say(
+            ATTRIBUTE, f"The source gives the study as {word_list([s for s, _ in studies])}.", _facts("study", studies)
+        )
     tissues = _labels_of(sample, "tissue")
     if tissues:
         what = "tile" if sample.modality == "Histopathology" else "image"
-        claims += say(ATTRIBUTE, f"The source classes this {what} as {word_list([t for t, _ in tissues])}.",
-                      _facts("tissue", tissues))
+        claims += say(
+            ATTRIBUTE,
+            f"The source classes this {what} as {word_list([t for t, _ in tissues])}.",
+            _facts("tissue", tissues),
+        )
     if undeclared:
         noun = "label" if len(undeclared) == 1 else "labels"
-        claims += say(ATTRIBUTE, f"The source also gives the {noun} {word_list([u for u, _ in undeclared])}, "
-                                 "whose meaning the recipe does not declare.", _facts("label", undeclared))
+        claims += say(
+            ATTRIBUTE,
+            f"The source also gives the {noun} {word_list([u for u, _ in undeclared])}, "
+            "whose meaning the recipe does not declare.",
+            _facts("label", undeclared),
+        )
     return claims

@@ -129,28 +129,39 @@ def modality_claims(sample: Sample) -> list[Claim]:
         facts += [Fact("axis", origin.axis, "origin.axis")] if origin.axis else []
         claims += say("modality", f"It is slice {origin.slice} of a volume{axis}.", facts)
     elif origin.frame is not None:
-        claims += say("modality", f"It is frame {origin.frame} of a multi-frame recording.",
-                      [Fact("frame", str(origin.frame), "origin.frame")])
+        claims += say(
+            "modality",
+            f"It is frame {origin.frame} of a multi-frame recording.",
+            [Fact("frame", str(origin.frame), "origin.frame")],
+        )
     if origin.redacted:  # the black boxes are not anatomy: say where they come from
         n = len(origin.redacted)
-        claims += say("modality", f"Burned-in text was removed from {n} area{'s' if n != 1 else ''} of the image.",
-                      [Fact("redacted_text", str(n), "origin.redacted")])
+        claims += say(
+            "modality",
+            f"Burned-in text was removed from {n} area{'s' if n != 1 else ''} of the image.",
+            [Fact("redacted_text", str(n), "origin.redacted")],
+        )
     return claims
 
 
 def structures_claims(sample: Sample) -> list[Claim]:
     if sample.organ:
-        claims = say("structures", f"The imaged anatomy is the {sample.organ}, as given by the source.",
-                     [Fact("organ", sample.organ, "organ")])
+        claims = say(
+            "structures",
+            f"The imaged anatomy is the {sample.organ}, as given by the source.",
+            [Fact("organ", sample.organ, "organ")],
+        )
     else:
-        claims = say("structures", "The imaged anatomy is not specified by the source.",
-                     [Fact("organ", "", "organ")])
+        claims = say("structures", "The imaged anatomy is not specified by the source.", [Fact("organ", "", "organ")])
     first_of: dict[str, int] = {}
     for index, roi in enumerate(sample.rois):
         first_of.setdefault(roi.label, index)
     if first_of:
-        claims += say("structures", "The regions are labelled: " + ", ".join(first_of) + ".",
-                      [Fact("roi_label", label, f"rois[{i}].label", i) for label, i in first_of.items()])
+        claims += say(
+            "structures",
+            "The regions are labelled: " + ", ".join(first_of) + ".",
+            [Fact("roi_label", label, f"rois[{i}].label", i) for label, i in first_of.items()],
+        )
     else:
         claims += say("structures", "No region is marked on the image.", [Fact("count", "0", "rois")])
     return claims + status_claims(sample)
@@ -166,17 +177,24 @@ def roi_claims(sample: Sample, names: list[str]) -> list[Claim]:
     if len(rois) <= MAX_ROIS_LISTED:
         claims = say("roi", f"There {'is' if len(rois) == 1 else 'are'} {regions}.", [count])
     else:
-        claims = say("roi", f"There are {regions}; the {len(order)} largest are listed.",
-                     [count, Fact("listed", str(len(order)), "rois[*].area_ratio")])
+        claims = say(
+            "roi",
+            f"There are {regions}; the {len(order)} largest are listed.",
+            [count, Fact("listed", str(len(order)), "rois[*].area_ratio")],
+        )
     for i in order:
         roi = rois[i]
-        facts = [Fact("position", f"{roi.position.vertical} {roi.position.horizontal}", f"rois[{i}].position", i),
-                 Fact("area", f"{roi.area_ratio:.1f}", f"rois[{i}].area_ratio", i)]
+        facts = [
+            Fact("position", f"{roi.position.vertical} {roi.position.horizontal}", f"rois[{i}].position", i),
+            Fact("area", f"{roi.area_ratio:.1f}", f"rois[{i}].area_ratio", i),
+        ]
         side = patient_side(roi.position.horizontal, sample.patient_left_on_image)
         if side:
             facts.append(Fact("side", side, f"rois[{i}].position,origin.patient_left_on_image", i))
-        text = (f"The {names[i]} is located {position_phrase(roi.position)}, occupying "
-                f"{area_phrase(roi.area_ratio)} of the image" + (f", on the patient's {side}." if side else "."))
+        text = (
+            f"The {names[i]} is located {position_phrase(roi.position)}, occupying "
+            f"{area_phrase(roi.area_ratio)} of the image" + (f", on the patient's {side}." if side else ".")
+        )
         claims += say("roi", text, facts)
     first_of: dict[str, int] = {}
     for index, roi in enumerate(rois):
@@ -197,16 +215,23 @@ def _relation(sample: Sample, index: int) -> list[Claim]:
     roi, who = sample.rois[index], outlined_by(sample.rois[index])
     label_fact = Fact(f"{roi.kind}_region", roi.label, f"rois[{index}].label,rois[{index}].kind", index)
     if roi.kind == "finding" and roi.source == "annotation":
-        return say("local_global", f"It marks the recorded finding {roi.label}, as annotated by the source.",
-                   [label_fact])
+        return say(
+            "local_global", f"It marks the recorded finding {roi.label}, as annotated by the source.", [label_fact]
+        )
     if roi.kind == "finding":
         findings = recorded_findings(sample).evidence()
         if len(findings) == 1 and "," not in findings[0][0]:  # the expert locates the one finding recorded
-            (finding, evidence), = findings
-            return say("local_global", f"It marks the recorded finding {finding}, as located by {who}.",
-                       [Fact("finding_region", finding, f"{evidence},rois[{index}].kind", index)])
-        return say("local_global", f"It is the region {who} outlines as {roi.label}.",
-                   [Fact("expert_finding_region", roi.label, label_fact.evidence, index)])
+            ((finding, evidence),) = findings
+            return say(
+                "local_global",
+                f"It marks the recorded finding {finding}, as located by {who}.",
+                [Fact("finding_region", finding, f"{evidence},rois[{index}].kind", index)],
+            )
+        return say(
+            "local_global",
+            f"It is the region {who} outlines as {roi.label}.",
+            [Fact("expert_finding_region", roi.label, label_fact.evidence, index)],
+        )
     texts = {
         "uncertain": f"It marks {uncertain_name(roi.label)}, which the source marks as uncertain.",
         "anatomy": f"It is the anatomical structure {roi.label}, outlined by {who}.",
@@ -218,20 +243,29 @@ def _relation(sample: Sample, index: int) -> list[Claim]:
         texts["region"] = f"It is the region marked by {who}, not a finding."
     if roi.kind in texts:
         return say("local_global", texts[roi.kind], [label_fact])
-    return say("local_global", f"It is the region labelled {roi.label} by {who}.",
-               [Fact("labelled_region", roi.label, label_fact.evidence, index)])
+    return say(
+        "local_global",
+        f"It is the region labelled {roi.label} by {who}.",
+        [Fact("labelled_region", roi.label, label_fact.evidence, index)],
+    )
 
 
 def local_global_claims(sample: Sample, names: list[str]) -> list[Claim]:
     rois = sample.rois
     if not rois:
-        return say("local_global", "No region can be related to the whole image, as no region of interest was "
-                                   "localised.", [Fact("count", "0", "rois")])
+        return say(
+            "local_global",
+            "No region can be related to the whole image, as no region of interest was localised.",
+            [Fact("count", "0", "rois")],
+        )
     index = main_roi(rois)
     roi, name = rois[index], names[index]
     edges = border_edges(roi, sample.width, sample.height)
-    border = ("does not touch the image border" if not edges
-              else f"reaches the image border at the {word_list(edges)} edge{'s' if len(edges) > 1 else ''}")
+    border = (
+        "does not touch the image border"
+        if not edges
+        else f"reaches the image border at the {word_list(edges)} edge{'s' if len(edges) > 1 else ''}"
+    )
     where = f"{roi.position.vertical} {roi.position.horizontal}"
     placement = Fact("placement", "central" if is_central(roi.position) else where, f"rois[{index}].position", index)
     border_fact = Fact("border", ",".join(edges) or "none", f"rois[{index}].bbox", index)
@@ -240,15 +274,19 @@ def local_global_claims(sample: Sample, names: list[str]) -> list[Claim]:
     else:
         text = f"The {name} lies off-centre, in the {where} region of the image, and {border}."
     claims = say("local_global", text, [placement, border_fact])
-    facts = [Fact("size", size_word(roi.area_ratio), f"rois[{index}].area_ratio", index),
-             Fact("area", f"{roi.area_ratio:.1f}", f"rois[{index}].area_ratio", index)]
+    facts = [
+        Fact("size", size_word(roi.area_ratio), f"rois[{index}].area_ratio", index),
+        Fact("area", f"{roi.area_ratio:.1f}", f"rois[{index}].area_ratio", index),
+    ]
     size = f"It covers {size_word(roi.area_ratio)} of the image ({area_phrase(roi.area_ratio)})"
     if len(rois) > 1:
         largest = all(roi.area_ratio > other.area_ratio for j, other in enumerate(rois) if j != index)
         regions = count_phrase(len(rois), "region", "regions")
         size += f" and is the largest of {regions}" if largest else f" and is one of {regions}"
-        facts += [Fact("rank", "largest" if largest else "one of", "rois[*].area_ratio", index),
-                  Fact("count", str(len(rois)), "rois")]
+        facts += [
+            Fact("rank", "largest" if largest else "one of", "rois[*].area_ratio", index),
+            Fact("count", str(len(rois)), "rois"),
+        ]
     claims += say("local_global", size + ".", facts)
     claims += _relation(sample, index)
     findings = recorded_findings(sample)
@@ -256,8 +294,11 @@ def local_global_claims(sample: Sample, names: list[str]) -> list[Claim]:
         names_ = findings.names()
         noun = "finding" if len(names_) == 1 else "findings"
         verb = "is" if len(names_) == 1 else "are"
-        claims += say("local_global", f"The recorded {noun} {word_list(names_)} {verb} not outlined by any region.",
-                      [Fact("unlocated_finding", value, evidence) for value, evidence in findings.evidence()])
+        claims += say(
+            "local_global",
+            f"The recorded {noun} {word_list(names_)} {verb} not outlined by any region.",
+            [Fact("unlocated_finding", value, evidence) for value, evidence in findings.evidence()],
+        )
     return claims
 
 
@@ -267,9 +308,7 @@ def _check_pixels(sample: Sample) -> None:
         raise StageError("the grounded describer needs the image pixels, but none were loaded")
     shape = sample.pixels.shape
     if len(shape) not in (2, 3) or shape[0] != sample.height or shape[1] != sample.width:
-        raise StageError(
-            f"image pixels have shape {tuple(shape)} but the record says {sample.width}x{sample.height}"
-        )
+        raise StageError(f"image pixels have shape {tuple(shape)} but the record says {sample.width}x{sample.height}")
 
 
 def describe_claims(sample: Sample) -> dict[str, list[Claim]]:
@@ -299,7 +338,8 @@ class GroundedDescriber:
         # global -> local -> local-global, then one sentence of retrieved knowledge.
         claims = [claim for part in parts.values() for claim in part]
         return Description(
-            attributes=attributes, text=render(claims), claims=claims,
+            attributes=attributes,
+            text=render(claims),
+            claims=claims,
             describer=f"grounded@{GROUNDED_VERSION} prompt=none",
         )
-

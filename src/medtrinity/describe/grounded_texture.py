@@ -61,26 +61,46 @@ def texture_sentence(
     def fact(kind: str, value) -> Fact:
         return Fact(kind, str(value), evidence, index)
 
-    inside = (f"is {reading.homogeneity} inside (heterogeneity {reading.heterogeneity:.2f}: core standard "
-              f"deviation {reading.std_core} over intensity level {reading.reference_level})")
-    facts = [fact("homogeneity", reading.homogeneity), fact("heterogeneity", f"{reading.heterogeneity:.2f}"),
-             fact("core_std", reading.std_core), fact("intensity_level", reading.reference_level)]
+    inside = (
+        f"is {reading.homogeneity} inside (heterogeneity {reading.heterogeneity:.2f}: core standard "
+        f"deviation {reading.std_core} over intensity level {reading.reference_level})"
+    )
+    facts = [
+        fact("homogeneity", reading.homogeneity),
+        fact("heterogeneity", f"{reading.heterogeneity:.2f}"),
+        fact("core_std", reading.std_core),
+        fact("intensity_level", reading.reference_level),
+    ]
     if ring_outside_body:
-        text = f"The {name} {inside}; it is not compared with its surroundings, which lie mostly outside the imaged field."
+        text = (
+            f"The {name} {inside}; it is not compared with its surroundings, which lie mostly outside the imaged field."
+        )
         return say(ATTRIBUTE, text, [*facts, fact("no_comparison", "margin")])
     if not reading.compared:
-        text = (f"The {name} {inside}; with {reading.pixels_around} pixels around it there is too little "
-                "surrounding image to compare it with.")
+        text = (
+            f"The {name} {inside}; with {reading.pixels_around} pixels around it there is too little "
+            "surrounding image to compare it with."
+        )
         return say(ATTRIBUTE, text, [*facts, fact("no_comparison", str(reading.pixels_around))])
-    text = (f"The {name} {_predicate(sample.modality, reading.brightness)} (mean intensity {reading.mean_inside} "
-            f"vs {reading.mean_around} around it, contrast {reading.contrast:.1f} standard deviations), {inside} "
-            f"and has {'a sharp' if reading.margin == 'sharp' else 'an ill-defined'} margin (edge gradient "
-            f"{reading.edge_sharpness:.1f} times the gradient nearby).")
-    return say(ATTRIBUTE, text, [
-        fact("brightness", reading.brightness), fact("mean_inside", reading.mean_inside),
-        fact("mean_around", reading.mean_around), fact("contrast", f"{reading.contrast:.1f}"), *facts,
-        fact("margin", reading.margin), fact("edge_sharpness", f"{reading.edge_sharpness:.1f}"),
-    ])
+    text = (
+        f"The {name} {_predicate(sample.modality, reading.brightness)} (mean intensity {reading.mean_inside} "
+        f"vs {reading.mean_around} around it, contrast {reading.contrast:.1f} standard deviations), {inside} "
+        f"and has {'a sharp' if reading.margin == 'sharp' else 'an ill-defined'} margin (edge gradient "
+        f"{reading.edge_sharpness:.1f} times the gradient nearby)."
+    )
+    return say(
+        ATTRIBUTE,
+        text,
+        [
+            fact("brightness", reading.brightness),
+            fact("mean_inside", reading.mean_inside),
+            fact("mean_around", reading.mean_around),
+            fact("contrast", f"{reading.contrast:.1f}"),
+            *facts,
+            fact("margin", reading.margin),
+            fact("edge_sharpness", f"{reading.edge_sharpness:.1f}"),
+        ],
+    )
 
 
 def is_textured(roi: ROI) -> bool:
@@ -95,13 +115,13 @@ def _candidates(rois: list[ROI]) -> list[int]:
 
 _NONE_DESCRIBED = {  # worded without "no <noun>", which a reader of counts would take for "0 regions"
     "kind": "Texture is not described: none of the regions is a finding, tissue, anatomical structure or a region the "
-            "source drew.",
+    "source drew.",
     "size": "Texture is not described: none of the finding, tissue or anatomical regions has the {pixels} "
-            "pixels needed to measure it.",
+    "pixels needed to measure it.",
     "overlay": "Texture is not described: the tissue regions lie on the dark margin outside the imaged field or "
-               "under a colour overlay.",
+    "under a colour overlay.",
     "overlay,size": "Texture is not described: none of the finding, tissue or anatomical regions is both large "
-                    "enough and clear of the dark margin and of colour overlays.",
+    "enough and clear of the dark margin and of colour overlays.",
 }
 
 
@@ -116,8 +136,11 @@ def texture_claims(sample: Sample, names: list[str]) -> list[Claim]:
     )
 
     if not sample.rois:
-        return say(ATTRIBUTE, "No texture was measured, as no region of interest was localised.",
-                   [Fact("no_texture", "no_roi", "rois")])
+        return say(
+            ATTRIBUTE,
+            "No texture was measured, as no region of interest was localised.",
+            [Fact("no_texture", "no_roi", "rois")],
+        )
     claims: list[Claim] = []
     skipped: set[str] = set()
     margin = colour = None
@@ -140,5 +163,6 @@ def texture_claims(sample: Sample, names: list[str]) -> list[Claim]:
     if claims:
         return claims
     reason = ",".join(sorted(skipped)) or "kind"
-    return say(ATTRIBUTE, _NONE_DESCRIBED[reason].format(pixels=MIN_TEXTURE_PIXELS),
-               [Fact("no_texture", reason, "rois")])
+    return say(
+        ATTRIBUTE, _NONE_DESCRIBED[reason].format(pixels=MIN_TEXTURE_PIXELS), [Fact("no_texture", reason, "rois")]
+    )

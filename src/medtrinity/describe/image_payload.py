@@ -35,8 +35,13 @@ def stored_jpeg(sample: Sample) -> bytes | None:
     """The file's own JPEG bytes when the sample's pixels are that file decoded as stored, else None."""
     item = sample.item
     path = getattr(item, "path", None)
-    if (path is None or getattr(item, "frame", None) is not None or path.suffix.lower() not in (".jpg", ".jpeg")
-            or not (sample.origin.intensity or "").endswith("as stored") or sample.origin.redacted):
+    if (
+        path is None
+        or getattr(item, "frame", None) is not None
+        or path.suffix.lower() not in (".jpg", ".jpeg")
+        or not (sample.origin.intensity or "").endswith("as stored")
+        or sample.origin.redacted
+    ):
         return None
     try:
         data = path.read_bytes()

@@ -119,9 +119,12 @@ def _reply_from_json(data: Any) -> Reply:
     if content is not None and not isinstance(content, str):
         raise StageError(f"the server's answer is a {type(content).__name__}, not text")
     finish = choice.get("finish_reason") if isinstance(choice, dict) else None
-    return Reply(content=content or "", finish_reason=finish if isinstance(finish, str) else None,
-                 prompt_tokens=_token_count(data, "prompt_tokens"),
-                 completion_tokens=_token_count(data, "completion_tokens"))
+    return Reply(
+        content=content or "",
+        finish_reason=finish if isinstance(finish, str) else None,
+        prompt_tokens=_token_count(data, "prompt_tokens"),
+        completion_tokens=_token_count(data, "completion_tokens"),
+    )
 
 
 def _token_count(data: Any, field: str) -> int:
@@ -163,9 +166,14 @@ class _Session:
         self.inflight: dict[str, asyncio.Future] = {}  # identical requests in flight together share one call
         limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
         self.clients = [
-            httpx.AsyncClient(base_url=describer.base_url, headers=describer._headers, limits=limits,
-                              verify=describer._tls, timeout=httpx.Timeout(describer.timeout),
-                              follow_redirects=True)  # a proxy moving the API
+            httpx.AsyncClient(
+                base_url=describer.base_url,
+                headers=describer._headers,
+                limits=limits,
+                verify=describer._tls,
+                timeout=httpx.Timeout(describer.timeout),
+                follow_redirects=True,
+            )  # a proxy moving the API
             for _ in range(-(-describer.concurrency // POOL_SIZE))
         ]
 
@@ -319,8 +327,10 @@ class OpenAICompatDescriber:
 
     def repair_batch(self, items: list[tuple[Sample, list[Check]]]) -> list[Description | BaseException]:
         """Ask once more for each sample, naming its failed checks after the model's own first answer."""
-        jobs = [_Job(partial(self._repair_messages, sample, failed), prompt_versions(repaired=True), repaired=True)
-                for sample, failed in items]
+        jobs = [
+            _Job(partial(self._repair_messages, sample, failed), prompt_versions(repaired=True), repaired=True)
+            for sample, failed in items
+        ]
         return self._answers(jobs)
 
     def label(self, answer: _Answer, repaired: bool) -> str:
@@ -334,8 +344,11 @@ class OpenAICompatDescriber:
             raise StageError("the openai describer needs the image pixels, but none were loaded")
         side, shrunk = self.max_image_side, None
         if shrink:  # after a context overflow: half the image side (not below SHRUNK_MIN_SIDE), one passage
-            longest = max(fitted_size(sample.width or sample.pixels.shape[1], sample.height or sample.pixels.shape[0],
-                                      self.max_image_side))
+            longest = max(
+                fitted_size(
+                    sample.width or sample.pixels.shape[1], sample.height or sample.pixels.shape[0], self.max_image_side
+                )
+            )
             side = max(SHRUNK_MIN_SIDE, longest // 2) if longest > SHRUNK_MIN_SIDE else self.max_image_side
             passages = sample.knowledge[:1]
             if side == self.max_image_side and len(passages) == len(sample.knowledge):
@@ -346,10 +359,13 @@ class OpenAICompatDescriber:
             shrunk = f"image:{image.width}x{image.height},passages:{len(sample.knowledge)}"
         return [
             {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": image.data_url}},
-                {"type": "text", "text": render_prompt(sample, overlay=self.overlay)},
-            ]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": image.data_url}},
+                    {"type": "text", "text": render_prompt(sample, overlay=self.overlay)},
+                ],
+            },
         ], shrunk
 
     def _repair_messages(self, sample: Sample, failed: list[Check], shrink: bool = False):
@@ -380,9 +396,12 @@ class OpenAICompatDescriber:
         for answer in answers:
             if isinstance(answer, UserError):
                 raise answer
-        return [answer if isinstance(answer, BaseException)
-                else description_or_error(answer.reply, self.label(answer, job.repaired))
-                for job, answer in zip(jobs, answers, strict=True)]
+        return [
+            answer
+            if isinstance(answer, BaseException)
+            else description_or_error(answer.reply, self.label(answer, job.repaired))
+            for job, answer in zip(jobs, answers, strict=True)
+        ]
 
     async def _run_jobs(self, session: _Session, jobs: list[_Job]) -> list[_Answer | BaseException]:
         async def run(job: _Job) -> _Answer:
@@ -415,12 +434,22 @@ class OpenAICompatDescriber:
                 raise ContextOverflow(f"{again}, even with the request shrunk ({shrunk}): {fix}") from None
 
     def _key(self, job: _Job, messages: list[dict[str, Any]], mode: str) -> str:
-        inputs = {"messages": messages, "max_tokens": self.max_tokens, "temperature": self.temperature,
-                  "structured_output": mode}
+        inputs = {
+            "messages": messages,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "structured_output": mode,
+        }
         return request_key(BACKEND, self.model, job.prompt_version, inputs)
 
-    async def _cached_call(self, client, job: _Job, messages: list[dict[str, Any]], shrunk: str | None,
-                           inflight: dict[str, asyncio.Future] | None = None) -> _Answer:
+    async def _cached_call(
+        self,
+        client,
+        job: _Job,
+        messages: list[dict[str, Any]],
+        shrunk: str | None,
+        inflight: dict[str, asyncio.Future] | None = None,
+    ) -> _Answer:
         mode = self.negotiation.mode
         key = self._key(job, messages, mode) if self.cache is not None else None
         if key is not None and (hit := self.cache.get_reply(key)) is not None:
@@ -455,13 +484,22 @@ class OpenAICompatDescriber:
         self.usage.add_tokens(reply)
         check_prompt_received(reply.prompt_tokens, messages)  # not cached when it fails: a fixed server is asked again
         if self.cache is not None:
-            self.cache.put_reply(self._key(job, messages, mode), reply, backend=BACKEND, model=self.model,
-                                 prompt_version=job.prompt_version)
+            self.cache.put_reply(
+                self._key(job, messages, mode),
+                reply,
+                backend=BACKEND,
+                model=self.model,
+                prompt_version=job.prompt_version,
+            )
         return _Answer(reply, mode, shrunk)
 
     def _body(self, messages: list[dict[str, Any]], mode: str, max_tokens: int | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "messages": messages,
-                                "max_tokens": max_tokens or self.max_tokens, "temperature": self.temperature}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_tokens or self.max_tokens,
+            "temperature": self.temperature,
+        }
         fmt = response_format(mode)
         if fmt is not None:
             body["response_format"] = fmt
@@ -486,10 +524,15 @@ class OpenAICompatDescriber:
             await asyncio.wait_for(self._session_.stop_event.wait(), seconds)
 
     def unfit(self, reason: str) -> ServerUnfit:
-        return ServerUnfit(f"{self.base_url}: {reason}{missing_key_note(self.base_url, self.api_key_env, self._has_key)}")
+        return ServerUnfit(
+            f"{self.base_url}: {reason}{missing_key_note(self.base_url, self.api_key_env, self._has_key)}"
+        )
 
     async def _call_with_retries(
-        self, client, messages: list[dict[str, Any]], cached: Callable[[str], Reply | None] | None = None,
+        self,
+        client,
+        messages: list[dict[str, Any]],
+        cached: Callable[[str], Reply | None] | None = None,
     ) -> tuple[Reply, str, bool]:
         """(reply, the output mode it was asked in, whether it came from the cache after a step down)."""
         import httpx
@@ -550,9 +593,12 @@ class OpenAICompatDescriber:
         if connection_failed:
             self._connection_failures += 1
             if self._connection_failures >= STOP_AFTER_CONNECTION_FAILURES:
-                raise self._stop(ServerGone(
-                    f"the model server at {self.base_url} stopped answering: {self._connection_failures} requests in "
-                    f"a row could not connect ({reason}); start it again"))
+                raise self._stop(
+                    ServerGone(
+                        f"the model server at {self.base_url} stopped answering: {self._connection_failures} requests in "
+                        f"a row could not connect ({reason}); start it again"
+                    )
+                )
         raise TransientError(f"model call failed after {self.max_attempts} attempts: {reason}")
 
 
@@ -574,4 +620,5 @@ def check_prompt_received(prompt_tokens: int, messages: list[dict[str, Any]]) ->
     if 0 < prompt_tokens < chars // MAX_CHARS_PER_TOKEN:
         raise StageError(
             f"the server did not receive the prompt: it counted {prompt_tokens} prompt tokens for {chars} characters "
-            "of text (its chat template drops list-form message content; see docs/BACKENDS.md)")
+            "of text (its chat template drops list-form message content; see docs/BACKENDS.md)"
+        )

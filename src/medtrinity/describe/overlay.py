@@ -11,8 +11,12 @@ from medtrinity.records import ROI
 
 # Named so the prompt can say which outline is which ROI; cycled when there are more ROIs.
 OUTLINE_COLOURS: tuple[tuple[str, tuple[int, int, int]], ...] = (
-    ("red", (255, 0, 0)), ("green", (0, 200, 0)), ("blue", (0, 90, 255)), ("yellow", (255, 220, 0)),
-    ("magenta", (255, 0, 255)), ("cyan", (0, 230, 230)),
+    ("red", (255, 0, 0)),
+    ("green", (0, 200, 0)),
+    ("blue", (0, 90, 255)),
+    ("yellow", (255, 220, 0)),
+    ("magenta", (255, 0, 255)),
+    ("cyan", (0, 230, 230)),
 )
 
 

@@ -51,9 +51,17 @@ def preflight_stages(stages: list) -> dict[str, Any] | None:
 def probe_sample() -> Sample:
     """A small colour noise image (noise: its base64 is long, so a server reading it as text shows at once)."""
     pixels = np.random.default_rng(0).integers(0, 256, (TEST_IMAGE_SIDE, TEST_IMAGE_SIDE, 3), dtype=np.uint8)
-    return Sample(id="preflight", source="preflight", origin=Origin(file="preflight.png"), modality="CT",
-                  organ="chest", width=TEST_IMAGE_SIDE, height=TEST_IMAGE_SIDE, pixels=pixels,
-                  coarse_caption="CT image of the chest.")
+    return Sample(
+        id="preflight",
+        source="preflight",
+        origin=Origin(file="preflight.png"),
+        modality="CT",
+        organ="chest",
+        width=TEST_IMAGE_SIDE,
+        height=TEST_IMAGE_SIDE,
+        pixels=pixels,
+        coarse_caption="CT image of the chest.",
+    )
 
 
 def check_server(describer) -> dict[str, Any]:
@@ -88,19 +96,24 @@ def listed_models(describer, http) -> list[str] | None:
         try:
             response = http.get("/models")
         except httpx.TimeoutException:
-            raise UserError(f"the model server at {url} does not answer within {http.timeout.connect:g} s: is it "
-                            f"running and reachable? (check --base-url){_key_note(describer)}") from None
+            raise UserError(
+                f"the model server at {url} does not answer within {http.timeout.connect:g} s: is it "
+                f"running and reachable? (check --base-url){_key_note(describer)}"
+            ) from None
         except httpx.TransportError as err:
-            raise UserError(f"cannot reach the model server at {url} ({type(err).__name__}): start it, or check "
-                            f"--base-url{_key_note(describer)}") from None
+            raise UserError(
+                f"cannot reach the model server at {url} ({type(err).__name__}): start it, or check "
+                f"--base-url{_key_note(describer)}"
+            ) from None
         if response.status_code in (502, 503, 504) and waited < LOADING_WAIT_S:  # e.g. llama-server "Loading model"
             time.sleep(2.0)
             waited += 2.0
             continue
         break
     if response.status_code in (401, 403):
-        raise describer.unfit(f"the server refused the API key (HTTP {response.status_code}): "
-                              f"{server_message(response.text)}")
+        raise describer.unfit(
+            f"the server refused the API key (HTTP {response.status_code}): {server_message(response.text)}"
+        )
     if response.status_code != 200:
         return None
     try:
@@ -146,8 +159,11 @@ def _post(describer, http, messages: list[dict], mode: str) -> tuple[int, Any, s
         except httpx.TransportError as err:
             reason = f"connection failed ({type(err).__name__})"
         else:
-            refusal = None if response.status_code == 200 else classify(
-                response.status_code, response.text, describer.model, asked_structured=mode != "none")
+            refusal = (
+                None
+                if response.status_code == 200
+                else classify(response.status_code, response.text, describer.model, asked_structured=mode != "none")
+            )
             if refusal is None or refusal.kind != "transient":
                 try:
                     data = response.json()
@@ -157,8 +173,10 @@ def _post(describer, http, messages: list[dict], mode: str) -> tuple[int, Any, s
             reason = refusal.reason
         if attempt < describer.max_attempts:
             time.sleep(backoff_delay(attempt, describer.backoff, describer.max_backoff))
-    raise UserError(f"the model server at {describer.base_url} did not answer a short test request after "
-                    f"{describer.max_attempts} attempts: {reason}{_key_note(describer)}")
+    raise UserError(
+        f"the model server at {describer.base_url} did not answer a short test request after "
+        f"{describer.max_attempts} attempts: {reason}{_key_note(describer)}"
+    )
 
 
 def _prompt_tokens(data: Any) -> int:
@@ -193,8 +211,10 @@ def negotiate(describer, http, messages: list[dict]) -> int:
         if refusal.kind == "unfit":
             raise describer.unfit(refusal.reason)
         if refusal.kind == "context":
-            raise UserError(f"{url}: {context_reason(text)} for a short test prompt: start the server with a "
-                            "larger context (llama-server -c N, vLLM --max-model-len N)")
+            raise UserError(
+                f"{url}: {context_reason(text)} for a short test prompt: start the server with a "
+                "larger context (llama-server -c N, vLLM --max-model-len N)"
+            )
         raise UserError(f"{url} refuses a short test request: {refusal.reason}")
 
 
@@ -207,9 +227,11 @@ def check_vision(describer, http, messages: list[dict], text_tokens: int) -> str
         if refusal.kind == "unfit":
             raise describer.unfit(refusal.reason)
         if refusal.kind == "context":
-            raise UserError(f"{url}: a {side}x{side} test image overflows the server's context "
-                            f"({context_reason(text)}): the server reads the image as text — its chat template "
-                            "has no image support (llama-server: --mmproj; see docs/BACKENDS.md)")
+            raise UserError(
+                f"{url}: a {side}x{side} test image overflows the server's context "
+                f"({context_reason(text)}): the server reads the image as text — its chat template "
+                "has no image support (llama-server: --mmproj; see docs/BACKENDS.md)"
+            )
         raise UserError(f"{url} refuses a request with a {side}x{side} test image: {refusal.reason}")
     image_tokens = _prompt_tokens(data)
     if not text_tokens or not image_tokens:
@@ -219,11 +241,13 @@ def check_vision(describer, http, messages: list[dict], text_tokens: int) -> str
         raise UserError(
             f"{url}: the model does not receive images — its prompt stayed at {text_tokens} tokens when a "
             f"{side}x{side} test image was added (llama-server: start it with --mmproj; llama-cpp-python: "
-            "--clip_model_path with a vision --chat_format; see docs/BACKENDS.md)")
+            "--clip_model_path with a vision --chat_format; see docs/BACKENDS.md)"
+        )
     image_chars = len(messages[1]["content"][0]["image_url"]["url"])
     if growth > image_chars / STRINGIFIED_CHARS_PER_TOKEN:
         raise UserError(
             f"{url}: the server reads the image as text — a {side}x{side} test image added {growth} prompt tokens, "
             f"about one per {image_chars / growth:.1f} characters of its base64 (its chat template has no image "
-            "support; see docs/BACKENDS.md)")
+            "support; see docs/BACKENDS.md)"
+        )
     return f"checked: a {side}x{side} test image added {growth} prompt tokens ({text_tokens} -> {image_tokens})"

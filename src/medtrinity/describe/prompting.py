@@ -36,10 +36,18 @@ ANSWER_SCHEMA: dict[str, Any] = {
 }
 # Other names models use for the same fields (after lower-casing, '-' and ' ' → '_').
 _FIELD_ALIASES = {
-    "local_global_relationship": "local_global", "localglobal": "local_global", "relationship": "local_global",
-    "local_analysis": "roi", "regions": "roi", "region_of_interest": "roi", "anatomical_structures": "structures",
-    "paragraph": "description", "final_description": "description", "integrated_description": "description",
-    "text": "description", "summary": "description",
+    "local_global_relationship": "local_global",
+    "localglobal": "local_global",
+    "relationship": "local_global",
+    "local_analysis": "roi",
+    "regions": "roi",
+    "region_of_interest": "roi",
+    "anatomical_structures": "structures",
+    "paragraph": "description",
+    "final_description": "description",
+    "integrated_description": "description",
+    "text": "description",
+    "summary": "description",
 }
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _SNIPPET = 80
@@ -85,8 +93,12 @@ def prompt_context(sample: Sample, overlay: bool = False) -> dict[str, Any]:
 
     rois = [
         {
-            "number": i + 1, "label": roi.label, "bbox": list(roi.bbox), "vertical": roi.position.vertical,
-            "horizontal": roi.position.horizontal, "area": f"{roi.area_ratio:.1f}",
+            "number": i + 1,
+            "label": roi.label,
+            "bbox": list(roi.bbox),
+            "vertical": roi.position.vertical,
+            "horizontal": roi.position.horizontal,
+            "area": f"{roi.area_ratio:.1f}",
             "patient_side": patient_side(roi.position.horizontal, sample.patient_left_on_image),
             "colour": outline_colour(i)[0] if overlay else None,
         }
@@ -94,9 +106,15 @@ def prompt_context(sample: Sample, overlay: bool = False) -> dict[str, Any]:
     ]
     passages = [{"id": p.id, "title": p.title, "text": " ".join(p.text.split())} for p in sample.knowledge]
     return {
-        "modality": sample.modality, "organ": sample.organ, "disease": sample.disease,
-        "coarse_caption": sample.coarse_caption, "width": sample.width, "height": sample.height,
-        "patient_left_on_image": sample.patient_left_on_image, "rois": rois, "passages": passages,
+        "modality": sample.modality,
+        "organ": sample.organ,
+        "disease": sample.disease,
+        "coarse_caption": sample.coarse_caption,
+        "width": sample.width,
+        "height": sample.height,
+        "patient_left_on_image": sample.patient_left_on_image,
+        "rois": rois,
+        "passages": passages,
         "overlay": overlay,
     }
 

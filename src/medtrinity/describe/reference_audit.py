@@ -26,8 +26,11 @@ def reference_checks(sample: Sample) -> list[Check]:
 
 def contradicted(checks: list[Check] | list[dict]) -> bool:
     """Whether any reference check of a record (as Check objects or rows read back) failed."""
-    return any((c.name if isinstance(c, Check) else c["name"]).startswith(PREFIX)
-               and (c.status if isinstance(c, Check) else c.get("status")) == "fail" for c in checks)
+    return any(
+        (c.name if isinstance(c, Check) else c["name"]).startswith(PREFIX)
+        and (c.status if isinstance(c, Check) else c.get("status")) == "fail"
+        for c in checks
+    )
 
 
 class ReferenceAuditStage:

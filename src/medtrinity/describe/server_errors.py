@@ -27,8 +27,10 @@ class ServerStop(UserError):
 
     def during_build(self, shard: int) -> ServerStop:
         """The same cause, said the way a build that stopped half-way says it (kept shards, --resume)."""
-        return type(self)(f"{self}. The build stopped at shard {shard}: finished shards are kept; "
-                          "rerun with --resume once the server is fixed")
+        return type(self)(
+            f"{self}. The build stopped at shard {shard}: finished shards are kept; "
+            "rerun with --resume once the server is fixed"
+        )
 
 
 class ServerUnfit(ServerStop):
@@ -60,8 +62,11 @@ def is_local_url(url: str) -> bool:
 
 def missing_key_note(base_url: str, key_env: str, has_key: bool) -> str:
     """' (OPENAI_API_KEY is not set)' for a remote server called without a key; '' otherwise."""
-    return "" if has_key or is_local_url(base_url) else f" ({key_env} is not set: export it, or name your variable " \
-        "with --api-key-env)"
+    return (
+        ""
+        if has_key or is_local_url(base_url)
+        else f" ({key_env} is not set: export it, or name your variable with --api-key-env)"
+    )
 
 
 @dataclass(frozen=True)
@@ -93,22 +98,37 @@ def server_message(text: str, limit: int | None = _SNIPPET) -> str:
 
 # (pattern in the server's message, the cause, the fix) for refusals no request of this build can get past.
 _UNFIT: tuple[tuple[re.Pattern, str, str], ...] = (
-    (re.compile(r"image input is not supported|provide the mmproj", re.IGNORECASE),
-     "the server has no vision projector loaded, so it cannot read images",
-     "start llama-server with --mmproj PATH (the model's mmproj GGUF)"),
-    (re.compile(r"can only concatenate str \(not \"list\"\)|chat.?template|jinja|TemplateError", re.IGNORECASE),
-     "the server's chat template fails on a message with an image (list content)",
-     ("start the server with a chat format for vision models (llama-cpp-python: --chat_format llava-1-5 "
-      "--clip_model_path MMPROJ; llama-server: --jinja --mmproj MMPROJ; vLLM/SGLang: --chat-template)")),
-    (re.compile(r"not a multimodal model|does not support (images|image input|vision)|missing data required for "
-                r"image input|image_url is only supported by certain models|images? (are|is) not supported", re.IGNORECASE),
-     "the model does not take images",
-     "serve a vision-language model (Qwen2.5-VL, LLaVA, …; for Ollama pull e.g. llava or qwen2.5vl)"),
+    (
+        re.compile(r"image input is not supported|provide the mmproj", re.IGNORECASE),
+        "the server has no vision projector loaded, so it cannot read images",
+        "start llama-server with --mmproj PATH (the model's mmproj GGUF)",
+    ),
+    (
+        re.compile(r"can only concatenate str \(not \"list\"\)|chat.?template|jinja|TemplateError", re.IGNORECASE),
+        "the server's chat template fails on a message with an image (list content)",
+        (
+            "start the server with a chat format for vision models (llama-cpp-python: --chat_format llava-1-5 "
+            "--clip_model_path MMPROJ; llama-server: --jinja --mmproj MMPROJ; vLLM/SGLang: --chat-template)"
+        ),
+    ),
+    (
+        re.compile(
+            r"not a multimodal model|does not support (images|image input|vision)|missing data required for "
+            r"image input|image_url is only supported by certain models|images? (are|is) not supported",
+            re.IGNORECASE,
+        ),
+        "the model does not take images",
+        "serve a vision-language model (Qwen2.5-VL, LLaVA, …; for Ollama pull e.g. llava or qwen2.5vl)",
+    ),
 )
-_STRUCTURED = re.compile(r"response_format|json_schema|json_object|guided_(json|decoding)|json schema|grammar", re.IGNORECASE)
+_STRUCTURED = re.compile(
+    r"response_format|json_schema|json_object|guided_(json|decoding)|json schema|grammar", re.IGNORECASE
+)
 _CONTEXT = re.compile(
     r"context (length|size|window)|context_length_exceeded|exceed_context_size|maximum context|"
-    r"longer than the model's context|exceeds? the (available )?context", re.IGNORECASE)
+    r"longer than the model's context|exceeds? the (available )?context",
+    re.IGNORECASE,
+)
 # (requested, limit) in each server's overflow message
 _CONTEXT_NUMBERS = (
     re.compile(r"request \((?P<asked>\d+) tokens\) exceeds the available context size \((?P<limit>\d+) tokens\)"),
@@ -124,7 +144,11 @@ def context_reason(text: str) -> str:
     try:
         data = json.loads(text)
         error = data.get("error", data) if isinstance(data, dict) else {}
-        if isinstance(error, dict) and isinstance(error.get("n_prompt_tokens"), int) and isinstance(error.get("n_ctx"), int):
+        if (
+            isinstance(error, dict)
+            and isinstance(error.get("n_prompt_tokens"), int)
+            and isinstance(error.get("n_ctx"), int)
+        ):
             return f"the request is longer than the server's context ({error['n_prompt_tokens']} tokens > {error['n_ctx']})"
         message = server_message(text, limit=None)
     except (ValueError, AttributeError):
@@ -149,16 +173,23 @@ def classify(status: int, text: str, model: str, asked_structured: bool) -> Refu
     if asked_structured and _STRUCTURED.search(whole):
         return Refusal("structured_output", message)
     if status == 404:
-        return Refusal("unfit", f"the server does not serve model {model!r} or has no /chat/completions "
-                                f"(HTTP 404: {message}): pass the name it serves with --model, and check --base-url")
+        return Refusal(
+            "unfit",
+            f"the server does not serve model {model!r} or has no /chat/completions "
+            f"(HTTP 404: {message}): pass the name it serves with --model, and check --base-url",
+        )
     if status == 422 or "validation error" in whole.lower():
-        return Refusal("unfit", f"the server rejects the form of the request (HTTP {status}: {message}); "
-                                "it may not be OpenAI-compatible for images: see docs/BACKENDS.md")
+        return Refusal(
+            "unfit",
+            f"the server rejects the form of the request (HTTP {status}: {message}); "
+            "it may not be OpenAI-compatible for images: see docs/BACKENDS.md",
+        )
     if status == 429:
         return Refusal("transient", "rate limited (HTTP 429)")
     if status >= 500 or status == 408:
         return Refusal("transient", f"server error (HTTP {status}): {message}")
     if status == 413:
-        return Refusal("request", f"the server refused the request as too large (HTTP 413): {message}; "
-                                  "lower --max-image-side")
+        return Refusal(
+            "request", f"the server refused the request as too large (HTTP 413): {message}; lower --max-image-side"
+        )
     return Refusal("request", f"the server refused the request (HTTP {status}): {message}")

@@ -43,8 +43,10 @@ class Negotiation:
     def refused(self, mode: str, message: str) -> str:
         """The server refused `mode` (its message given): the mode to ask in next. An explicit choice stops."""
         if self.choice != "auto":
-            raise ServerUnfit(f"the server refuses structured output {mode} ({message}): use --structured-output "
-                              "auto to let medtrinity find a mode it accepts")
+            raise ServerUnfit(
+                f"the server refuses structured output {mode} ({message}): use --structured-output "
+                "auto to let medtrinity find a mode it accepts"
+            )
         with self._lock:
             if self.mode == mode and mode != MODES[-1]:  # another request may have stepped down already
                 self.mode = MODES[MODES.index(mode) + 1]

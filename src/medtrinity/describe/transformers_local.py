@@ -166,7 +166,10 @@ class TransformersDescriber:
         self.pad_id = int(pad) if pad is not None else min(self.eos_ids, default=0)
         # A model's own sampling settings are ignored: greedy decoding makes the dataset reproducible.
         self.generation_options = {
-            "max_new_tokens": self.max_new_tokens, "do_sample": False, "num_beams": 1, "pad_token_id": self.pad_id,
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": False,
+            "num_beams": 1,
+            "pad_token_id": self.pad_id,
         }
 
     # ------------------------------------------------------------ public API
@@ -221,8 +224,11 @@ class TransformersDescriber:
 
     def _key(self, messages: list[dict[str, Any]], image: Any) -> str:
         inputs = {
-            "messages": messages, "system": SYSTEM_PROMPT, "image_sha256": hashlib.sha256(image.tobytes()).hexdigest(),
-            "image_size": list(image.size), "generation": {"max_new_tokens": self.max_new_tokens, "greedy": True},
+            "messages": messages,
+            "system": SYSTEM_PROMPT,
+            "image_sha256": hashlib.sha256(image.tobytes()).hexdigest(),
+            "image_size": list(image.size),
+            "generation": {"max_new_tokens": self.max_new_tokens, "greedy": True},
             "model_dir": str(self.model_dir.resolve()),
         }
         return request_key(BACKEND, self.model_name, PROMPT_VERSION, inputs)
@@ -241,8 +247,7 @@ class TransformersDescriber:
                 )
         image_token = getattr(self.processor, "image_token", None) or "<image>"
         turns = [
-            " ".join(part["text"] for part in message["content"] if part["type"] == "text")
-            for message in messages
+            " ".join(part["text"] for part in message["content"] if part["type"] == "text") for message in messages
         ]
         return f"{image_token}\n{SYSTEM_PROMPT}\n\n" + "\n\n".join(turns) + "\n"
 
@@ -302,16 +307,27 @@ class TransformersDescriber:
             kept = row if ended is None else row[:ended]
             finish = "length" if ended is None and len(row) >= self.max_new_tokens else "stop"
             text = self.tokenizer.decode(kept, skip_special_tokens=True)
-            replies.append(Reply(content=text, finish_reason=finish, prompt_tokens=int(n_prompt),
-                                  completion_tokens=len(kept) + (ended is not None)))
+            replies.append(
+                Reply(
+                    content=text,
+                    finish_reason=finish,
+                    prompt_tokens=int(n_prompt),
+                    completion_tokens=len(kept) + (ended is not None),
+                )
+            )
         return replies
 
     def _record(self, request: _Request, reply: Reply) -> None:
         self.usage.requests += 1
         self.usage.add_tokens(reply)
         if self.cache is not None:
-            self.cache.put_reply(request.key, reply, backend=BACKEND, model=self.model_name,
-                                 prompt_version=prompt_versions(request.repaired))
+            self.cache.put_reply(
+                request.key,
+                reply,
+                backend=BACKEND,
+                model=self.model_name,
+                prompt_version=prompt_versions(request.repaired),
+            )
 
     def _description(self, reply: Reply, repaired: bool) -> Description | StageError:
         result = description_or_error(reply, describer_label(BACKEND, self.model_name, repaired=repaired))

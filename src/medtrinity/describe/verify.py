@@ -51,10 +51,12 @@ __all__ = ["CHECKS", "claims_text", "verify"]
 
 # Where a text says which anatomy the image shows ("CT image of the liver", "a slice through the kidneys",
 # "abdominal CT", "the imaged anatomy is the brain").
-_IMAGE_NOUNS = (r"images?|scans?|radiographs?|photographs?|pictures?|photos?|frames?|stills?|clips?|loops?|"
-                r"acquisitions?|projections?|slides?|sections?|views?|study|studies|sonograms?|"
-                r"examinations?|x-?rays?|films?|slices?|cuts?|cross-sections?|CT|MRI?|ultrasound|sonography|"
-                r"endoscopy|colonoscopy|micrographs?|tiles?|patch(?:es)?|specimens?|biops(?:y|ies)|tissue")
+_IMAGE_NOUNS = (
+    r"images?|scans?|radiographs?|photographs?|pictures?|photos?|frames?|stills?|clips?|loops?|"
+    r"acquisitions?|projections?|slides?|sections?|views?|study|studies|sonograms?|"
+    r"examinations?|x-?rays?|films?|slices?|cuts?|cross-sections?|CT|MRI?|ultrasound|sonography|"
+    r"endoscopy|colonoscopy|micrographs?|tiles?|patch(?:es)?|specimens?|biops(?:y|ies)|tissue"
+)
 _ORGAN = rf"(?P<organ>{ORGAN_WORDS.pattern})"
 _ORGAN_CLAIMS = (
     re.compile(
@@ -63,18 +65,27 @@ _ORGAN_CLAIMS = (
         re.IGNORECASE,
     ),
     re.compile(rf"\bimaged\s+(?:anatomy|organ|region|body\s+part)\s+is\s+(?:the\s+)?{_ORGAN}", re.IGNORECASE),
-    re.compile(rf"\b(?:at\s+the\s+level\s+of|slice\s+through|cut\s+through|section\s+through)\s+(?:the\s+)?{_ORGAN}",
-               re.IGNORECASE),
-    re.compile(rf"{_ORGAN}\s+(?:(?:axial|coronal|sagittal|contrast-enhanced|non-contrast|plain|frontal|lateral)\s+)?"
-               rf"(?:{_IMAGE_NOUNS})\b", re.IGNORECASE),
-    re.compile(rf"\b(?:image|scan|slice|photograph|view|radiograph|film)\s+(?:is\s+of|shows|depicts|demonstrates|"
-               rf"captures|displays|focuses\s+on|is\s+centred\s+on|is\s+centered\s+on)\s+(?:the\s+|a\s+|an\s+)?"
-               rf"(?:(?:axial|coronal|sagittal|cross-sectional|frontal|close-up|magnified|portion\s+of\s+the|part\s+of\s+the|"
-               rf"view\s+of\s+the|section\s+of\s+the|cross-section\s+of\s+the)\s+){{0,2}}{_ORGAN}",
-               re.IGNORECASE),
+    re.compile(
+        rf"\b(?:at\s+the\s+level\s+of|slice\s+through|cut\s+through|section\s+through)\s+(?:the\s+)?{_ORGAN}",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"{_ORGAN}\s+(?:(?:axial|coronal|sagittal|contrast-enhanced|non-contrast|plain|frontal|lateral)\s+)?"
+        rf"(?:{_IMAGE_NOUNS})\b",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"\b(?:image|scan|slice|photograph|view|radiograph|film)\s+(?:is\s+of|shows|depicts|demonstrates|"
+        rf"captures|displays|focuses\s+on|is\s+centred\s+on|is\s+centered\s+on)\s+(?:the\s+|a\s+|an\s+)?"
+        rf"(?:(?:axial|coronal|sagittal|cross-sectional|frontal|close-up|magnified|portion\s+of\s+the|part\s+of\s+the|"
+        rf"view\s+of\s+the|section\s+of\s+the|cross-section\s+of\s+the)\s+){{0,2}}{_ORGAN}",
+        re.IGNORECASE,
+    ),
 )
 # Organ words that are no organ claim in a field-of-view image ("visible to the naked eye").
-_NOT_ORGAN = re.compile(r"naked\s+eye|\beye\s+(?:catching|level)|\bbody\s+of\s+the\b|\bhead\s+of\s+the\b", re.IGNORECASE)
+_NOT_ORGAN = re.compile(
+    r"naked\s+eye|\beye\s+(?:catching|level)|\bbody\s+of\s+the\b|\bhead\s+of\s+the\b", re.IGNORECASE
+)
 
 
 # ---------------------------------------------------------------- the reading of one text
@@ -100,8 +111,12 @@ class Reading:
 
 def _count_nouns(sample: Sample, mentions: Mentions) -> str:
     """Nouns a count may be of: finding nouns and the words of finding ROIs' labels."""
-    words = {normalise(w) for i in mentions.finding_rois for w in re.findall(r"[A-Za-z][\w-]*", sample.rois[i].label)
-             if len(w) > 3}
+    words = {
+        normalise(w)
+        for i in mentions.finding_rois
+        for w in re.findall(r"[A-Za-z][\w-]*", sample.rois[i].label)
+        if len(w) > 3
+    }
     return "|".join(filter(None, (FINDING_NOUNS, alternation(words))))
 
 
@@ -118,8 +133,9 @@ def read(sample: Sample, text: str) -> Reading:
                 subject = mentions.subject(clause.text, place.start, place.end, found, place.structure)
                 reading.placements.append(_Statement(place, subject, clause))
             for area in areas(asserted):
-                reading.areas.append(_Statement(area, mentions.subject(clause.text, area.start, area.end, found),
-                                                clause))
+                reading.areas.append(
+                    _Statement(area, mentions.subject(clause.text, area.start, area.end, found), clause)
+                )
             for count in counts(asserted, nouns):
                 reading.counts.append(_Statement(count, None, clause))
         elif not clause.hypothetical:
@@ -218,8 +234,9 @@ def _fits_position(roi: ROI, place: Placement, width: int, height: int) -> bool:
         return all(_touches(roi, edge, width, height) for edge in place.border)
     if place.periphery:
         return (roi.position.vertical, roi.position.horizontal) != ("middle", "center")
-    return ((place.vertical is None or roi.position.vertical in place.vertical)
-            and (place.horizontal is None or roi.position.horizontal in place.horizontal))
+    return (place.vertical is None or roi.position.vertical in place.vertical) and (
+        place.horizontal is None or roi.position.horizontal in place.horizontal
+    )
 
 
 def check_position(reading: Reading) -> Check:
@@ -408,12 +425,17 @@ def check_organ(reading: Reading) -> Check:
         return Check("organ", True, "text names no imaged organ", "pass")
     recorded = canonical_organ(sample.organ)
     if recorded is None:
-        return Check("organ", True, f"not verifiable: record organ {sample.organ!r} is not in the anatomy map",
-                     "not-verifiable")
+        return Check(
+            "organ", True, f"not verifiable: record organ {sample.organ!r} is not in the anatomy map", "not-verifiable"
+        )
     wrong = [c for c in claims if canonical_organ(c) and not organ_fits(canonical_organ(c), recorded, sample.modality)]
     if wrong:
-        return Check("organ", False, f"text says the image shows {', '.join(wrong)} but the record's organ is "
-                                     f"{sample.organ} ({recorded})", "fail")
+        return Check(
+            "organ",
+            False,
+            f"text says the image shows {', '.join(wrong)} but the record's organ is {sample.organ} ({recorded})",
+            "fail",
+        )
     return Check("organ", True, f"named organs ({', '.join(claims)}) fit the record's {recorded}", "pass")
 
 
@@ -424,4 +446,3 @@ def verify(sample: Sample, text: str | None = None) -> list[Check]:
     """Every check of `text` (default: the sample's description) against the record."""
     reading = read(sample, claims_text(sample.description if text is None else text))
     return [check(reading) for check in CHECKS]
-

@@ -18,12 +18,16 @@ TEXT_COLUMNS = ("description", "reference_text")
 
 
 def add_verify_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("verify", help="re-verify the texts of a written build against its records",
-                       description="Verify every record's text against its metadata and ROIs, and count "
-                                   "pass / fail / not-verifiable per check and source.")
+    p = sub.add_parser(
+        "verify",
+        help="re-verify the texts of a written build against its records",
+        description="Verify every record's text against its metadata and ROIs, and count "
+        "pass / fail / not-verifiable per check and source.",
+    )
     p.add_argument("dir", metavar="DIR", help="a build's output folder (holds data/part-*.parquet)")
-    p.add_argument("--column", choices=TEXT_COLUMNS, default="description",
-                   help="the text column to verify (default: description)")
+    p.add_argument(
+        "--column", choices=TEXT_COLUMNS, default="description", help="the text column to verify (default: description)"
+    )
 
 
 def _parts(folder: Path) -> list[Path]:

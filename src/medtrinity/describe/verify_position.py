@@ -21,8 +21,10 @@ from medtrinity.describe.vocabulary import PAIRED_STRUCTURES, alternation
 from medtrinity.records import HORIZONTAL_WORDS, VERTICAL_WORDS
 
 PHOTO_MODALITIES = frozenset({"Endoscopy", "Dermoscopy", "Fundus", "Histopathology", "Microscopy", "OCT"})
-_IMG = (r"(?:whole\s+|entire\s+)?(?:image|frame|picture|photograph|photo|field\s+of\s+view|field|view|scan|slice|"
-        r"radiograph|film)")
+_IMG = (
+    r"(?:whole\s+|entire\s+)?(?:image|frame|picture|photograph|photo|field\s+of\s+view|field|view|scan|slice|"
+    r"radiograph|film)"
+)
 _OF_IMG = rf"\s+of\s+(?:the|this)\s+{_IMG}\b"
 _NOT_OF_OTHER = rf"(?!\s+of\s+(?!(?:the|this)\s+{_IMG}\b))"
 # A bare place word ends its phrase: "near the top.", "in the center, …" — not "in the middle lobe".
@@ -57,16 +59,28 @@ _H = {
     "right-center": _bins(HORIZONTAL_WORDS, "right-center"),
     "right": _bins(HORIZONTAL_WORDS, "right-center", "right", "center"),
 }
-_EDGE_V = {"top": _bins(VERTICAL_WORDS, "top", "upper-middle"), "bottom": _bins(VERTICAL_WORDS, "lower-middle", "bottom")}
-_EDGE_H = {"left": _bins(HORIZONTAL_WORDS, "left", "left-center"),
-           "right": _bins(HORIZONTAL_WORDS, "right-center", "right")}
+_EDGE_V = {
+    "top": _bins(VERTICAL_WORDS, "top", "upper-middle"),
+    "bottom": _bins(VERTICAL_WORDS, "lower-middle", "bottom"),
+}
+_EDGE_H = {
+    "left": _bins(HORIZONTAL_WORDS, "left", "left-center"),
+    "right": _bins(HORIZONTAL_WORDS, "right-center", "right"),
+}
 _ZONES = {"upper": _V["upper"], "mid": _V["middle"], "lower": _V["lower"]}
 
 
 def _vertical_word(word: str) -> str:
     word = re.sub(r"[\s-]+", "-", word.lower())
-    return {"mid": "middle", "central": "middle", "centre": "middle", "center": "middle", "superior": "upper",
-            "upper-mid": "upper-middle", "lower-mid": "lower-middle"}.get(word, word)
+    return {
+        "mid": "middle",
+        "central": "middle",
+        "centre": "middle",
+        "center": "middle",
+        "superior": "upper",
+        "upper-mid": "upper-middle",
+        "lower-mid": "lower-middle",
+    }.get(word, word)
 
 
 def _horizontal_word(word: str) -> str:
@@ -103,12 +117,20 @@ _PAIR_REVERSED = re.compile(
     re.IGNORECASE,
 )
 _VERTICAL_ONLY = (
-    re.compile(rf"(?<![\w-])(?P<v>top|upper|bottom|lower|middle|central|centre|center)\s+(?:half|part|portion|third|"
-               rf"aspect|region|area|section|side|zone)(?={_OF_IMG})", re.IGNORECASE),
-    re.compile(rf"\b(?:at|near|along|toward|towards|close\s+to|by)\s+the\s+(?P<edge>top|bottom|upper|lower)"
-               rf"(?:\s+(?:edge|border|margin|boundary))?(?:{_OF_IMG}|{_PHRASE_END})", re.IGNORECASE),
+    re.compile(
+        rf"(?<![\w-])(?P<v>top|upper|bottom|lower|middle|central|centre|center)\s+(?:half|part|portion|third|"
+        rf"aspect|region|area|section|side|zone)(?={_OF_IMG})",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"\b(?:at|near|along|toward|towards|close\s+to|by)\s+the\s+(?P<edge>top|bottom|upper|lower)"
+        rf"(?:\s+(?:edge|border|margin|boundary))?(?:{_OF_IMG}|{_PHRASE_END})",
+        re.IGNORECASE,
+    ),
 )
-_MID_HEIGHT = re.compile(rf"\b(?:at|near|around)\s+(?:the\s+)?mid-?height(?:\s+(?:of|in)\s+the\s+{_IMG})?", re.IGNORECASE)
+_MID_HEIGHT = re.compile(
+    rf"\b(?:at|near|around)\s+(?:the\s+)?mid-?height(?:\s+(?:of|in)\s+the\s+{_IMG})?", re.IGNORECASE
+)
 _ZONE = re.compile(
     r"(?<![\w-])(?P<zone>upper|mid|middle|lower)[\s-]?(?:lung\s+)?zones?\b|(?P<apex>(?:lung|pulmonary)\s+ap(?:ex|ices)|"
     r"(?<=left\s)ap(?:ex|ices)|(?<=right\s)ap(?:ex|ices)|\bapical\s+(?:segments?|region|lung))|"
@@ -137,25 +159,42 @@ _PERIPHERY = re.compile(
     re.IGNORECASE,
 )
 _IMAGE_SIDE = (
-    re.compile(rf"(?<![\w-])(?P<h>left|right)(?:[\s-]hand)?\s+(?:side|half|part|portion|aspect|third|field|area|"
-               rf"region|section)(?={_OF_IMG})", re.IGNORECASE),
-    re.compile(rf"(?<![\w-])(?P<edge>left|right)(?:[\s-]hand)?\s+(?:edge|border|margin|boundary)(?={_OF_IMG})|"
-               rf"\bfar\s+(?P<far>left|right)\b", re.IGNORECASE),
+    re.compile(
+        rf"(?<![\w-])(?P<h>left|right)(?:[\s-]hand)?\s+(?:side|half|part|portion|aspect|third|field|area|"
+        rf"region|section)(?={_OF_IMG})",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"(?<![\w-])(?P<edge>left|right)(?:[\s-]hand)?\s+(?:edge|border|margin|boundary)(?={_OF_IMG})|"
+        rf"\bfar\s+(?P<far>left|right)\b",
+        re.IGNORECASE,
+    ),
     re.compile(rf"\b(?:on|to|at|in|towards?)\s+the\s+(?P<h>left|right)(?={_OF_IMG})", re.IGNORECASE),
     re.compile(rf"\bimage{_APOS}?s?\s+(?P<h>left|right)\b", re.IGNORECASE),
-    re.compile(rf"(?<![\w-])(?P<h>left|right)\s+of\s+(?:the\s+)?(?:{_IMG}\s+)?(?:cent(?:re|er)|midline)(?:{_OF_IMG})?",
-               re.IGNORECASE),
-    re.compile(r"\b(?:in|on|within|occupying)\s+the\s+(?P<h>left|right)(?:[\s-]hand)?\s+(?:half|third|portion|part)\b"
-               r"(?!\s+of\b)", re.IGNORECASE),
+    re.compile(
+        rf"(?<![\w-])(?P<h>left|right)\s+of\s+(?:the\s+)?(?:{_IMG}\s+)?(?:cent(?:re|er)|midline)(?:{_OF_IMG})?",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"\b(?:in|on|within|occupying)\s+the\s+(?P<h>left|right)(?:[\s-]hand)?\s+(?:half|third|portion|part)\b"
+        r"(?!\s+of\b)",
+        re.IGNORECASE,
+    ),
 )
 _PATIENT_SIDE = (
     re.compile(rf"\bpatient{_APOS}s\s+(?P<s>left|right)\b", re.IGNORECASE),
     re.compile(r"\b(?P<s>left|right)\s+(?:side\s+)?of\s+the\s+patient\b", re.IGNORECASE),
     re.compile(r"(?<![\w-])(?P<s>left|right)[\s-]+sided\b", re.IGNORECASE),
-    re.compile(rf"(?<![\w-])(?P<s>left|right)\s+(?:(?:upper|middle|lower|mid|posterior|anterior|lateral|medial|"
-               rf"inferior|superior)[\s-]+){{0,2}}(?:{_PAIRED})(?![\w-])(?![\s-]+side\b)", re.IGNORECASE),
-    re.compile(r"(?<![\w-])(?P<s>left|right)\s+(?:side|half|aspect|portion|part)\s+of\s+the\s+(?:patient|body|chest|"
-               r"thorax|abdomen|brain|head|neck|pelvis|skull|face)\b", re.IGNORECASE),
+    re.compile(
+        rf"(?<![\w-])(?P<s>left|right)\s+(?:(?:upper|middle|lower|mid|posterior|anterior|lateral|medial|"
+        rf"inferior|superior)[\s-]+){{0,2}}(?:{_PAIRED})(?![\w-])(?![\s-]+side\b)",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"(?<![\w-])(?P<s>left|right)\s+(?:side|half|aspect|portion|part)\s+of\s+the\s+(?:patient|body|chest|"
+        r"thorax|abdomen|brain|head|neck|pelvis|skull|face)\b",
+        re.IGNORECASE,
+    ),
 )
 # "on the left", "on the right side": which frame is meant is not said.
 _EITHER_SIDE = re.compile(
@@ -179,8 +218,10 @@ def placements(text: str, modality: str, skip: list[tuple[int, int]] = ()) -> li
         found.append(Placement(m.start(), m.end(), m.group(0), **fields))
 
     for m in _BORDER.finditer(text):
-        edges = {w.lower().replace("upper", "top").replace("lower", "bottom")
-                 for w in re.findall(_EDGE_WORD, m.group("edges"), re.IGNORECASE)}
+        edges = {
+            w.lower().replace("upper", "top").replace("lower", "bottom")
+            for w in re.findall(_EDGE_WORD, m.group("edges"), re.IGNORECASE)
+        }
         add(m, kind="position", border=frozenset(edges))
     for pattern in (_PAIR_REVERSED, _PAIR):
         for m in pattern.finditer(text):
@@ -188,8 +229,12 @@ def placements(text: str, modality: str, skip: list[tuple[int, int]] = ()) -> li
                 continue
             v, h = _vertical_word(m.group("v")), _horizontal_word(m.group("h"))
             if m.group("corner") and v in ("top", "upper", "bottom", "lower") and h in _EDGE_H:
-                add(m, kind="position", vertical=_EDGE_V["top" if v in ("top", "upper") else "bottom"],
-                    horizontal=_EDGE_H[h])
+                add(
+                    m,
+                    kind="position",
+                    vertical=_EDGE_V["top" if v in ("top", "upper") else "bottom"],
+                    horizontal=_EDGE_H[h],
+                )
             elif v in _V and h in _H:
                 add(m, kind="position", vertical=_V[v], horizontal=_H[h])
     for m in _CENTRE.finditer(text):
@@ -214,7 +259,9 @@ def placements(text: str, modality: str, skip: list[tuple[int, int]] = ()) -> li
         for m in _ZONE.finditer(text):
             if free(m):
                 zone = (m.group("zone") or "").lower()
-                key = "upper" if m.group("apex") else "lower" if m.group("base") else "mid" if zone == "middle" else zone
+                key = (
+                    "upper" if m.group("apex") else "lower" if m.group("base") else "mid" if zone == "middle" else zone
+                )
                 add(m, kind="position", vertical=_ZONES[key])
     # The "left" of "upper left" or of "reaches the border at the left" is no side statement.
     taken["side"] += [(p.start, p.end) for p in found if p.horizontal is not None or p.border]

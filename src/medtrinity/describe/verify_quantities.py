@@ -27,9 +27,11 @@ HEDGED_TOLERANCE_RELATIVE = 0.25
 WORD_TOLERANCE_RELATIVE = 0.4  # "a quarter", "half": coarser still
 WORD_TOLERANCE_POINTS = 2.0
 
-_IMG = r"(?:the\s+|this\s+)?(?:whole\s+|entire\s+|total\s+|visible\s+|overall\s+|full\s+)?" \
-       r"(?:image|frame|picture|photograph|photo|field\s+of\s+view|field|view|scan|slice|section|radiograph|film|slide)" \
-       r"(?:\s+area)?\b"
+_IMG = (
+    r"(?:the\s+|this\s+)?(?:whole\s+|entire\s+|total\s+|visible\s+|overall\s+|full\s+)?"
+    r"(?:image|frame|picture|photograph|photo|field\s+of\s+view|field|view|scan|slice|section|radiograph|film|slide)"
+    r"(?:\s+area)?\b"
+)
 _OF_IMAGE = re.compile(rf"^\s*\)?\s*(?:of|in)\s+{_IMG}", re.IGNORECASE)
 _OF_OTHER = re.compile(r"^\s*\)?\s*of\s+", re.IGNORECASE)
 _AREA_CUE = re.compile(
@@ -61,8 +63,11 @@ _FRACTION = re.compile(
     re.IGNORECASE,
 )
 _MOST = re.compile(rf"\b(?:most|the\s+(?:vast\s+)?majority)\s+of\s+{_IMG}", re.IGNORECASE)
-_SIDE_BEFORE = re.compile(r"(?:left|right|upper|lower|top|bottom|middle|central|centre|center|inner|outer|lateral|"
-                          r"medial|outermost|innermost)[\s-]*$", re.IGNORECASE)
+_SIDE_BEFORE = re.compile(
+    r"(?:left|right|upper|lower|top|bottom|middle|central|centre|center|inner|outer|lateral|"
+    r"medial|outermost|innermost)[\s-]*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,13 @@ class Area:
         if self.precision == "words":
             return max(WORD_TOLERANCE_POINTS, WORD_TOLERANCE_RELATIVE * self.value)
         if self.precision == "hedged":
-            step = 10.0 if self.value >= 10 and self.value % 10 == 0 else 5.0 if self.value >= 5 and self.value % 5 == 0 else 1.0
+            step = (
+                10.0
+                if self.value >= 10 and self.value % 10 == 0
+                else 5.0
+                if self.value >= 5 and self.value % 5 == 0
+                else 1.0
+            )
             return max(HEDGED_TOLERANCE_POINTS, HEDGED_TOLERANCE_RELATIVE * area, step / 2)
         return max(AREA_TOLERANCE_POINTS, AREA_TOLERANCE_RELATIVE * area)
 
@@ -105,27 +116,43 @@ def areas(text: str) -> list[Area]:
     """Every area stated in one asserted clause."""
     found = []
     for m in _PERCENT.finditer(text):
-        after = text[m.end():]
+        after = text[m.end() :]
         before = text[: m.start()]
         if not _OF_IMAGE.match(after) and (
-                _OF_OTHER.match(after) or not _AREA_CUE.search(before) or _NOT_AREA.search(before)):
+            _OF_OTHER.match(after) or not _AREA_CUE.search(before) or _NOT_AREA.search(before)
+        ):
             continue  # a percentage of something else ("95 % confidence", "10 % of the left hemithorax")
         hedge = m.group("hedge") or ""
-        found.append(Area(
-            m.start(), m.end(), m.group(0), float(m.group("value")),
-            low=float(m.group("low")) if m.group("low") else None,
-            # "about 4%" is a rounded number; "about 4.0%" is still stated to the tenth.
-            precision="hedged" if hedge and "." not in m.group("value") and not hedge.lower().startswith("just")
-            else "exact",
-            bound=_bound(m.group("bound")) or ({"just over": ">", "just under": "<"}.get(" ".join(hedge.lower().split()))),
-        ))
+        found.append(
+            Area(
+                m.start(),
+                m.end(),
+                m.group(0),
+                float(m.group("value")),
+                low=float(m.group("low")) if m.group("low") else None,
+                # "about 4%" is a rounded number; "about 4.0%" is still stated to the tenth.
+                precision="hedged"
+                if hedge and "." not in m.group("value") and not hedge.lower().startswith("just")
+                else "exact",
+                bound=_bound(m.group("bound"))
+                or ({"just over": ">", "just under": "<"}.get(" ".join(hedge.lower().split()))),
+            )
+        )
     for m in _FRACTION.finditer(text):
         if _SIDE_BEFORE.search(text[: m.start("part")].rstrip(" -")) and not m.group("n"):
             continue  # "the right half of the image" is a place
         count = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4}.get((m.group("n") or "a").lower(), 1)
         part = m.group("part").lower().rstrip("s").replace("halve", "half")
-        found.append(Area(m.start(), m.end(), m.group(0), count * _FRACTIONS[part], precision="words",
-                          bound=_bound(m.group("bound"))))
+        found.append(
+            Area(
+                m.start(),
+                m.end(),
+                m.group(0),
+                count * _FRACTIONS[part],
+                precision="words",
+                bound=_bound(m.group("bound")),
+            )
+        )
     for m in _MOST.finditer(text):
         found.append(Area(m.start(), m.end(), m.group(0), 50.0, precision="words", bound=">"))
     return found
@@ -134,14 +161,71 @@ def areas(text: str) -> list[Area]:
 # ---------------------------------------------------------------- counts
 ROI_NOUNS = r"regions?\s+of\s+interest|ROIs?|regions?|areas?\s+of\s+interest"
 FINDING_NOUNS = alternation(plural_forms(GENERIC_FINDING_NOUNS + SPECIFIC_FINDING_NOUNS))
-_NOT_ADJECTIVE = {"of", "the", "in", "on", "at", "with", "and", "or", "to", "is", "are", "was", "were", "cm", "mm",
-                  "percent", "per", "by", "from", "other", "more", "times", "slices", "images", "views", "frames",
-                  "a", "an", "these", "those", "its", "their", "which", "that"}
+_NOT_ADJECTIVE = {
+    "of",
+    "the",
+    "in",
+    "on",
+    "at",
+    "with",
+    "and",
+    "or",
+    "to",
+    "is",
+    "are",
+    "was",
+    "were",
+    "cm",
+    "mm",
+    "percent",
+    "per",
+    "by",
+    "from",
+    "other",
+    "more",
+    "times",
+    "slices",
+    "images",
+    "views",
+    "frames",
+    "a",
+    "an",
+    "these",
+    "those",
+    "its",
+    "their",
+    "which",
+    "that",
+}
 _COUNT_WORD = alternation([w for w in NUMBER_WORDS if w != "no"] + list(SEVERAL_WORDS))
 # "no other polyp", "no definite mass": a zero that leaves room for what is marked.
-_ZERO_QUALIFIERS = {"other", "additional", "further", "new", "definite", "definitive", "obvious", "significant",
-                    "evident", "discrete", "acute", "residual", "second", "more", "larger", "suspicious", "separate",
-                    "distinct", "clear", "focal", "gross", "frank", "visible", "large", "sizeable"}
+_ZERO_QUALIFIERS = {
+    "other",
+    "additional",
+    "further",
+    "new",
+    "definite",
+    "definitive",
+    "obvious",
+    "significant",
+    "evident",
+    "discrete",
+    "acute",
+    "residual",
+    "second",
+    "more",
+    "larger",
+    "suspicious",
+    "separate",
+    "distinct",
+    "clear",
+    "focal",
+    "gross",
+    "frank",
+    "visible",
+    "large",
+    "sizeable",
+}
 
 
 @lru_cache(maxsize=256)
@@ -149,7 +233,8 @@ def _count_patterns(nouns: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     """The count and zero patterns for a record's nouns (finding nouns and its label words), cached."""
     noun = rf"(?P<noun>{ROI_NOUNS}|(?:{nouns}))(?![\w-])"
     count = re.compile(
-        rf"(?<![\w.\-/#])(?P<n>\d+|{_COUNT_WORD})\s+(?P<adj>(?:[a-z][\w-]*,?\s+){{0,3}}?){noun}", re.IGNORECASE,
+        rf"(?<![\w.\-/#])(?P<n>\d+|{_COUNT_WORD})\s+(?P<adj>(?:[a-z][\w-]*,?\s+){{0,3}}?){noun}",
+        re.IGNORECASE,
     )
     zero = re.compile(rf"\bno\s+(?P<adj>(?:[a-z][\w-]*\s+){{0,2}}?){noun}", re.IGNORECASE)
     return count, zero
@@ -188,7 +273,7 @@ def counts(text: str, nouns: str) -> list[Count]:
         adjectives = m.group("adj").lower().replace(",", " ").split()
         if any(a in _NOT_ADJECTIVE for a in adjectives):
             continue
-        if m.group("n").isdigit() and re.match(r"\s*(?:cm|mm|%|x\b|×)", text[m.end("n"):]):
+        if m.group("n").isdigit() and re.match(r"\s*(?:cm|mm|%|x\b|×)", text[m.end("n") :]):
             continue
         value, several = _count_value(m.group("n"))
         found.append(Count(m.start(), m.end(), m.group(0), m.group("noun"), value, several, tuple(adjectives)))

@@ -27,16 +27,64 @@ from medtrinity.records import ROI, Sample
 
 # Nouns a model uses for "the thing marked", whatever its label: they stand for the finding ROIs.
 GENERIC_FINDING_NOUNS = (
-    "lesion", "mass", "tumor", "tumour", "neoplasm", "growth", "abnormality", "finding", "focus", "foci",
-    "nodule", "opacity", "lump", "spot", "density", "shadow", "anomaly", "pathology",
+    "lesion",
+    "mass",
+    "tumor",
+    "tumour",
+    "neoplasm",
+    "growth",
+    "abnormality",
+    "finding",
+    "focus",
+    "foci",
+    "nodule",
+    "opacity",
+    "lump",
+    "spot",
+    "density",
+    "shadow",
+    "anomaly",
+    "pathology",
 )
 # Nouns of particular findings: they mean an ROI whose label says so, and nothing else.
 SPECIFIC_FINDING_NOUNS = (
-    "polyp", "cyst", "effusion", "pneumothorax", "edema", "oedema", "necrosis", "core", "enhancement",
-    "hemorrhage", "haemorrhage", "fracture", "fibroma", "carcinoma", "cancer", "melanoma", "nevus", "naevus",
-    "metastasis", "metastases", "consolidation", "infiltrate", "atelectasis", "cardiomegaly", "calcification",
-    "hyperintensity", "hypointensity", "collection", "abscess", "ulcer", "adenoma", "keratosis", "carcinoma",
-    "pneumonia", "glioma", "hematoma", "haematoma",
+    "polyp",
+    "cyst",
+    "effusion",
+    "pneumothorax",
+    "edema",
+    "oedema",
+    "necrosis",
+    "core",
+    "enhancement",
+    "hemorrhage",
+    "haemorrhage",
+    "fracture",
+    "fibroma",
+    "carcinoma",
+    "cancer",
+    "melanoma",
+    "nevus",
+    "naevus",
+    "metastasis",
+    "metastases",
+    "consolidation",
+    "infiltrate",
+    "atelectasis",
+    "cardiomegaly",
+    "calcification",
+    "hyperintensity",
+    "hypointensity",
+    "collection",
+    "abscess",
+    "ulcer",
+    "adenoma",
+    "keratosis",
+    "carcinoma",
+    "pneumonia",
+    "glioma",
+    "hematoma",
+    "haematoma",
 )
 # Words for the marked regions as such: every ROI.
 ROI_WORDS = re.compile(
@@ -54,40 +102,75 @@ _PLACE = re.compile(
     re.IGNORECASE,
 )
 # "the larger polyp", "the smallest lesion": one of several ROIs with the label, by size.
-_SIZE_WORD = re.compile(r"\b(?:(?P<big>larger|largest|bigger|biggest|dominant|main|major)|"
-                        r"(?P<small>smaller|smallest|minor))\s+(?:[\w-]+\s+)?$", re.IGNORECASE)
-_SIZED_ONE = re.compile(r"\b(?:larger|largest|bigger|biggest|smaller|smallest)\s+(?:one|of\s+(?:the|these)\s+\w+)\b",
-                        re.IGNORECASE)
+_SIZE_WORD = re.compile(
+    r"\b(?:(?P<big>larger|largest|bigger|biggest|dominant|main|major)|"
+    r"(?P<small>smaller|smallest|minor))\s+(?:[\w-]+\s+)?$",
+    re.IGNORECASE,
+)
+_SIZED_ONE = re.compile(
+    r"\b(?:larger|largest|bigger|biggest|smaller|smallest)\s+(?:one|of\s+(?:the|these)\s+\w+)\b", re.IGNORECASE
+)
 # "an area of edema", "a focus of enhancement": the noun after "of" is what the phrase is.
-_OF_WHAT = re.compile(r"\b(?:area|region|focus|foci|zone|component|collection|amount|pocket|patch|rim|portion|"
-                      r"site|spot|band|island|cluster|group|number|pair)s?\s+of\s+(?:[\w-]+\s+){0,2}$", re.IGNORECASE)
+_OF_WHAT = re.compile(
+    r"\b(?:area|region|focus|foci|zone|component|collection|amount|pocket|patch|rim|portion|"
+    r"site|spot|band|island|cluster|group|number|pair)s?\s+of\s+(?:[\w-]+\s+){0,2}$",
+    re.IGNORECASE,
+)
 _MODIFIES = re.compile(r"[\s-]+(?:[a-z][\w-]*\s+)?", re.IGNORECASE)
 _ADJECTIVAL_GAP = re.compile(r"^[\s,-]*(?:[\w-]+\s+){0,2}$")
 # Spelling variants a label may be written in.
-_SPELLINGS = (("tumour", "tumor"), ("oedema", "edema"), ("haem", "hem"), ("centre", "center"), ("naevus", "nevus"),
-              ("oesophag", "esophag"), ("colour", "color"))
+_SPELLINGS = (
+    ("tumour", "tumor"),
+    ("oedema", "edema"),
+    ("haem", "hem"),
+    ("centre", "center"),
+    ("naevus", "nevus"),
+    ("oesophag", "esophag"),
+    ("colour", "color"),
+)
 # Label words that describe how a region was found, not a finding: an ROI whose label is only these is a region.
 _REGION_WORDS = re.compile(
     r"^(?:foreground|background|body|tissue|cells?|bone|head|(?:\w+[- ])?(?:field|region|area|zone)"
-    r"(?:\s*\(.*\))?)$", re.IGNORECASE,
+    r"(?:\s*\(.*\))?)$",
+    re.IGNORECASE,
 )
 _LESION_LIKE_REGION = re.compile(r"focal|hyper|hypo|lesion|nodul|mass", re.IGNORECASE)
 # Labels that name a stain, a kind of study, a device, a tissue or a normal/negative result.
-_NOT_FINDING_LABEL = re.compile(r"\b(?:stain|scan|glands?|devices?|normal|no|not|negative|mucosa|stroma)\b",
-                                re.IGNORECASE)
+_NOT_FINDING_LABEL = re.compile(
+    r"\b(?:stain|scan|glands?|devices?|normal|no|not|negative|mucosa|stroma)\b", re.IGNORECASE
+)
 # Other words a model uses for a finding an ROI's label names.
 NOUN_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "consolidation": ("opacity",), "infiltrate": ("opacity",), "pneumonia": ("opacity",),
-    "airspace": ("opacity",), "glioma": ("tumor",), "carcinoma": ("tumor", "lesion"), "cancer": ("tumor", "lesion"),
-    "neoplasm": ("tumor",), "melanoma": ("lesion",), "nevus": ("lesion",), "keratosis": ("lesion",),
-    "adenoma": ("polyp",), "necrosis": ("core",), "collapse": ("pneumothorax",),
+    "consolidation": ("opacity",),
+    "infiltrate": ("opacity",),
+    "pneumonia": ("opacity",),
+    "airspace": ("opacity",),
+    "glioma": ("tumor",),
+    "carcinoma": ("tumor", "lesion"),
+    "cancer": ("tumor", "lesion"),
+    "neoplasm": ("tumor",),
+    "melanoma": ("lesion",),
+    "nevus": ("lesion",),
+    "keratosis": ("lesion",),
+    "adenoma": ("polyp",),
+    "necrosis": ("core",),
+    "collapse": ("pneumothorax",),
 }
 _NON_FINDING_KINDS = frozenset({"anatomy", "tissue", "stain", "study", "device", "negative", "normal", "case"})
 
 
-_IRREGULAR_PLURALS = {"metastases": "metastasis", "foci": "focus", "nuclei": "nucleus", "apices": "apex",
-                      "diagnoses": "diagnosis", "bases": "base", "pneumothoraces": "pneumothorax",
-                      "pneumothoraxes": "pneumothorax", "hemithoraces": "hemithorax", "necroses": "necrosis"}
+_IRREGULAR_PLURALS = {
+    "metastases": "metastasis",
+    "foci": "focus",
+    "nuclei": "nucleus",
+    "apices": "apex",
+    "diagnoses": "diagnosis",
+    "bases": "base",
+    "pneumothoraces": "pneumothorax",
+    "pneumothoraxes": "pneumothorax",
+    "hemithoraces": "hemithorax",
+    "necroses": "necrosis",
+}
 
 
 def plural_forms(nouns) -> list[str]:
@@ -192,21 +275,29 @@ def _label_pattern(labels: tuple[str, ...]) -> _LabelPattern:
 
 
 _FINDING_NOUN = re.compile(
-    r"(?<![\w-])(" + "|".join(sorted(GENERIC_FINDING_NOUNS + SPECIFIC_FINDING_NOUNS, key=len, reverse=True))
-    + r")(?:e?s)?(?![\w-])", re.IGNORECASE,
+    r"(?<![\w-])("
+    + "|".join(sorted(GENERIC_FINDING_NOUNS + SPECIFIC_FINDING_NOUNS, key=len, reverse=True))
+    + r")(?:e?s)?(?![\w-])",
+    re.IGNORECASE,
 )
 
 
 _GENERIC = frozenset(normalise(n) for n in GENERIC_FINDING_NOUNS)
-_LESION_LABEL = re.compile(r"\b(?:tumou?r|mass|lesion|nodul|polyp|cyst|neoplas|carcinom|melanom|nev|naev|metasta|fibrom|"
-                           r"adenom|gliom|sarcom|lymphom)", re.IGNORECASE)
+_LESION_LABEL = re.compile(
+    r"\b(?:tumou?r|mass|lesion|nodul|polyp|cyst|neoplas|carcinom|melanom|nev|naev|metasta|fibrom|"
+    r"adenom|gliom|sarcom|lymphom)",
+    re.IGNORECASE,
+)
 
 
 def _organ_rois(sample: Sample, word: str) -> tuple[int, ...] | None:
     """The ROIs an organ word names ("renal" -> the kidney ROIs; "heart" -> a cardiomegaly ROI), or None."""
     organ = canonical_organ(word)
-    rois = tuple(i for i, r in enumerate(sample.rois)
-                 if canonical_organ(re.sub(r"^(?:left|right)\s+", "", _bare_label(r.label), flags=re.IGNORECASE)) == organ)
+    rois = tuple(
+        i
+        for i, r in enumerate(sample.rois)
+        if canonical_organ(re.sub(r"^(?:left|right)\s+", "", _bare_label(r.label), flags=re.IGNORECASE)) == organ
+    )
     if not rois and organ == "heart":
         rois = tuple(i for i, r in enumerate(sample.rois) if "cardiomegaly" in r.label.lower())
     return rois or None
@@ -221,8 +312,9 @@ class Mentions:
         self.roles = [roi_role(r, sample) for r in sample.rois]
         self.labels = _label_pattern(tuple(r.label for r in sample.rois))
         findings = tuple(i for i, role in enumerate(self.roles) if role == "finding")
-        lesion_like = tuple(i for i, r in enumerate(sample.rois)
-                            if self.roles[i] == "region" and _LESION_LIKE_REGION.search(r.label))
+        lesion_like = tuple(
+            i for i, r in enumerate(sample.rois) if self.roles[i] == "region" and _LESION_LIKE_REGION.search(r.label)
+        )
         self.finding_rois = findings or lesion_like
         self.focus: tuple[int, ...] | None = None
 
@@ -230,8 +322,11 @@ class Mentions:
         """The ROIs a finding noun may stand for; None when none is of that kind."""
         word = normalise(noun)
         for candidate in (word, *NOUN_SYNONYMS.get(word, ())):
-            with_word = tuple(i for i, r in enumerate(self.rois)
-                              if candidate in normalise(_bare_label(r.label)).replace("-", " ").split())
+            with_word = tuple(
+                i
+                for i, r in enumerate(self.rois)
+                if candidate in normalise(_bare_label(r.label)).replace("-", " ").split()
+            )
             if with_word:
                 return with_word
         if word in _GENERIC or any(s in _GENERIC for s in NOUN_SYNONYMS.get(word, ())):
@@ -243,11 +338,14 @@ class Mentions:
     def labelled(self, noun: str) -> bool:
         """Whether some ROI's label names this noun (or a word a model uses for it)."""
         word = normalise(noun)
-        return any(candidate in normalise(_bare_label(r.label)).replace("-", " ").split()
-                   for candidate in (word, *NOUN_SYNONYMS.get(word, ())) for r in self.rois)
+        return any(
+            candidate in normalise(_bare_label(r.label)).replace("-", " ").split()
+            for candidate in (word, *NOUN_SYNONYMS.get(word, ()))
+            for r in self.rois
+        )
 
     def _by_size(self, text: str, start: int, rois: tuple[int, ...]) -> tuple[int, ...]:
-        size = _SIZE_WORD.search(text[max(0, start - 40):start])
+        size = _SIZE_WORD.search(text[max(0, start - 40) : start])
         if not size or len(rois) < 2:
             return rois
         pick = max if size.group("big") else min
@@ -259,8 +357,9 @@ class Mentions:
         if not before or len(rois) < 2:
             return rois
         side = before.group(1).lower()
-        kept = tuple(i for i in rois
-                     if patient_side(self.rois[i].position.horizontal, self.sample.patient_left_on_image) == side)
+        kept = tuple(
+            i for i in rois if patient_side(self.rois[i].position.horizontal, self.sample.patient_left_on_image) == side
+        )
         return kept or rois
 
     def find(self, text: str) -> list[Mention]:
@@ -277,26 +376,32 @@ class Mentions:
 
         if self.labels.pattern is not None:
             for m in self.labels.pattern.finditer(text):
-                rois = (self.labels.rois_by_text.get(normalise(m.group(0)))
-                        or self.labels.rois_by_text.get(normalise(m.group(0)).rstrip("s")))
+                rois = self.labels.rois_by_text.get(normalise(m.group(0))) or self.labels.rois_by_text.get(
+                    normalise(m.group(0)).rstrip("s")
+                )
                 if rois:
-                    add(m.start(), m.end(), self._by_size(text, m.start(), self._side_filtered(text, m.start(), rois)),
-                        label=True)
+                    add(
+                        m.start(),
+                        m.end(),
+                        self._by_size(text, m.start(), self._side_filtered(text, m.start(), rois)),
+                        label=True,
+                    )
         for m in ROI_WORDS.finditer(text):
             if free(m.start(), m.end()):
                 add(m.start(), m.end(), tuple(range(len(self.rois))))
         for m in _FINDING_NOUN.finditer(text):
             if free(m.start(), m.end()):
                 rois = self.noun_rois(m.group(1))
-                if rois and _DEFINITE.search(text[:m.start()]) and self.focus and set(self.focus) <= set(rois):
+                if rois and _DEFINITE.search(text[: m.start()]) and self.focus and set(self.focus) <= set(rois):
                     rois = self.focus  # "the lesion", "this mass": the one being talked about
                 elif rois:
                     rois = self._by_size(text, m.start(), rois)
                 add(m.start(), m.end(), rois)
         for m in ORGAN_WORDS.finditer(text):
             if free(m.start(), m.end()):
-                if _MODIFIES.match(text, m.end()) and any(f.start >= m.end() and _MODIFIES.fullmatch(
-                        text[m.end():f.start]) for f in found):
+                if _MODIFIES.match(text, m.end()) and any(
+                    f.start >= m.end() and _MODIFIES.fullmatch(text[m.end() : f.start]) for f in found
+                ):
                     continue  # "renal cyst", "pulmonary nodule": the organ word only says where the finding is
                 rois = _organ_rois(self.sample, m.group(0))  # None: an organ that is no ROI
                 add(m.start(), m.end(), rois and self._side_filtered(text, m.start(), rois))
@@ -311,8 +416,9 @@ class Mentions:
                 add(m.start(), m.end(), self.focus, pronoun=True)
         return sorted(found, key=lambda x: x.start)
 
-    def subject(self, text: str, start: int, end: int, mentions: list[Mention],
-                structure: bool = False) -> tuple[int, ...] | None:
+    def subject(
+        self, text: str, start: int, end: int, mentions: list[Mention], structure: bool = False
+    ) -> tuple[int, ...] | None:
         """The ROIs the statement at text[start:end] is about; () when it is about something that is no ROI.
 
         structure: the statement names an anatomical structure ("the right costophrenic angle is sharp"); with
@@ -321,7 +427,7 @@ class Mentions:
         outside = [m for m in mentions if m.end <= start or m.start >= end]
         own = [m for m in mentions if not (m.end <= start or m.start >= end) and m.rois]
         after = [m for m in outside if m.start >= end and not m.pronoun]
-        if after and not after[0].place and _ADJECTIVAL_GAP.match(text[end:after[0].start]):
+        if after and not after[0].place and _ADJECTIVAL_GAP.match(text[end : after[0].start]):
             return self._resolved(after[0])
         named = [m for m in own if not m.place]
         if named:  # "the left lung field occupies …": the statement names its own subject

@@ -67,7 +67,7 @@ class Clause:
     @property
     def negated(self) -> str:
         """The part after a negation cue ("no mass in the right kidney"): stated as absent."""
-        return self.text[len(self.asserted):]
+        return self.text[len(self.asserted) :]
 
 
 def claims_text(text: str) -> str:
@@ -98,10 +98,14 @@ def split_clauses(text: str) -> list[Clause]:
             part = part.strip(" ,")
             if not part:
                 continue
-            out.append(Clause(
-                text=part, asserted=_asserted_part(part), sentence=number,
-                hypothetical=bool(_HYPOTHETICAL.search(part)),
-            ))
+            out.append(
+                Clause(
+                    text=part,
+                    asserted=_asserted_part(part),
+                    sentence=number,
+                    hypothetical=bool(_HYPOTHETICAL.search(part)),
+                )
+            )
     return out
 
 

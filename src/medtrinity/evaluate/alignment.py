@@ -29,9 +29,29 @@ from medtrinity.records import ATTRIBUTE_NAMES, row_to_sample
 
 BOOTSTRAP = 2000
 LOWEST = 5
-_COLUMNS = ["id", "source", "split", "width", "height", "modality", "organ", "disease", "labels", "label_kinds",
-            "origin", "rois", "description", "attributes", "reference_text", "checks", "claims", "knowledge",
-            "coarse_caption", "describer", "image"]
+_COLUMNS = [
+    "id",
+    "source",
+    "split",
+    "width",
+    "height",
+    "modality",
+    "organ",
+    "disease",
+    "labels",
+    "label_kinds",
+    "origin",
+    "rois",
+    "description",
+    "attributes",
+    "reference_text",
+    "checks",
+    "claims",
+    "knowledge",
+    "coarse_caption",
+    "describer",
+    "image",
+]
 
 
 @dataclass
@@ -51,10 +71,17 @@ class RecordScore:
         return round(10 * sum(assessed) / (2 * len(assessed)), 2) if self.status == "scored" and assessed else None
 
     def row(self) -> dict[str, Any]:
-        return {"id": self.id, "source": self.source, "modality": self.modality, "split": self.split,
-                "status": self.status, **{f"{name}_score": score for name, score in zip(ATTRIBUTE_NAMES, self.scores)},
-                "total": self.total,
-                "reasons": self.reasons, "reply": self.reply}
+        return {
+            "id": self.id,
+            "source": self.source,
+            "modality": self.modality,
+            "split": self.split,
+            "status": self.status,
+            **{f"{name}_score": score for name, score in zip(ATTRIBUTE_NAMES, self.scores)},
+            "total": self.total,
+            "reasons": self.reasons,
+            "reply": self.reply,
+        }
 
 
 def bootstrap_interval(values: list[float], seed: int, resamples: int = BOOTSTRAP) -> tuple[float, float] | None:
@@ -76,13 +103,17 @@ def group_summary(records: list[RecordScore], seed: int) -> dict[str, Any]:
         values = [r.scores[k] for r in scored if r.scores[k] is not None]
         attributes[name] = {"mean": round(sum(values) / len(values), 3) if values else None, "assessed": len(values)}
     lowest = sorted(scored, key=lambda r: (r.total, r.id))[:LOWEST]
-    return {"records": len(records), "scored": len(scored),
-            "mean_total": round(sum(totals) / len(totals), 2) if totals else None,
-            "ci95": bootstrap_interval(totals, seed), "attributes": attributes,
-            "unparseable": sum(r.status == "unparseable" for r in records),
-            "skipped": sum(r.status == "skipped" for r in records),
-            "failed": sum(r.status == "failed" for r in records),
-            "lowest": [{"id": r.id, "total": r.total, "reasons": r.reasons} for r in lowest]}
+    return {
+        "records": len(records),
+        "scored": len(scored),
+        "mean_total": round(sum(totals) / len(totals), 2) if totals else None,
+        "ci95": bootstrap_interval(totals, seed),
+        "attributes": attributes,
+        "unparseable": sum(r.status == "unparseable" for r in records),
+        "skipped": sum(r.status == "skipped" for r in records),
+        "failed": sum(r.status == "failed" for r in records),
+        "lowest": [{"id": r.id, "total": r.total, "reasons": r.reasons} for r in lowest],
+    }
 
 
 @dataclass
@@ -101,44 +132,66 @@ class AlignmentSummary:
         for r in self.records:
             by_source.setdefault(r.source, []).append(r)
             by_modality.setdefault(r.modality, []).append(r)
-        return {"judge": self.judge, "build": self.build, "eligible": self.eligible, "sample": self.sample,
-                "drawn": len(self.records), "seed": self.seed, "bootstrap_resamples": BOOTSTRAP,
-                "all": group_summary(self.records, self.seed),
-                "by_source": {k: group_summary(v, self.seed) for k, v in sorted(by_source.items())},
-                "by_modality": {k: group_summary(v, self.seed) for k, v in sorted(by_modality.items())}}
+        return {
+            "judge": self.judge,
+            "build": self.build,
+            "eligible": self.eligible,
+            "sample": self.sample,
+            "drawn": len(self.records),
+            "seed": self.seed,
+            "bootstrap_resamples": BOOTSTRAP,
+            "all": group_summary(self.records, self.seed),
+            "by_source": {k: group_summary(v, self.seed) for k, v in sorted(by_source.items())},
+            "by_modality": {k: group_summary(v, self.seed) for k, v in sorted(by_modality.items())},
+        }
 
     def lines(self) -> list[str]:
         data = self.as_dict()
         head = data["all"]
         drawn = f"a random sample of {len(self.records)} (seed {self.seed})" if self.sample else "all of them"
-        lines = [(f"alignment ({self.judge} judge) of {self.build}: {self.eligible} records carry a human "
-                  f"annotation; {drawn} judged"), _row("all", head)]
+        lines = [
+            (
+                f"alignment ({self.judge} judge) of {self.build}: {self.eligible} records carry a human "
+                f"annotation; {drawn} judged"
+            ),
+            _row("all", head),
+        ]
         lines += [_row(f"source {k}", v) for k, v in data["by_source"].items()]
         lines += [_row(f"modality {k}", v) for k, v in data["by_modality"].items()]
         if head["unparseable"] or head["skipped"] or head["failed"]:
-            lines.append(f"  not scored: {head['unparseable']} unparseable replies, {head['skipped']} skipped by the "
-                         f"judge, {head['failed']} requests failed")
+            lines.append(
+                f"  not scored: {head['unparseable']} unparseable replies, {head['skipped']} skipped by the "
+                f"judge, {head['failed']} requests failed"
+            )
         if self.out:
             lines.append(f"  report: {self.out}/summary.md, per-record scores in {self.out}/scores.parquet")
         return lines
 
     def markdown(self) -> str:
         data = self.as_dict()
-        out = [f"# Alignment with human annotations ({self.judge} judge)", "",
-               (f"Build `{self.build}`: {self.eligible} records carry a human annotation; {len(self.records)} "
+        out = [
+            f"# Alignment with human annotations ({self.judge} judge)",
+            "",
+            (
+                f"Build `{self.build}`: {self.eligible} records carry a human annotation; {len(self.records)} "
                 f"judged ({'random sample, seed ' + str(self.seed) if self.sample else 'all'}). Totals are out of 10 "
                 f"over the attributes that could be assessed; 95 % intervals from {BOOTSTRAP} bootstrap resamples "
-                f"(seed {self.seed})."), "",
-               "| group | scored | mean /10 | 95 % CI | " + " | ".join(ATTRIBUTE_NAMES) + " |",
-               "|---|---|---|---|" + "---|" * len(ATTRIBUTE_NAMES)]
+                f"(seed {self.seed})."
+            ),
+            "",
+            "| group | scored | mean /10 | 95 % CI | " + " | ".join(ATTRIBUTE_NAMES) + " |",
+            "|---|---|---|---|" + "---|" * len(ATTRIBUTE_NAMES),
+        ]
         groups = [("all", data["all"])] + [(f"source {k}", v) for k, v in data["by_source"].items()]
         groups += [(f"modality {k}", v) for k, v in data["by_modality"].items()]
         for name, g in groups:
             ci = f"{g['ci95'][0]}–{g['ci95'][1]}" if g["ci95"] else "-"
-            attrs = " | ".join("-" if a["mean"] is None else f"{a['mean']:.2f} (n={a['assessed']})"
-                               for a in g["attributes"].values())
-            out.append(f"| {name} | {g['scored']} | {'-' if g['mean_total'] is None else g['mean_total']} | {ci} "
-                       f"| {attrs} |")
+            attrs = " | ".join(
+                "-" if a["mean"] is None else f"{a['mean']:.2f} (n={a['assessed']})" for a in g["attributes"].values()
+            )
+            out.append(
+                f"| {name} | {g['scored']} | {'-' if g['mean_total'] is None else g['mean_total']} | {ci} | {attrs} |"
+            )
         out += ["", "## Lowest-scoring records", ""]
         for item in data["all"]["lowest"]:
             lost = [r for r in item["reasons"] if "not assessable" not in r]
@@ -150,10 +203,19 @@ class AlignmentSummary:
         import pyarrow.parquet as pq
 
         folder.mkdir(parents=True, exist_ok=True)
-        schema = pa.schema([("id", pa.string()), ("source", pa.string()), ("modality", pa.string()),
-                            ("split", pa.string()), ("status", pa.string()),
-                            *[(f"{name}_score", pa.int8()) for name in ATTRIBUTE_NAMES], ("total", pa.float64()),
-                            ("reasons", pa.list_(pa.string())), ("reply", pa.string())])
+        schema = pa.schema(
+            [
+                ("id", pa.string()),
+                ("source", pa.string()),
+                ("modality", pa.string()),
+                ("split", pa.string()),
+                ("status", pa.string()),
+                *[(f"{name}_score", pa.int8()) for name in ATTRIBUTE_NAMES],
+                ("total", pa.float64()),
+                ("reasons", pa.list_(pa.string())),
+                ("reply", pa.string()),
+            ]
+        )
         pq.write_table(pa.Table.from_pylist([r.row() for r in self.records], schema=schema), folder / "scores.parquet")
         (folder / "summary.json").write_text(json.dumps(self.as_dict(), indent=1), encoding="utf-8")
         (folder / "summary.md").write_text(self.markdown(), encoding="utf-8")
@@ -186,13 +248,21 @@ def _drawn_rows(build: Build, ids: set[str], with_image: bool):
                 yield row if with_image else row | {"image": {"bytes": None, "path": None}}
 
 
-def run_alignment(folder: str | Path, judge: str = "rules", sample: int | None = None, seed: int = 0,
-                  out: str | Path | None = None, client_options: dict | None = None) -> AlignmentSummary:
+def run_alignment(
+    folder: str | Path,
+    judge: str = "rules",
+    sample: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    client_options: dict | None = None,
+) -> AlignmentSummary:
     build = Build(folder)
     eligible = eligible_ids(build)
     if not eligible:
-        raise UserError(f"{folder}: no record carries a human annotation (source regions, labels or reference "
-                        "text); nothing to align against")
+        raise UserError(
+            f"{folder}: no record carries a human annotation (source regions, labels or reference "
+            "text); nothing to align against"
+        )
     drawn = set(random.Random(seed).sample(eligible, min(sample, len(eligible)))) if sample else set(eligible)
     if judge == "rules":
         records = _judge_rules(_drawn_rows(build, drawn, with_image=False))

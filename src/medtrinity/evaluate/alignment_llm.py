@@ -38,8 +38,12 @@ class JudgeReply:
 def _template():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "prompts"), undefined=StrictUndefined,
-                      keep_trailing_newline=True, autoescape=False)
+    env = Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "prompts"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
     return env.get_template("alignment_judge_v1.j2")
 
 
@@ -56,11 +60,15 @@ def report_b(sample: Sample, ref: Reference) -> str:
         lines.append(f"Labels ({kind}): {', '.join(labels)}.")
     for i in ref.annotated_rois:
         roi = sample.rois[i]
-        lines.append(f"Region \"{roi.label}\": horizontal {roi.position.horizontal}, vertical "
-                     f"{roi.position.vertical}, area ratio {roi.area_ratio:.1f}% of the image.")
+        lines.append(
+            f'Region "{roi.label}": horizontal {roi.position.horizontal}, vertical '
+            f"{roi.position.vertical}, area ratio {roi.area_ratio:.1f}% of the image."
+        )
     if sample.reference_text and ref.text_kind:
-        lines.append(("Questions and answers about the image:\n" if ref.text_kind == "qa" else "Report:\n")
-                     + sample.reference_text.strip())
+        lines.append(
+            ("Questions and answers about the image:\n" if ref.text_kind == "qa" else "Report:\n")
+            + sample.reference_text.strip()
+        )
     return "\n".join(lines)
 
 
@@ -69,9 +77,16 @@ def judge_prompt(sample: Sample, ref: Reference) -> str:
 
 
 def messages(sample: Sample, ref: Reference, image_url: str) -> list[dict]:
-    return [{"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_url}},
-                                         {"type": "text", "text": judge_prompt(sample, ref)}]}]
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": image_url}},
+                {"type": "text", "text": judge_prompt(sample, ref)},
+            ],
+        },
+    ]
 
 
 def _section_reasons(reply: str, scores: list[int]) -> list[str]:
@@ -82,7 +97,7 @@ def _section_reasons(reply: str, scores: list[int]) -> list[str]:
             continue
         end = starts[k + 1][1] if k + 1 < len(starts) else len(reply)
         words = " ".join(reply[start:end].replace("*", "").split()).split()
-        text = " ".join(words[1:REASON_WORDS + 1])
+        text = " ".join(words[1 : REASON_WORDS + 1])
         reasons.append(f"{ATTRIBUTE_NAMES[number - 1]}: {text}")
     return list(dict.fromkeys(reasons))
 
@@ -94,8 +109,11 @@ def parse_reply(reply: str) -> JudgeReply:
         reasons = _section_reasons(reply, scores)
         lost = [name for name, score in zip(ATTRIBUTE_NAMES, scores) if score < 2]
         named = {r.split(":", 1)[0] for r in reasons}
-        reasons += [f"{name}: {2 - s} point(s) deducted; the judge gave no reason of its own"
-                    for name, s in zip(ATTRIBUTE_NAMES, scores) if name in lost and name not in named]
+        reasons += [
+            f"{name}: {2 - s} point(s) deducted; the judge gave no reason of its own"
+            for name, s in zip(ATTRIBUTE_NAMES, scores)
+            if name in lost and name not in named
+        ]
         return JudgeReply("scored", scores, reasons)
     if _SKIP.search(reply):
         return JudgeReply("skipped", None, ["the judge skipped the record: the reference states no abnormality"])

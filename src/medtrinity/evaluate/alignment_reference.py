@@ -30,19 +30,48 @@ from medtrinity.export.qa import label_key, negated, source_pairs
 from medtrinity.records import Sample
 
 # Finding nouns a report asserts or negates (the verifier's, without the generic "finding", "focus" …).
-_GENERIC_SKIP = {"finding", "focus", "foci", "spot", "shadow", "pathology", "anomaly", "abnormality", "growth",
-                 "density", "core", "enhancement", "collection"}
+_GENERIC_SKIP = {
+    "finding",
+    "focus",
+    "foci",
+    "spot",
+    "shadow",
+    "pathology",
+    "anomaly",
+    "abnormality",
+    "growth",
+    "density",
+    "core",
+    "enhancement",
+    "collection",
+}
 REPORT_FINDINGS = tuple(sorted(set(SPECIFIC_FINDING_NOUNS + GENERIC_FINDING_NOUNS) - _GENERIC_SKIP))
 _FINDING_WORD = re.compile(rf"(?<![\w-])(?:{alternation(plural_forms(REPORT_FINDINGS))})(?![\w-])", re.IGNORECASE)
 # Texture words: (group, value) — two values of one group contradict each other.
 TEXTURE_WORDS = (
-    ("brightness", "brighter", r"hyper(?:dense|intense|echoic|attenuat\w*|reflective)|increased\s+(?:density|signal|opacity)"),
-    ("brightness", "darker", r"hypo(?:dense|intense|echoic|attenuat\w*|reflective)|lucen(?:t|cy)|decreased\s+(?:density|signal)"),
+    (
+        "brightness",
+        "brighter",
+        r"hyper(?:dense|intense|echoic|attenuat\w*|reflective)|increased\s+(?:density|signal|opacity)",
+    ),
+    (
+        "brightness",
+        "darker",
+        r"hypo(?:dense|intense|echoic|attenuat\w*|reflective)|lucen(?:t|cy)|decreased\s+(?:density|signal)",
+    ),
     ("brightness", "similar", r"iso(?:dense|intense|echoic|attenuat\w*)"),
     ("homogeneity", "heterogeneous", r"heterogene\w*|inhomogene\w*|mottled"),
     ("homogeneity", "homogeneous", r"(?<!in)homogene\w*|uniform"),
-    ("margin", "ill-defined", r"ill[- ]defined|irregular\s+margins?|poorly\s+(?:defined|marginated)|spiculated|indistinct"),
-    ("margin", "well-defined", r"well[- ](?:defined|circumscribed|marginated)|smooth\s+margins?|sharp(?:ly)?\s+(?:defined|marginated)"),
+    (
+        "margin",
+        "ill-defined",
+        r"ill[- ]defined|irregular\s+margins?|poorly\s+(?:defined|marginated)|spiculated|indistinct",
+    ),
+    (
+        "margin",
+        "well-defined",
+        r"well[- ](?:defined|circumscribed|marginated)|smooth\s+margins?|sharp(?:ly)?\s+(?:defined|marginated)",
+    ),
 )
 RELATION_WORDS = (
     ("mass effect", r"mass\s+effect"),
@@ -71,8 +100,14 @@ class Reference:
     @property
     def human(self) -> bool:
         """Whether the record carries any human annotation beyond modality and organ."""
-        return bool(self.annotated_rois or self.findings or self.negated or self.normal or self.text_kind
-                    or len(self.structures) > 1)
+        return bool(
+            self.annotated_rois
+            or self.findings
+            or self.negated
+            or self.normal
+            or self.text_kind
+            or len(self.structures) > 1
+        )
 
 
 def _add(items: list[str], name: str) -> None:

@@ -101,13 +101,17 @@ def judge_structures(sample: Sample, reading, ref: Reference) -> AttributeScore:
     for name in ref.structures:
         organ = canonical_organ(name)
         if name == sample.organ and organ is not None:
-            named = any((c := canonical_organ(m.group(0))) and organ_fits(c, recorded, sample.modality)
-                        for m in ORGAN_WORDS.finditer(text))
+            named = any(
+                (c := canonical_organ(m.group(0))) and organ_fits(c, recorded, sample.modality)
+                for m in ORGAN_WORDS.finditer(text)
+            )
         else:
             named = _mentions(text, re.sub(r"\s*\(.*?\)", "", name)) is not None
         if not named:
             missing.append(name)
-    return _score("structures", [(1, f"does not name {', '.join(missing)}, which the source annotates")] if missing else [])
+    return _score(
+        "structures", [(1, f"does not name {', '.join(missing)}, which the source annotates")] if missing else []
+    )
 
 
 def judge_roi(sample: Sample, ref: Reference) -> AttributeScore:
@@ -116,8 +120,11 @@ def judge_roi(sample: Sample, ref: Reference) -> AttributeScore:
     own = dataclasses.replace(sample, rois=[sample.rois[i] for i in ref.annotated_rois])
     reading = read(own, claims_text(sample.description))
     stated = [s for s in reading.placements + reading.areas if s.subject != ()]
-    lost = [(1, check.detail) for check in (check_position(reading), check_side(reading), check_area(reading))
-            if check.status == "fail"]
+    lost = [
+        (1, check.detail)
+        for check in (check_position(reading), check_side(reading), check_area(reading))
+        if check.status == "fail"
+    ]
     if not stated:
         lost.append((1, "states no position or size of the regions the source annotated"))
     return _score("roi", lost)
@@ -125,7 +132,9 @@ def judge_roi(sample: Sample, ref: Reference) -> AttributeScore:
 
 def judge_texture(sample: Sample, ref: Reference) -> AttributeScore:
     if not (ref.findings or ref.negated or ref.normal or ref.texture):
-        return AttributeScore("texture", None, ["texture: not assessable: the annotation states no finding, negation or texture"])
+        return AttributeScore(
+            "texture", None, ["texture: not assessable: the annotation states no finding, negation or texture"]
+        )
     text, lost = sample.description, []
     for name in ref.negated:
         if _mentions(text, name, inside=ref.findings) == "asserted":
@@ -147,8 +156,11 @@ def judge_texture(sample: Sample, ref: Reference) -> AttributeScore:
 
 def judge_local_global(sample: Sample, ref: Reference) -> AttributeScore:
     if not ref.relations:
-        return AttributeScore("local_global", None, [
-            "local_global: not assessable: the reference states no relation of a lesion to its surroundings"])
+        return AttributeScore(
+            "local_global",
+            None,
+            ["local_global: not assessable: the reference states no relation of a lesion to its surroundings"],
+        )
     lost = []
     for name, asserted in ref.relations.items():
         pattern = dict(RELATION_WORDS)[name]
@@ -170,7 +182,12 @@ def judge_rules(sample: Sample) -> list[AttributeScore] | None:
     if not ref.human:
         return None
     reading = read(sample, claims_text(sample.description))
-    scores = [judge_modality(sample, reading), judge_structures(sample, reading, ref), judge_roi(sample, ref),
-              judge_texture(sample, ref), judge_local_global(sample, ref)]
+    scores = [
+        judge_modality(sample, reading),
+        judge_structures(sample, reading, ref),
+        judge_roi(sample, ref),
+        judge_texture(sample, ref),
+        judge_local_global(sample, ref),
+    ]
     assert [s.attribute for s in scores] == list(ATTRIBUTE_NAMES)
     return scores

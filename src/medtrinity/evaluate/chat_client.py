@@ -37,8 +37,10 @@ class ChatClient(OpenAICompatDescriber):
 
     def ask(self, requests: list[ChatRequest]) -> list[Reply | BaseException]:
         # nothing to shrink after a context overflow: the request is refused with the server's reason
-        jobs = [_Job(lambda shrink, r=request: (r.messages, None) if not shrink else ([], None), request.prompt_version)
-                for request in requests]
+        jobs = [
+            _Job(lambda shrink, r=request: (r.messages, None) if not shrink else ([], None), request.prompt_version)
+            for request in requests
+        ]
         if not jobs:
             return []
         # As the describer's `_answers` runs a batch on its session, without turning replies into descriptions.

@@ -87,7 +87,7 @@ class HashIndex:
         found = [], [], []
         n = len(self.values)
         for start in range(0, len(queries), QUERY_BATCH):
-            batch = queries[start:start + QUERY_BATCH]
+            batch = queries[start : start + QUERY_BATCH]
             pair_q, pair_i = [], []
             for part in range(self.parts):
                 masks = self._probes[part]

@@ -64,14 +64,19 @@ class Pair:
             out = {"id": image.id, "source": image.source, "split": image.split, "file": image.file}
             return out | ({"benchmark": image.benchmark} if image.benchmark else {})
 
-        return {"kind": self.kind, "a": side(self.a), "b": side(self.b), "phash_distance": self.phash_distance,
-                "dhash_distance": self.dhash_distance}
+        return {
+            "kind": self.kind,
+            "a": side(self.a),
+            "b": side(self.b),
+            "phash_distance": self.phash_distance,
+            "dhash_distance": self.dhash_distance,
+        }
 
 
 def image_hashes(pixels: np.ndarray) -> tuple[ImageHash, ImageHash]:
     height, width = pixels.shape[:2]
     dy, dx = round(height * CROP_FRACTION / 2), round(width * CROP_FRACTION / 2)
-    inner = pixels[dy:height - dy, dx:width - dx] if height - 2 * dy >= 8 and width - 2 * dx >= 8 else pixels
+    inner = pixels[dy : height - dy, dx : width - dx] if height - 2 * dy >= 8 and width - 2 * dx >= 8 else pixels
     return hash_pixels(pixels), hash_pixels(np.ascontiguousarray(inner))
 
 
@@ -93,8 +98,11 @@ def build_images(folder: str | Path, only_test: bool = False, benchmark: str | N
             if only_test and split != "test":
                 continue
             pixels = decode_image_bytes(row["image"]["bytes"])
-            images.append(Image(row["id"], row["source"], split, (row["origin"] or {}).get("file"),
-                                image_hashes(pixels), benchmark))
+            images.append(
+                Image(
+                    row["id"], row["source"], split, (row["origin"] or {}).get("file"), image_hashes(pixels), benchmark
+                )
+            )
     return images
 
 
@@ -131,8 +139,7 @@ def recipe_images(spec: str) -> tuple[list[Image], int]:
         except (StageError, OSError, ValueError):
             unreadable += 1
             continue
-        images.append(Image(f"{recipe.name}:{item.file}", recipe.name, "test", item.file, image_hashes(pixels),
-                            spec))
+        images.append(Image(f"{recipe.name}:{item.file}", recipe.name, "test", item.file, image_hashes(pixels), spec))
     return images, unreadable
 
 
@@ -187,8 +194,10 @@ def pairs_within(images: list[Image], max_distance: int) -> list[Pair]:
 def pairs_against(build: list[Image], benchmark: list[Image], max_distance: int) -> list[Pair]:
     if not build or not benchmark:
         return []
-    return [Pair("benchmark", build[j], benchmark[i], dp, dd)
-            for i, j, dp, dd in _Index(build, max_distance).pairs(benchmark)]
+    return [
+        Pair("benchmark", build[j], benchmark[i], dp, dd)
+        for i, j, dp, dd in _Index(build, max_distance).pairs(benchmark)
+    ]
 
 
 def training_side(pair: Pair) -> Image:
@@ -224,20 +233,32 @@ class LeakageReport:
             for image in (pair.a, pair.b):
                 if image.benchmark is None:
                     seen[pair.kind].add((image.id, f"{image.source}/{image.split}"))
-        return {kind: dict(sorted(Counter(where for _, where in members).items())) for kind, members in
-                sorted(seen.items())}
+        return {
+            kind: dict(sorted(Counter(where for _, where in members).items())) for kind, members in sorted(seen.items())
+        }
 
     def as_dict(self) -> dict[str, Any]:
-        return {"build": self.build, "max_distance": self.max_distance, "images": self.images,
-                "benchmarks": self.benchmarks, "unreadable": self.unreadable,
-                "pairs": [p.as_dict() for p in self.pairs], "counts": self.counts(), "patients": self.patients,
-                "ids": self.ids}
+        return {
+            "build": self.build,
+            "max_distance": self.max_distance,
+            "images": self.images,
+            "benchmarks": self.benchmarks,
+            "unreadable": self.unreadable,
+            "pairs": [p.as_dict() for p in self.pairs],
+            "counts": self.counts(),
+            "patients": self.patients,
+            "ids": self.ids,
+        }
 
     def lines(self) -> list[str]:
         kinds = Counter(p.kind for p in self.pairs)
-        lines = [f"leakage of {self.build}: {self.images} images hashed, pairs within {self.max_distance} bits",
-                 (f"  benchmark pairs: {kinds['benchmark']}  split pairs: {kinds['split']}  "
-                  f"cross-source pairs: {kinds['source']}")]
+        lines = [
+            f"leakage of {self.build}: {self.images} images hashed, pairs within {self.max_distance} bits",
+            (
+                f"  benchmark pairs: {kinds['benchmark']}  split pairs: {kinds['split']}  "
+                f"cross-source pairs: {kinds['source']}"
+            ),
+        ]
         for spec, n in self.benchmarks.items():
             skipped = self.unreadable.get(spec, 0)
             lines.append(f"  against {spec}: {n} test images" + (f" ({skipped} unreadable)" if skipped else ""))
@@ -249,18 +270,27 @@ class LeakageReport:
         return lines
 
     def markdown(self) -> str:
-        rows = ["# Leakage report", "", *[f"- {line.strip()}" for line in self.lines()[1:]], "",
-                "| kind | build record | source/split | other | source/split | pHash | dHash |",
-                "|---|---|---|---|---|---|---|"]
+        rows = [
+            "# Leakage report",
+            "",
+            *[f"- {line.strip()}" for line in self.lines()[1:]],
+            "",
+            "| kind | build record | source/split | other | source/split | pHash | dHash |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for p in self.pairs:
             other = p.b.benchmark and f"{p.b.file} ({p.b.benchmark})" or p.b.id
-            rows.append(f"| {p.kind} | {p.a.id} | {p.a.source}/{p.a.split} | {other} | {p.b.source}/{p.b.split} "
-                        f"| {p.phash_distance} | {p.dhash_distance} |")
+            rows.append(
+                f"| {p.kind} | {p.a.id} | {p.a.source}/{p.a.split} | {other} | {p.b.source}/{p.b.split} "
+                f"| {p.phash_distance} | {p.dhash_distance} |"
+            )
         for kind, counts in self.counts().items():
             rows += ["", f"## Records in {kind} pairs", "", *[f"- {where}: {n}" for where, n in counts.items()]]
         if self.patients:
             rows += ["", "## Patients in more than one split (salted hash)", ""]
-            rows += [f"- {p['patient']}: {', '.join(f'{s} {n}' for s, n in p['splits'].items())}" for p in self.patients]
+            rows += [
+                f"- {p['patient']}: {', '.join(f'{s} {n}' for s, n in p['splits'].items())}" for p in self.patients
+            ]
         return "\n".join(rows) + "\n"
 
     def write(self, folder: Path) -> None:
@@ -284,12 +314,20 @@ def patients_across_splits(folder: str | Path) -> list[dict[str, Any]]:
             if key is not None:
                 splits[key][split_of(row["split"])] += 1
                 records[key].append(row["id"])
-    return [{"patient": key, "splits": dict(sorted(counts.items())), "records": sorted(records[key])}
-            for key, counts in sorted(splits.items()) if len(counts) > 1]
+    return [
+        {"patient": key, "splits": dict(sorted(counts.items())), "records": sorted(records[key])}
+        for key, counts in sorted(splits.items())
+        if len(counts) > 1
+    ]
 
 
-def run_leakage(folder: str | Path, against: list[str], max_distance: int = DEFAULT_MAX_DISTANCE,
-                out: str | Path | None = None, show_progress: bool = False) -> LeakageReport:
+def run_leakage(
+    folder: str | Path,
+    against: list[str],
+    max_distance: int = DEFAULT_MAX_DISTANCE,
+    out: str | Path | None = None,
+    show_progress: bool = False,
+) -> LeakageReport:
     folder = Path(folder)
     benchmarks = {}
     for spec in against:  # every --against is read before anything is written: a wrong path fails first
@@ -298,8 +336,14 @@ def run_leakage(folder: str | Path, against: list[str], max_distance: int = DEFA
     pairs = pairs_within(images, max_distance)
     for spec, (bench, _) in benchmarks.items():
         pairs += pairs_against(images, bench, max_distance)
-    report = LeakageReport(str(folder), max_distance, len(images), {s: len(b) for s, (b, _) in benchmarks.items()},
-                           {s: n for s, (_, n) in benchmarks.items() if n}, pairs, patients_across_splits(folder))
+    report = LeakageReport(
+        str(folder),
+        max_distance,
+        len(images),
+        {s: len(b) for s, (b, _) in benchmarks.items()},
+        {s: n for s, (_, n) in benchmarks.items() if n},
+        pairs,
+        patients_across_splits(folder),
+    )
     report.write(Path(out) if out else folder / "eval" / "leakage")
     return report
-

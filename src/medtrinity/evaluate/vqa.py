@@ -56,8 +56,13 @@ class VqaResult:
     groups: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"protocol": self.protocol, **aggregate(self.items), "unpaired_gt": self.unpaired_gt,
-                "unpaired_pred": self.unpaired_pred, "by": self.groups}
+        return {
+            "protocol": self.protocol,
+            **aggregate(self.items),
+            "unpaired_gt": self.unpaired_gt,
+            "unpaired_pred": self.unpaired_pred,
+            "by": self.groups,
+        }
 
 
 def _mean(values: list[float]) -> float | None:
@@ -76,13 +81,20 @@ def aggregate(items: list[ItemScore]) -> dict[str, Any]:
     open_recall = _mean([i.recall for i in opens])
     closed_accuracy = _mean(counted) if counted else (0.0 if closed else None)  # its "else 0.0"
     both = [v for v in (open_recall, closed_accuracy) if v is not None]
-    out = {"open_recall": _rounded(open_recall), "closed_accuracy": _rounded(closed_accuracy),
-           "overall": _rounded(sum(both) / len(both)) if both else None,
-           "n_open": len(opens), "n_closed": len(closed), "closed_counted": len(counted)}
+    out = {
+        "open_recall": _rounded(open_recall),
+        "closed_accuracy": _rounded(closed_accuracy),
+        "overall": _rounded(sum(both) / len(both)) if both else None,
+        "n_open": len(opens),
+        "n_closed": len(closed),
+        "closed_counted": len(counted),
+    }
     if any(i.f1 is not None for i in opens):
-        out |= {"open_precision": _rounded(_mean([i.precision for i in opens])),
-                "open_f1": _rounded(_mean([i.f1 for i in opens])),
-                "open_exact_match": _rounded(_mean([i.exact_match for i in opens]))}
+        out |= {
+            "open_precision": _rounded(_mean([i.precision for i in opens])),
+            "open_f1": _rounded(_mean([i.f1 for i in opens])),
+            "open_exact_match": _rounded(_mean([i.exact_match for i in opens])),
+        }
     return out
 
 
@@ -90,11 +102,15 @@ def _pairs_in_order(questions: list[Question], predictions: list[Prediction]) ->
     gt_ids, pred_ids = [q.id for q in questions], [p.question_id for p in predictions]
     if gt_ids != pred_ids:
         if len(gt_ids) != len(pred_ids):
-            raise UserError(f"llava-med pairs GT and predictions in file order, and the files differ: {len(gt_ids)} "
-                            f"questions, {len(pred_ids)} predictions (use --protocol medtrinity to pair by id)")
+            raise UserError(
+                f"llava-med pairs GT and predictions in file order, and the files differ: {len(gt_ids)} "
+                f"questions, {len(pred_ids)} predictions (use --protocol medtrinity to pair by id)"
+            )
         at = next(i for i, (a, b) in enumerate(zip(gt_ids, pred_ids)) if a != b)
-        raise UserError(f"llava-med pairs GT and predictions in file order, and they differ at item {at + 1}: GT id "
-                        f"{gt_ids[at]!r}, prediction question_id {pred_ids[at]!r} (use --protocol medtrinity to pair by id)")
+        raise UserError(
+            f"llava-med pairs GT and predictions in file order, and they differ at item {at + 1}: GT id "
+            f"{gt_ids[at]!r}, prediction question_id {pred_ids[at]!r} (use --protocol medtrinity to pair by id)"
+        )
     return list(zip(questions, predictions))
 
 
@@ -157,8 +173,10 @@ def _by_group(items: list[ItemScore]) -> dict[str, dict[str, dict[str, Any]]]:
     for item in items:
         for key, value in item.question.groups.items():
             grouped[key][value].append(item)
-    return {key: {value: aggregate(members) for value, members in sorted(values.items())}
-            for key, values in sorted(grouped.items())}
+    return {
+        key: {value: aggregate(members) for value, members in sorted(values.items())}
+        for key, values in sorted(grouped.items())
+    }
 
 
 def _cell(value: float | None) -> str:
@@ -168,20 +186,30 @@ def _cell(value: float | None) -> str:
 def report_lines(result: VqaResult, gt_format: str) -> list[str]:
     """The table a person reads."""
     main = aggregate(result.items)
-    lines = [f"VQA ({gt_format} GT, protocol {result.protocol}; numbers in percent)",
-             f"  open recall      {_cell(main['open_recall'])}  over {main['n_open']} OPEN questions",
-             (f"  closed accuracy  {_cell(main['closed_accuracy'])}  over {main['closed_counted']} of "
-              f"{main['n_closed']} CLOSED questions"),
-             f"  overall          {_cell(main['overall'])}"]
+    lines = [
+        f"VQA ({gt_format} GT, protocol {result.protocol}; numbers in percent)",
+        f"  open recall      {_cell(main['open_recall'])}  over {main['n_open']} OPEN questions",
+        (
+            f"  closed accuracy  {_cell(main['closed_accuracy'])}  over {main['closed_counted']} of "
+            f"{main['n_closed']} CLOSED questions"
+        ),
+        f"  overall          {_cell(main['overall'])}",
+    ]
     if result.protocol == "llava-med" and main["closed_counted"] < main["n_closed"]:
-        lines.append(f"  ({main['n_closed'] - main['closed_counted']} CLOSED predictions name yes/no without the "
-                     "GT answer: LLaVA-Med's scorer leaves them out of the accuracy)")
+        lines.append(
+            f"  ({main['n_closed'] - main['closed_counted']} CLOSED predictions name yes/no without the "
+            "GT answer: LLaVA-Med's scorer leaves them out of the accuracy)"
+        )
     if result.unpaired_gt or result.unpaired_pred:
-        lines.append(f"  unpaired: {result.unpaired_gt} questions without a prediction, {result.unpaired_pred} "
-                     "predictions of no question")
+        lines.append(
+            f"  unpaired: {result.unpaired_gt} questions without a prediction, {result.unpaired_pred} "
+            "predictions of no question"
+        )
     for key, values in result.groups.items():
         lines.append(f"  by {key}:")
         for value, stats in values.items():
-            lines.append(f"    {value:<20} open {_cell(stats['open_recall']):>6} (n={stats['n_open']})  closed "
-                         f"{_cell(stats['closed_accuracy']):>6} (n={stats['closed_counted']}/{stats['n_closed']})")
+            lines.append(
+                f"    {value:<20} open {_cell(stats['open_recall']):>6} (n={stats['n_open']})  closed "
+                f"{_cell(stats['closed_accuracy']):>6} (n={stats['closed_counted']}/{stats['n_closed']})"
+            )
     return lines

@@ -74,8 +74,10 @@ def load_gt(spec: str, images: str | Path | None = None) -> tuple[str, list[Ques
         return "vqa-rad", vqa_rad_questions(path.parent, data)
     if "q_lang" in first or "img_name" in first:
         return "slake", slake_questions(path.parent, data)
-    raise UserError(f"{path}: not a LLaVA-Med, SLAKE or VQA-RAD test file (its entries have none of "
-                    "'conversations', 'img_name', 'phrase_type')")
+    raise UserError(
+        f"{path}: not a LLaVA-Med, SLAKE or VQA-RAD test file (its entries have none of "
+        "'conversations', 'img_name', 'phrase_type')"
+    )
 
 
 def llava_med_questions(data: list[dict], path: Path, image_root: Path) -> list[Question]:
@@ -87,8 +89,16 @@ def llava_med_questions(data: list[dict], path: Path, image_root: Path) -> list[
         question = str(turns[0].get("value", "")).replace(IMAGE_PREFIX, "").strip()
         image = entry.get("image")
         groups = {key: str(entry[key]) for key in ("content_type", "modality", "question_type") if entry.get(key)}
-        questions.append(Question(entry["id"], question, str(turns[1].get("value", "")), entry.get("answer_type"),
-                                  str(image_root / image) if image else None, groups))
+        questions.append(
+            Question(
+                entry["id"],
+                question,
+                str(turns[1].get("value", "")),
+                entry.get("answer_type"),
+                str(image_root / image) if image else None,
+                groups,
+            )
+        )
     return questions
 
 
@@ -105,10 +115,16 @@ def slake_questions(root: Path, data: list[dict] | None = None) -> list[Question
             continue
         modality = MODALITY_NAMES.get(str(entry.get("modality", "")).strip().lower(), entry.get("modality"))
         groups = {"content_type": str(entry.get("content_type") or ""), "modality": str(modality or "")}
-        questions.append(Question(
-            entry.get("qid"), str(entry.get("question", "")), str(entry.get("answer", "")),
-            _answer_type(entry.get("answer_type")), str(root / "imgs" / entry["img_name"]) if entry.get("img_name") else None,
-            {k: v for k, v in groups.items() if v}))
+        questions.append(
+            Question(
+                entry.get("qid"),
+                str(entry.get("question", "")),
+                str(entry.get("answer", "")),
+                _answer_type(entry.get("answer_type")),
+                str(root / "imgs" / entry["img_name"]) if entry.get("img_name") else None,
+                {k: v for k, v in groups.items() if v},
+            )
+        )
     return questions
 
 
@@ -124,13 +140,21 @@ def vqa_rad_questions(root: Path, data: list[dict] | None = None) -> list[Questi
         if not str(entry.get("phrase_type", "")).startswith("test"):
             continue
         organ = str(entry.get("image_organ", "")).strip().upper()
-        groups = {"content_type": str(entry.get("question_type") or "").strip(),
-                  "organ": ORGAN_NAMES.get(organ, organ.lower())}
+        groups = {
+            "content_type": str(entry.get("question_type") or "").strip(),
+            "organ": ORGAN_NAMES.get(organ, organ.lower()),
+        }
         name = entry.get("image_name")
-        questions.append(Question(
-            entry.get("qid"), str(entry.get("question", "")), str(entry.get("answer", "")),
-            _answer_type(entry.get("answer_type")), str(root / IMAGE_FOLDER / name) if name else None,
-            {k: v for k, v in groups.items() if v}))
+        questions.append(
+            Question(
+                entry.get("qid"),
+                str(entry.get("question", "")),
+                str(entry.get("answer", "")),
+                _answer_type(entry.get("answer_type")),
+                str(root / IMAGE_FOLDER / name) if name else None,
+                {k: v for k, v in groups.items() if v},
+            )
+        )
     return questions
 
 
@@ -153,7 +177,9 @@ def load_predictions(path: str | Path) -> list[Prediction]:
         try:
             entry = json.loads(line)
         except ValueError:
-            raise UserError(f"--pred {path} line {number}: not JSON (expected {{\"question_id\": …, \"text\": …}})") from None
+            raise UserError(
+                f'--pred {path} line {number}: not JSON (expected {{"question_id": …, "text": …}})'
+            ) from None
         if not isinstance(entry, dict) or "question_id" not in entry or not isinstance(entry.get("text"), str):
             raise UserError(f"--pred {path} line {number}: needs question_id and text")
         predictions.append(Prediction(entry["question_id"], entry["text"]))

@@ -16,17 +16,121 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-NUMBER_WORDS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
-                "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+NUMBER_WORDS = {
+    "none": "0",
+    "zero": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+}
 ARTICLES = frozenset({"a", "an", "the"})
-PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?",
-               "!")
+PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
 _DIGIT_COMMA_DIGIT = re.compile(r"(\d)(,)(\d)")
 _PERIOD = re.compile(r"\.(?!\d)")  # its pattern's "(?!<=\d)" is a look-ahead that always holds at a "."
 _PERIOD_LIMIT = 32  # re.UNICODE, passed as the count
 # The contractions its table restores. A key is the form with one apostrophe left out (every one, in turn, of a
 # form with several); the table's capitalised keys ("Im", "Ive") never match lower-cased words and are left out.
-_CONTRACTED = ["ain't", "aren't", "can't", "could've", "couldn't", "didn't", "doesn't", "don't", "hadn't", "hasn't", "haven't", "he'd", "he's", "how'd", "how'll", "how's", "isn't", "it'd", "it'll", "ma'am", "mightn't", "might've", "mustn't", "must've", "needn't", "not've", "o'clock", "oughtn't", "shan't", "should've", "shouldn't", "somebody'll", "somebody's", "someone'd", "someone'll", "someone's", "something'd", "something'll", "that's", "there'd", "there're", "there's", "they'd", "they'll", "they're", "they've", "'twas", "wasn't", "we've", "weren't", "what'll", "what're", "what's", "what've", "when's", "where'd", "where's", "where've", "who'd", "who'll", "who's", "who've", "why'll", "why're", "why's", "won't", "would've", "wouldn't", "y'all", "you'd", "you'll", "you're", "you've", "couldn't've", "hadn't've", "he'd've", "it'd've", "mightn't've", "shouldn't've", "she'd've", "somebody'd've", "someone'd've", "something'd've", "there'd've", "they'd've", "we'd've", "who'd've", "wouldn't've", "y'all'll", "y'all'd've", "you'd've", "'ow's'at"]
+_CONTRACTED = [
+    "ain't",
+    "aren't",
+    "can't",
+    "could've",
+    "couldn't",
+    "didn't",
+    "doesn't",
+    "don't",
+    "hadn't",
+    "hasn't",
+    "haven't",
+    "he'd",
+    "he's",
+    "how'd",
+    "how'll",
+    "how's",
+    "isn't",
+    "it'd",
+    "it'll",
+    "ma'am",
+    "mightn't",
+    "might've",
+    "mustn't",
+    "must've",
+    "needn't",
+    "not've",
+    "o'clock",
+    "oughtn't",
+    "shan't",
+    "should've",
+    "shouldn't",
+    "somebody'll",
+    "somebody's",
+    "someone'd",
+    "someone'll",
+    "someone's",
+    "something'd",
+    "something'll",
+    "that's",
+    "there'd",
+    "there're",
+    "there's",
+    "they'd",
+    "they'll",
+    "they're",
+    "they've",
+    "'twas",
+    "wasn't",
+    "we've",
+    "weren't",
+    "what'll",
+    "what're",
+    "what's",
+    "what've",
+    "when's",
+    "where'd",
+    "where's",
+    "where've",
+    "who'd",
+    "who'll",
+    "who's",
+    "who've",
+    "why'll",
+    "why're",
+    "why's",
+    "won't",
+    "would've",
+    "wouldn't",
+    "y'all",
+    "you'd",
+    "you'll",
+    "you're",
+    "you've",
+    "couldn't've",
+    "hadn't've",
+    "he'd've",
+    "it'd've",
+    "mightn't've",
+    "shouldn't've",
+    "she'd've",
+    "somebody'd've",
+    "someone'd've",
+    "something'd've",
+    "there'd've",
+    "they'd've",
+    "we'd've",
+    "who'd've",
+    "wouldn't've",
+    "y'all'll",
+    "y'all'd've",
+    "you'd've",
+    "'ow's'at",
+]
 
 
 def _contractions() -> dict[str, str]:
@@ -34,7 +138,7 @@ def _contractions() -> dict[str, str]:
     for form in _CONTRACTED:
         for i, char in enumerate(form):
             if char == "'":
-                table[form[:i] + form[i + 1:]] = form
+                table[form[:i] + form[i + 1 :]] = form
     # its three entries that break the rule: two map a word to itself, one removes the apostrophe
     table.update({"let's": "let's", "she's": "she's", "somebody'd": "somebodyd"})
     return table

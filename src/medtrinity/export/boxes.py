@@ -17,6 +17,7 @@ def box_text(bbox: list[int], width: int, height: int, box_format: str) -> str:
     if box_format == "norm":
         return f"[{x0 / width:.3f}, {y0 / height:.3f}, {x1 / width:.3f}, {y1 / height:.3f}]"
     if box_format == "qwen":
+
         def q(value: int, size: int) -> int:
             return min(1000, max(0, round(value / size * 1000)))
 

@@ -79,11 +79,17 @@ class Writer:
         self.spool.mkdir()
         self.include_expert = options.include_expert
         self.category_ids = {key: i + 1 for i, key in enumerate(catalog.categories)}
-        self.categories = [{"id": i + 1, "name": label, "supercategory": modality}
-                           for i, (label, modality) in enumerate(catalog.categories)]
+        self.categories = [
+            {"id": i + 1, "name": label, "supercategory": modality}
+            for i, (label, modality) in enumerate(catalog.categories)
+        ]
         created = build.manifest.get("created", "")
-        self.info = {"description": f"medtrinity export of {build.folder.name}", "version": build.manifest.get(
-            "medtrinity", ""), "date_created": created, "year": int(created[:4]) if created[:4].isdigit() else 0}
+        self.info = {
+            "description": f"medtrinity export of {build.folder.name}",
+            "version": build.manifest.get("medtrinity", ""),
+            "date_created": created,
+            "year": int(created[:4]) if created[:4].isdigit() else 0,
+        }
         self.splits: dict[str, _Split] = {}
 
     def add(self, row: dict[str, Any]) -> None:
@@ -97,18 +103,32 @@ class Writer:
         file_name = f"{row['id']}.{image_extension(data)}"
         (self.folder / "images" / file_name).write_bytes(data)
         image_id = target.image_count + 1
-        target.add_image({"id": image_id, "file_name": file_name, "width": row["width"], "height": row["height"],
-                          "record_id": row["id"], "source": row["source"], "modality": row["modality"]})
+        target.add_image(
+            {
+                "id": image_id,
+                "file_name": file_name,
+                "width": row["width"],
+                "height": row["height"],
+                "record_id": row["id"],
+                "source": row["source"],
+                "modality": row["modality"],
+            }
+        )
         for roi in row["rois"]:
             if roi["source"] != "annotation" and not self.include_expert:
                 continue
             x0, y0, x1, y1 = roi["bbox"]
             rle = roi_rle(roi, row["height"], row["width"])
             annotation = {
-                "id": target.annotation_count + 1, "image_id": image_id,
+                "id": target.annotation_count + 1,
+                "image_id": image_id,
                 "category_id": self.category_ids[(roi["label"], row["modality"])],
-                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": rle_area(rle), "segmentation": rle, "iscrowd": 0,
-                "roi_source": roi["source"], "kind": roi["kind"],
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "area": rle_area(rle),
+                "segmentation": rle,
+                "iscrowd": 0,
+                "roi_source": roi["source"],
+                "kind": roi["kind"],
             }
             if roi["source"] != "annotation":
                 annotation["score"] = roi["score"]
@@ -120,5 +140,7 @@ class Writer:
             target.finish(self.folder / f"{split}.json", head, self.categories)
         shutil.rmtree(self.spool)
         annotations = {split: s.annotation_count for split, s in sorted(self.splits.items())}
-        return ({split: s.image_count for split, s in self.splits.items()},
-                {"annotations": annotations, "categories": len(self.categories)})
+        return (
+            {split: s.image_count for split, s in self.splits.items()},
+            {"annotations": annotations, "categories": len(self.categories)},
+        )

@@ -79,8 +79,12 @@ def card(splits: dict[str, int], licenses: dict[str, str], sources: dict[str, in
         "pretty_name": name,
         "tags": ["medical", "medtrinity"],
         "task_categories": ["image-to-text", "visual-question-answering", "image-segmentation"],
-        "configs": [{"config_name": "default", "data_files": [
-            {"split": split, "path": f"data/{split}-*.parquet"} for split in order]}],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": split, "path": f"data/{split}-*.parquet"} for split in order],
+            }
+        ],
         "dataset_info": {
             "features": features._to_yaml_list(),
             "splits": [{"name": split, "num_examples": splits[split]} for split in order],
@@ -91,8 +95,8 @@ def card(splits: dict[str, int], licenses: dict[str, str], sources: dict[str, in
         f"# {name}\n\nMultigranular {{image, ROIs, description}} records made by medtrinity (the MedTrinity-25M "
         "method). Each row holds the image, its regions of interest (`rois`: boxes [x0, y0, x1, y1] with x1/y1 "
         "exclusive and COCO RLE masks), the description, its five attributes, the claims it makes and the "
-        "checks it passed.\n\n```python\nfrom datasets import load_dataset\nds = load_dataset(\"PATH_OR_REPO\")\n"
-        "ds[\"train\"][0][\"image\"]  # a PIL image\n```\n\n## Sources and licenses\n\nEach source keeps its own "
+        'checks it passed.\n\n```python\nfrom datasets import load_dataset\nds = load_dataset("PATH_OR_REPO")\n'
+        'ds["train"][0]["image"]  # a PIL image\n```\n\n## Sources and licenses\n\nEach source keeps its own '
         "license; respect every one of them before redistributing (`push_to_hub` publishes the images).\n\n"
         f"| source | records | license |\n|---|---|---|\n{rows}\n"
     )

@@ -71,12 +71,17 @@ class Writer:
             return None
         for pair in pairs:
             self.answers[pair.answer if pair.answer_type == CLOSED and pair.origin == "generated" else "open"] += 1
-        return {"conversations": conversation([(p.question, p.answer) for p in pairs]),
-                "qa": [{k: v for k, v in p.as_dict().items() if k not in ("question", "answer")} for p in pairs]}
+        return {
+            "conversations": conversation([(p.question, p.answer) for p in pairs]),
+            "qa": [{k: v for k, v in p.as_dict().items() if k not in ("question", "answer")} for p in pairs],
+        }
 
     def grounded(self, sample: Sample) -> dict[str, Any] | None:
-        rois = [(i, roi) for i, roi in enumerate(sample.rois)
-                if roi.kind in GROUNDED_KINDS and (roi.source == "annotation" or self.include_expert)]
+        rois = [
+            (i, roi)
+            for i, roi in enumerate(sample.rois)
+            if roi.kind in GROUNDED_KINDS and (roi.source == "annotation" or self.include_expert)
+        ]
         if not rois:
             return None
 

@@ -40,8 +40,14 @@ def release_schema():
     import pyarrow as pa
 
     return pa.schema(
-        [("image", IMAGE_TYPE), ("id", pa.string()), ("file_name", pa.string()), ("caption", pa.string()),
-         ("source", pa.string()), ("bboxes", pa.list_(pa.list_(pa.int32())))],
+        [
+            ("image", IMAGE_TYPE),
+            ("id", pa.string()),
+            ("file_name", pa.string()),
+            ("caption", pa.string()),
+            ("source", pa.string()),
+            ("bboxes", pa.list_(pa.list_(pa.int32()))),
+        ],
         metadata={b"huggingface": json.dumps({"info": {"features": {"image": {"_type": "Image"}}}}).encode()},
     )
 
@@ -75,11 +81,18 @@ def release_row(row: dict[str, Any], from_release: bool, selection: Selection) -
         record_id, caption, source = row["id"], row["description"], row["source"]
     file_name = origin.get("file")
     stem = Path(file_name).stem if file_name else record_id
-    boxes = [list(roi["bbox"]) for roi in row["rois"] or []
-             if roi["source"].startswith("recovered:") or selection.roi_included(roi)]
+    boxes = [
+        list(roi["bbox"])
+        for roi in row["rois"] or []
+        if roi["source"].startswith("recovered:") or selection.roi_included(roi)
+    ]
     return {
         "image": {"bytes": data, "path": f"{stem}.{image_extension(data)}"},
-        "id": record_id, "file_name": file_name, "caption": caption, "source": source, "bboxes": boxes,
+        "id": record_id,
+        "file_name": file_name,
+        "caption": caption,
+        "source": source,
+        "bboxes": boxes,
     }
 
 
@@ -146,8 +159,10 @@ class Writer:
         for files in self.splits.values():
             files.close()
         written = {split: files.count for split, files in self.splits.items()}
-        details: dict[str, Any] = {"parquet_files": sum(f.files for f in self.splits.values()),
-                                   "rows_from_the_release": self.release_rows}
+        details: dict[str, Any] = {
+            "parquet_files": sum(f.files for f in self.splits.values()),
+            "rows_from_the_release": self.release_rows,
+        }
         if self.release_rows:
             details["released_captions_contradicted"] = dict(sorted(self.contradicted.items()))
         return written, details

@@ -103,8 +103,10 @@ class ClosedBalance:
 # ---------------------------------------------------------------- small words
 def label_phrase(label: str) -> str:
     """A label as it reads inside a sentence: 'Lung Opacity' -> 'lung opacity', acronyms kept ('GD-enhancing')."""
-    return " ".join(word if any(c.isupper() for c in word[1:]) or any(c.isdigit() for c in word) else word.lower()
-                    for word in label.split())
+    return " ".join(
+        word if any(c.isupper() for c in word[1:]) or any(c.isdigit() for c in word) else word.lower()
+        for word in label.split()
+    )
 
 
 def label_key(text: str) -> str:
@@ -186,9 +188,12 @@ def closed_candidates(sample: Sample, context: QAContext) -> tuple[list[QAPair],
     no = [finding_question(name, NO, (evidence,)) for name, evidence in negatives]
     if positives or normal or negatives:  # the source gives this image a disease status: absent labels mean "no"
         on_image = _names_on_image(sample)
-        pool = [label for label in context.finding_labels.get((sample.source, sample.modality), [])
-                if not any(_words_overlap(label, name) for name in on_image)
-                and not any(_words_overlap(label, name) for name, _ in negatives)]
+        pool = [
+            label
+            for label in context.finding_labels.get((sample.source, sample.modality), [])
+            if not any(_words_overlap(label, name) for name in on_image)
+            and not any(_words_overlap(label, name) for name, _ in negatives)
+        ]
         pool.sort(key=lambda label: hashlib.sha1(f"{rid}\0{label_key(label)}".encode()).digest())
         no += [finding_question(label, NO, DRAWN_NEGATIVE_FIELDS) for label in pool]
     if normal and not positives:
@@ -214,20 +219,52 @@ def roi_pairs(sample: Sample, index: int) -> list[QAPair]:
     roi, rid = sample.rois[index], sample.id
     name = label_phrase(roi.label)
     key = f"{index}"
-    pairs = [QAPair(pick("position", rid, key, label=name), position_answer(roi.position), OPEN, "position",
-                    (f"rois[{index}].position",), subject=roi.label)]
+    pairs = [
+        QAPair(
+            pick("position", rid, key, label=name),
+            position_answer(roi.position),
+            OPEN,
+            "position",
+            (f"rois[{index}].position",),
+            subject=roi.label,
+        )
+    ]
     side = patient_side(roi.position.horizontal, sample.patient_left_on_image)
     if side:
-        pairs.append(QAPair(pick("side", rid, key, label=name), side, OPEN, "position",
-                            (f"rois[{index}].position", "origin.patient_left_on_image"), subject=roi.label))
-    pairs.append(QAPair(pick("size", rid, key, label=name), size_answer(roi.area_ratio), OPEN, "size",
-                        (f"rois[{index}].area_ratio",), subject=roi.label))
+        pairs.append(
+            QAPair(
+                pick("side", rid, key, label=name),
+                side,
+                OPEN,
+                "position",
+                (f"rois[{index}].position", "origin.patient_left_on_image"),
+                subject=roi.label,
+            )
+        )
+    pairs.append(
+        QAPair(
+            pick("size", rid, key, label=name),
+            size_answer(roi.area_ratio),
+            OPEN,
+            "size",
+            (f"rois[{index}].area_ratio",),
+            subject=roi.label,
+        )
+    )
     if sample.describer.startswith("grounded"):  # texture words only where the grounded describer measured them
         for j, claim in enumerate(sample.claims):
             if claim.subject == index and claim.kind in TEXTURE_KINDS:
                 answer = brightness_term(sample.modality, claim.value) if claim.kind == "brightness" else claim.value
-                pairs.append(QAPair(pick(claim.kind, rid, key, label=name), answer, OPEN, "texture",
-                                    (f"claims[{j}]",), subject=roi.label))
+                pairs.append(
+                    QAPair(
+                        pick(claim.kind, rid, key, label=name),
+                        answer,
+                        OPEN,
+                        "texture",
+                        (f"claims[{j}]",),
+                        subject=roi.label,
+                    )
+                )
     return pairs
 
 
@@ -236,9 +273,17 @@ def quantity_pairs(sample: Sample, context: QAContext) -> list[QAPair]:
     for roi in sample.rois:
         if roi.kind in ROI_KINDS and (roi.source == "annotation" or context.include_expert):
             counts[roi.label] = counts.get(roi.label, 0) + 1
-    return [QAPair(pick("quantity", sample.id, label_key(label), label=label_phrase(label)), str(n), OPEN, "quantity",
-                   ("rois[*].label",), subject=label)
-            for label, n in list(counts.items())[:MAX_ROI_SUBJECTS]]
+    return [
+        QAPair(
+            pick("quantity", sample.id, label_key(label), label=label_phrase(label)),
+            str(n),
+            OPEN,
+            "quantity",
+            ("rois[*].label",),
+            subject=label,
+        )
+        for label, n in list(counts.items())[:MAX_ROI_SUBJECTS]
+    ]
 
 
 # ---------------------------------------------------------------- the source's own QA
@@ -259,8 +304,9 @@ def source_pairs(sample: Sample) -> list[QAPair]:
     for match in matches:
         question, answer = match["q"].strip(), match["a"].strip()
         answer_type = CLOSED if answer.lower() in ("yes", "no") else OPEN
-        pairs.append(QAPair(question, answer, answer_type, source_content_type(question), ("reference_text",),
-                            origin="source"))
+        pairs.append(
+            QAPair(question, answer, answer_type, source_content_type(question), ("reference_text",), origin="source")
+        )
     return pairs
 
 
@@ -276,8 +322,15 @@ def qa_pairs(sample: Sample, context: QAContext, balance: ClosedBalance | None =
         pairs.append(QAPair(pick("organ", rid), sample.organ, OPEN, "organ", ("organ",)))
     positives = positive_findings(sample)
     if positives:
-        pairs.append(QAPair(pick("abnormality", rid), word_list([label_phrase(n) for n, _ in positives]), OPEN,
-                            "abnormality", tuple(evidence for _, evidence in positives)))
+        pairs.append(
+            QAPair(
+                pick("abnormality", rid),
+                word_list([label_phrase(n) for n, _ in positives]),
+                OPEN,
+                "abnormality",
+                tuple(evidence for _, evidence in positives),
+            )
+        )
     yes, no = closed_candidates(sample, context)
     pairs += _order(rid, balance.choose(yes, no) if balance else yes + no)
     for index in _roi_subjects(sample, context):

@@ -105,8 +105,11 @@ def _progress(total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
 
 def _applied(export_format: str, options: ExportOptions) -> dict[str, Any]:
     """The options that shaped this export, as export.json records them (no paths: the file stays portable)."""
-    applied = {"include_failed": options.include_failed, "include_test": options.include_test,
-               "exclude": bool(options.exclude)}
+    applied = {
+        "include_failed": options.include_failed,
+        "include_test": options.include_test,
+        "exclude": bool(options.exclude),
+    }
     if export_format == "llava":
         applied |= {"kind": options.kind, "box_format": options.box_format}
     if export_format in ("llava", "coco", "medtrinity-25m"):
@@ -122,16 +125,24 @@ def writer_class(export_format: str):
     return importlib.import_module(f"medtrinity.export.{export_format.replace('-', '_')}").Writer
 
 
-def export_build(export_format: str, build_dir: str | Path, out: str | Path, options: ExportOptions | None = None,
-                 show_progress: bool = False) -> ExportSummary:
+def export_build(
+    export_format: str,
+    build_dir: str | Path,
+    out: str | Path,
+    options: ExportOptions | None = None,
+    show_progress: bool = False,
+) -> ExportSummary:
     """Export the build in `build_dir` as `export_format` into `out`; everything is checked before `out` is made."""
     options = options or ExportOptions()
     options.check()
     writer = writer_class(export_format)
     build, out = Build(build_dir), Path(out)
-    selection = Selection(include_failed=options.include_failed, include_test=options.include_test,
-                          include_expert=options.include_expert,
-                          exclude=read_exclude_file(options.exclude) if options.exclude else set())
+    selection = Selection(
+        include_failed=options.include_failed,
+        include_test=options.include_test,
+        include_expert=options.include_expert,
+        exclude=read_exclude_file(options.exclude) if options.exclude else set(),
+    )
     check_out(out, build.folder, options.overwrite)
     catalog = scan(build, selection)
     if not catalog.selected:
@@ -148,7 +159,12 @@ def export_build(export_format: str, build_dir: str | Path, out: str | Path, opt
                 advance(len(chosen))
         written, details = sink.close()
         summary = ExportSummary(
-            export_format, str(out), written, details, catalog, build.quarantined,
+            export_format,
+            str(out),
+            written,
+            details,
+            catalog,
+            build.quarantined,
             options=_applied(export_format, options),
         )
         (work / SUMMARY_FILE).write_text(json.dumps(summary.as_dict(), indent=1) + "\n", encoding="utf-8")

@@ -154,7 +154,9 @@ def scan(build: Build, selection: Selection) -> Catalog:
             for label in row["labels"] or []:
                 if kinds.get(label) == "finding":
                     pool.setdefault(label_key(label), label)
-            categories.update((roi["label"], row["modality"]) for roi in row["rois"] or [] if selection.roi_included(roi))
+            categories.update(
+                (roi["label"], row["modality"]) for roi in row["rois"] or [] if selection.roi_included(roi)
+            )
     catalog.categories = sorted(categories)
     catalog.finding_labels = {key: sorted(pool.values(), key=label_key) for key, pool in sorted(findings.items())}
     catalog.excluded_unknown = len(selection.exclude - seen_excluded)

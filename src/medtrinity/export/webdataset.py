@@ -71,11 +71,13 @@ class Writer:
         key = sample_key(row["id"])
         data = row["image"]["bytes"]
         columns = {name: value for name, value in row.items() if name != "image"}
-        self.splits[split].add([
-            (f"{key}.{image_extension(data)}", data),
-            (f"{key}.json", json.dumps(columns, ensure_ascii=False).encode()),
-            (f"{key}.txt", (row["description"] or "").encode()),
-        ])
+        self.splits[split].add(
+            [
+                (f"{key}.{image_extension(data)}", data),
+                (f"{key}.json", json.dumps(columns, ensure_ascii=False).encode()),
+                (f"{key}.txt", (row["description"] or "").encode()),
+            ]
+        )
         self.records[split] += 1
 
     def close(self) -> tuple[dict[str, int], dict[str, Any]]:

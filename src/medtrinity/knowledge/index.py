@@ -39,30 +39,61 @@ QUERY_CACHE_SIZE = 4096
 
 # `weight` scales a passage's BM25 score: a curated corpus can outrank large generic ones (HPO, ICD-10-CM)
 # whose short entries otherwise win on term density alone.
-_PASSAGE_SCHEMA = pa.schema([("id", pa.string()), ("title", pa.string()), ("text", pa.string()), ("weight", pa.float32())])
+_PASSAGE_SCHEMA = pa.schema(
+    [("id", pa.string()), ("title", pa.string()), ("text", pa.string()), ("weight", pa.float32())]
+)
 
 # bm25s's English list plus function words frequent in captions and abstracts.
-_STOPWORDS = frozenset("""
+_STOPWORDS = frozenset(
+    """
 a an and are as at be but by for if in into is it no not of on or such that the their then there these they
 this to was will with from which its has have had been also than when where while both each other more most
 can may might often usually typically within without between over under about after before during
-""".split())
+""".split()
+)
 
 # Word-start spellings: British -> American, so "haemorrhage" and "hemorrhage" meet.
 _SPELLING_PREFIXES = (
-    ("haem", "hem"), ("oedem", "edem"), ("oesophag", "esophag"), ("caec", "cec"), ("anaem", "anem"),
-    ("paediatr", "pediatr"), ("orthopaed", "orthoped"), ("ischaem", "ischem"), ("leukaem", "leukem"),
-    ("naev", "nev"), ("tumour", "tumor"), ("colour", "color"), ("fibre", "fiber"), ("centre", "center"),
-    ("oestrogen", "estrogen"), ("foetal", "fetal"),
+    ("haem", "hem"),
+    ("oedem", "edem"),
+    ("oesophag", "esophag"),
+    ("caec", "cec"),
+    ("anaem", "anem"),
+    ("paediatr", "pediatr"),
+    ("orthopaed", "orthoped"),
+    ("ischaem", "ischem"),
+    ("leukaem", "leukem"),
+    ("naev", "nev"),
+    ("tumour", "tumor"),
+    ("colour", "color"),
+    ("fibre", "fiber"),
+    ("centre", "center"),
+    ("oestrogen", "estrogen"),
+    ("foetal", "fetal"),
 )
 _ISE_SUFFIX = re.compile(r"(?<=\w{3})is(e|ed|es|ing|ation|ations)$")  # normalise/normalize
 # Latin and Greek plurals the suffix rules cannot reach.
 _IRREGULAR = {
-    "metastases": "metastasis", "diagnoses": "diagnosis", "stenoses": "stenosis", "fibroses": "fibrosis",
-    "necroses": "necrosis", "anastomoses": "anastomosis", "nevi": "nevus", "bronchi": "bronchus",
-    "emboli": "embolus", "thrombi": "thrombus", "calculi": "calculus", "foci": "focus", "nuclei": "nucleus",
-    "sulci": "sulcus", "vertebrae": "vertebra", "bullae": "bulla", "lacunae": "lacuna", "septa": "septum",
-    "carcinomata": "carcinoma", "adenomata": "adenoma",
+    "metastases": "metastasis",
+    "diagnoses": "diagnosis",
+    "stenoses": "stenosis",
+    "fibroses": "fibrosis",
+    "necroses": "necrosis",
+    "anastomoses": "anastomosis",
+    "nevi": "nevus",
+    "bronchi": "bronchus",
+    "emboli": "embolus",
+    "thrombi": "thrombus",
+    "calculi": "calculus",
+    "foci": "focus",
+    "nuclei": "nucleus",
+    "sulci": "sulcus",
+    "vertebrae": "vertebra",
+    "bullae": "bulla",
+    "lacunae": "lacuna",
+    "septa": "septum",
+    "carcinomata": "carcinoma",
+    "adenomata": "adenoma",
 }
 _XRAY = re.compile(r"\bx[\s-]?rays?\b")
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -92,7 +123,7 @@ def light_stem(token: str) -> str:
 def _unify_spelling(token: str) -> str:
     for british, american in _SPELLING_PREFIXES:
         if token.startswith(british):
-            token = american + token[len(british):]
+            token = american + token[len(british) :]
             break
     return _ISE_SUFFIX.sub(r"iz\1", token)
 
@@ -231,8 +262,12 @@ class KnowledgeIndex:
             with pa.ipc.new_file(sink, _PASSAGE_SCHEMA) as writer:
                 writer.write_table(self._passages)
         meta = {
-            "format": FORMAT, "version": FORMAT_VERSION, "analyser": ANALYSER,
-            "passages": len(self), "digest": self.digest, "bm25s": bm25s.__version__,
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "analyser": ANALYSER,
+            "passages": len(self),
+            "digest": self.digest,
+            "bm25s": bm25s.__version__,
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 

@@ -32,8 +32,19 @@ class SourceSpec(BaseModel):
 
 
 # How a run goes, not what it makes: left out of the resume identity, so a resume may change them.
-RUN_ONLY_SETTINGS = frozenset({"resume", "overwrite", "retry_transient", "workers", "engine", "ray_address", "out",
-                               "concurrency", "gpus_per_model"})
+RUN_ONLY_SETTINGS = frozenset(
+    {
+        "resume",
+        "overwrite",
+        "retry_transient",
+        "workers",
+        "engine",
+        "ray_address",
+        "out",
+        "concurrency",
+        "gpus_per_model",
+    }
+)
 DEFAULT_SHARD_SIZE = 1000
 SHARDS_PER_WORKER = 4  # with the default size, a small input still gives each worker several shards
 
@@ -88,7 +99,7 @@ class BuildConfig(BaseModel):
     api_key_env: str = "OPENAI_API_KEY"
     # requests in flight in the whole build: each of the --workers holds its share (concurrency // workers), so
     # a server shared by all of them never sees more than this
-    concurrency: int = Field(8, ge=1, le=1024)
+    concurrency: int = Field(8, ge=1, le=65_536)
     # --engine ray: GPUs each model actor (transformers describer, SAM/ONNX/Cellpose expert) holds; fractional
     # shares put several actors on one GPU. None: actors need no GPU (the model picks the device it finds).
     gpus_per_model: float | None = Field(None, gt=0, le=64)
@@ -114,8 +125,9 @@ class BuildConfig(BaseModel):
         if self.resume and self.overwrite:
             raise ValueError("give --resume (continue the build in --out) or --overwrite (replace it), not both")
         if self.retry_transient and not self.resume:
-            raise ValueError("--retry-transient retries the quarantined records of an earlier build: give it with "
-                             "--resume")
+            raise ValueError(
+                "--retry-transient retries the quarantined records of an earlier build: give it with --resume"
+            )
         if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"--base-url must start with http:// or https://, got {self.base_url!r}")
         return self
@@ -125,8 +137,10 @@ class BuildConfig(BaseModel):
         if self.describer in ("openai", "transformers") and not self.model:
             raise ValueError(f"describer {self.describer!r} needs --model")
         if self.describer == "openai" and self.concurrency < self.workers:
-            raise ValueError(f"--concurrency {self.concurrency} is the bound for the whole build, shared by the "
-                             f"workers: with --workers {self.workers} give at least {self.workers}")
+            raise ValueError(
+                f"--concurrency {self.concurrency} is the bound for the whole build, shared by the "
+                f"workers: with --workers {self.workers} give at least {self.workers}"
+            )
         return self
 
     def worker_concurrency(self) -> int:
@@ -166,8 +180,13 @@ def relative_to_config(data: dict[str, Any], folder: Path) -> dict[str, Any]:
         return expanded if os.path.isabs(expanded) else str(folder / expanded)
 
     def source(spec: Any) -> Any:
-        recipe, path = (spec.partition(":")[::2] if isinstance(spec, str) else
-                        (spec.get("recipe"), spec.get("path")) if isinstance(spec, dict) else (None, None))
+        recipe, path = (
+            spec.partition(":")[::2]
+            if isinstance(spec, str)
+            else (spec.get("recipe"), spec.get("path"))
+            if isinstance(spec, dict)
+            else (None, None)
+        )
         if not isinstance(recipe, str) or not isinstance(path, str) or not recipe or not path:
             return spec  # malformed: the validation says so
         recipe = recipe if recipe in named_recipes() else beside(recipe)
@@ -183,7 +202,8 @@ def relative_to_config(data: dict[str, Any], folder: Path) -> dict[str, Any]:
     if isinstance(data.get("experts"), dict):
         data["experts"] = {
             name: {k: beside(v) if k in ("checkpoint", "model") else v for k, v in opts.items()}
-            if isinstance(opts, dict) else opts
+            if isinstance(opts, dict)
+            else opts
             for name, opts in data["experts"].items()
         }
     return data

@@ -16,8 +16,18 @@ from medtrinity.sources.base import Layout
 
 # Settings of the model describers (see stages.describer_options) that shape their records. How hard a
 # request is retried (timeouts, attempts, backoff) or where the key comes from decides how fast, not what.
-_MODEL_SETTINGS = ("model", "base_url", "api_key_env", "overlay", "request_timeout", "max_attempts",
-                   "retry_backoff", "max_tokens", "structured_output", "max_image_side")
+_MODEL_SETTINGS = (
+    "model",
+    "base_url",
+    "api_key_env",
+    "overlay",
+    "request_timeout",
+    "max_attempts",
+    "retry_backoff",
+    "max_tokens",
+    "structured_output",
+    "max_image_side",
+)
 _SHAPING_MODEL_SETTINGS = {
     "openai": ("model", "base_url", "overlay", "max_tokens", "structured_output", "max_image_side"),
     "transformers": ("model", "overlay", "max_tokens"),
@@ -40,8 +50,10 @@ def run_identity(config: BuildConfig, layouts: list[Layout], listing: dict) -> d
         if isinstance(recipe.get("expert"), str) and recipe["expert"].strip().lower() in ("", "none"):
             recipe["expert"] = None
         recipes.append(recipe)
-    identity["sources"] = [{"recipe": layout.recipe.name, "path": os.path.abspath(spec.path)}
-                           for layout, spec in zip(layouts, config.sources, strict=True)]
+    identity["sources"] = [
+        {"recipe": layout.recipe.name, "path": os.path.abspath(spec.path)}
+        for layout, spec in zip(layouts, config.sources, strict=True)
+    ]
     kb = identity.get("kb")
     identity["kb"] = "default" if kb in (None, "default") else kb if kb == "core" else os.path.abspath(kb)
     shaping = _SHAPING_MODEL_SETTINGS.get(config.describer, ())  # other describers are built without them
@@ -93,8 +105,9 @@ def _recipe_changes(old: list[dict], new: list[dict]) -> list[str]:
     for name in (n for n in after if n in before):
         for field in sorted(set(before[name]) | set(after[name])):
             if before[name].get(field) != after[name].get(field):
-                changes.append(f"recipe {name}: {field} {_short(before[name].get(field))} -> "
-                               f"{_short(after[name].get(field))}")
+                changes.append(
+                    f"recipe {name}: {field} {_short(before[name].get(field))} -> {_short(after[name].get(field))}"
+                )
     if not changes and [r.get("name") for r in old] != [r.get("name") for r in new]:
         changes.append(f"source order {_short([r.get('name') for r in old])} -> {_short([r.get('name') for r in new])}")
     return changes

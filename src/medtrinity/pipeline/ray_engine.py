@@ -90,8 +90,9 @@ class ActorStage:
             raise err.as_instanceof_cause() from None
 
 
-def _shard_task(index: int, items: list[SourceItem], config: BuildConfig, actor=None,
-                proxied: tuple[str, ...] = ()) -> tuple[int, int]:
+def _shard_task(
+    index: int, items: list[SourceItem], config: BuildConfig, actor=None, proxied: tuple[str, ...] = ()
+) -> tuple[int, int]:
     """(items done, models this task's process loaded: 0 when the model stages run in actors)."""
     stages = None
     if actor is not None:
@@ -99,10 +100,10 @@ def _shard_task(index: int, items: list[SourceItem], config: BuildConfig, actor=
 
         # This process builds its CPU stages only: a model describer is swapped for the grounded one, whose
         # stages are then replaced by the actor's (an expert with weights loads on first use, which never comes).
-        light = config.model_copy(update={"describer": "grounded", "model": None}) if "describe" in proxied \
-            else config
-        stages = [ActorStage(stage.name, actor, index) if stage.name in proxied else stage
-                  for stage in stages_for(light)]
+        light = config.model_copy(update={"describer": "grounded", "model": None}) if "describe" in proxied else config
+        stages = [
+            ActorStage(stage.name, actor, index) if stage.name in proxied else stage for stage in stages_for(light)
+        ]
     run_shard(index, items, config, stages=stages)
     return len(items), _model_loads()
 
@@ -122,8 +123,10 @@ def probe_address(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as err:
         why = "timed out" if isinstance(err, socket.timeout) else (err.strerror or type(err).__name__).lower()
-        raise UserError(f"cannot reach the Ray cluster at {address} ({why}); start it with `ray start --head` "
-                        "or drop --ray-address to run Ray on this machine") from None
+        raise UserError(
+            f"cannot reach the Ray cluster at {address} ({why}); start it with `ray start --head` "
+            "or drop --ray-address to run Ray on this machine"
+        ) from None
 
 
 class RayEngine:
@@ -159,8 +162,13 @@ class RayEngine:
                 _connect_with_timeout(ray, {"address": address, **quiet}, address)
             else:
                 # In this thread: Ray ties the processes it starts to the life of the thread that starts them.
-                ray.init(address="local", num_cpus=self.config.workers, include_dashboard=False,
-                         _temp_dir=self.temp_dir, **quiet)
+                ray.init(
+                    address="local",
+                    num_cpus=self.config.workers,
+                    include_dashboard=False,
+                    _temp_dir=self.temp_dir,
+                    **quiet,
+                )
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -256,8 +264,10 @@ def _connect_with_timeout(ray, init: dict, address: str) -> None:
             raise UserError(f"cannot reach the Ray cluster at {address}: {str(err).splitlines()[0]}") from None
         raise err
     if "ok" not in outcome:
-        raise UserError(f"the Ray cluster at {address} did not answer within {CONNECT_TIMEOUT_S:.0f} s; "
-                        "check --ray-address (the head node's GCS port, 6379 by default)")
+        raise UserError(
+            f"the Ray cluster at {address} did not answer within {CONNECT_TIMEOUT_S:.0f} s; "
+            "check --ray-address (the head node's GCS port, 6379 by default)"
+        )
 
 
 def _start_watchdog(temp_dir: str) -> subprocess.Popen:
@@ -265,7 +275,10 @@ def _start_watchdog(temp_dir: str) -> subprocess.Popen:
     or SIGKILL alike), it kills every process of this Ray session and removes the session's temp folder."""
     return subprocess.Popen(
         [sys.executable, "-m", "medtrinity.pipeline.ray_watchdog", temp_dir],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 

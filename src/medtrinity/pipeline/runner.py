@@ -30,7 +30,9 @@ def open_sources(config: BuildConfig) -> list[Layout]:
     for spec in config.sources:
         recipe = load_recipe(spec.recipe)
         if recipe.name in names:
-            raise UserError(f"source '{recipe.name}' is given twice; give each recipe once (or copy the recipe under another name)")
+            raise UserError(
+                f"source '{recipe.name}' is given twice; give each recipe once (or copy the recipe under another name)"
+            )
         names.add(recipe.name)
         layouts.append(open_source(recipe, spec.path))
     return layouts
@@ -65,8 +67,9 @@ def iter_items(layouts: list[Layout], limit: int | None) -> Iterator[SourceItem]
             yield item
 
 
-def iter_shards(items: Iterator[SourceItem], shard_size: int, store: ShardStore, skipped,
-                retry_transient: bool = False) -> Iterator[tuple[int, list]]:
+def iter_shards(
+    items: Iterator[SourceItem], shard_size: int, store: ShardStore, skipped, retry_transient: bool = False
+) -> Iterator[tuple[int, list]]:
     """Shard k is items[k·size:(k+1)·size] of the deterministic stream; finished shards are skipped, except,
     with retry_transient, those that quarantined records for a transient reason (run_shard redoes only those)."""
     for index in itertools.count():
@@ -123,8 +126,13 @@ def run_build(config: BuildConfig, show_progress: bool = True) -> dict:
         engine.expert_uses = expert_uses  # which experts load a model (the Ray engine gives those actors)
         store.prepare(identity, resume=config.resume, overwrite=config.overwrite)
         with build_progress(total, enabled=show_progress) as advance:
-            shards = iter_shards(iter_items(layouts, config.limit), config.shard_size, store, skipped=advance,
-                                 retry_transient=config.retry_transient)
+            shards = iter_shards(
+                iter_items(layouts, config.limit),
+                config.shard_size,
+                store,
+                skipped=advance,
+                retry_transient=config.retry_transient,
+            )
             engine.run(shards, advance)
 
     counts = store.source_counts()

@@ -100,7 +100,9 @@ def failure_reason(err: BaseException) -> str:
     return str(err) if isinstance(err, StageError) else f"unexpected {type(err).__name__}: {err}"
 
 
-def process_batch(items: list[SourceItem], stages: list, errors_log: Path | None = None) -> tuple[list[dict], list[dict]]:
+def process_batch(
+    items: list[SourceItem], stages: list, errors_log: Path | None = None
+) -> tuple[list[dict], list[dict]]:
     """(rows, quarantine rows) for a batch of items, stage by stage; every item ends in exactly one of them, in
     item order. (A shard streams its items instead (stream.py), with the same outcome per item.)"""
     live = [(item, item) for item in items]
@@ -120,7 +122,10 @@ def process_batch(items: list[SourceItem], stages: list, errors_log: Path | None
 
 
 def run_shard(
-    index: int, items: list[SourceItem], config: BuildConfig, progress: Callable[[int], None] | None = None,
+    index: int,
+    items: list[SourceItem],
+    config: BuildConfig,
+    progress: Callable[[int], None] | None = None,
     stages: list | None = None,
 ) -> dict:
     """Process shard `index` and write it. `stages`: the stages to use instead of this process's own (the Ray
@@ -142,9 +147,14 @@ def with_redacted(extra: dict | None, rows: list[dict]) -> dict | None:
     return {**(extra or {}), "redacted": dict(redacted)} if redacted else extra
 
 
-def _process(index: int, items: list[SourceItem], config: BuildConfig, store: ShardStore,
-             progress: Callable[[int], None] | None,
-             stages: list | None = None) -> tuple[list[dict], list[dict], dict, dict | None]:
+def _process(
+    index: int,
+    items: list[SourceItem],
+    config: BuildConfig,
+    store: ShardStore,
+    progress: Callable[[int], None] | None,
+    stages: list | None = None,
+) -> tuple[list[dict], list[dict], dict, dict | None]:
     """(rows, quarantine rows, per-source counts, {"describer_usage": …} or None) for the items, in item order."""
     stages = stages_for(config) if stages is None else stages
     rows, quarantined = [], []
@@ -172,8 +182,14 @@ def _process(index: int, items: list[SourceItem], config: BuildConfig, store: Sh
     return rows, quarantined, dict(counts), usage
 
 
-def _retry_transient(index: int, items: list[SourceItem], config: BuildConfig, store: ShardStore,
-                     progress: Callable[[int], None] | None, stages: list | None = None) -> dict:
+def _retry_transient(
+    index: int,
+    items: list[SourceItem],
+    config: BuildConfig,
+    store: ShardStore,
+    progress: Callable[[int], None] | None,
+    stages: list | None = None,
+) -> dict:
     """A finished shard whose quarantine holds transient failures: those items go through the stages again and
     the shard is rewritten with the kept records and the new outcomes, in item order, as a first run would have
     written it. The old shard stays finished until the new one is complete; from there the marker goes first,
@@ -196,8 +212,12 @@ def _retry_transient(index: int, items: list[SourceItem], config: BuildConfig, s
         counts[bad["source"]]["quarantined"] += 1
     before = store.marker(index).get("describer_usage")
     if before and usage:  # the shard's usage: the first run's and this one's
-        usage = {"describer_usage": {k: before.get(k, 0) + usage["describer_usage"].get(k, 0)
-                                     for k in before.keys() | usage["describer_usage"].keys()}}
+        usage = {
+            "describer_usage": {
+                k: before.get(k, 0) + usage["describer_usage"].get(k, 0)
+                for k in before.keys() | usage["describer_usage"].keys()
+            }
+        }
     elif before:
         usage = {"describer_usage": before}
     store.unfinish(index)

@@ -47,19 +47,34 @@ class ReadStage:
         height, width = image.pixels.shape[:2]
         patient_left = item.patient_left_on_image or image.patient_left_on_image
         return Sample(
-            id=item.id, source=item.source, split=item.split, modality=modality,
-            organ=item.organ or image.body_part, disease=item.disease, labels=list(item.labels),
+            id=item.id,
+            source=item.source,
+            split=item.split,
+            modality=modality,
+            organ=item.organ or image.body_part,
+            disease=item.disease,
+            labels=list(item.labels),
             label_kinds=kinds_of(item.labels, item.label_kinds, item.disease),
-            reference_text=item.reference_text, width=width, height=height, pixels=image.pixels,
+            reference_text=item.reference_text,
+            width=width,
+            height=height,
+            pixels=image.pixels,
             origin=Origin(
-                file=item.file, slice=item.slice, axis=item.axis, frame=item.frame, spacing=image.spacing,
-                orientation=item.orientation or image.orientation, intensity=image.intensity,
+                file=item.file,
+                slice=item.slice,
+                axis=item.axis,
+                frame=item.frame,
+                spacing=image.spacing,
+                orientation=item.orientation or image.orientation,
+                intensity=image.intensity,
                 patient_left_on_image=patient_left,
                 # a compiled dataset's own id and source name for the image (items of its layout carry them)
-                source_id=getattr(item, "source_id", None), source_dataset=getattr(item, "source_dataset", None),
+                source_id=getattr(item, "source_id", None),
+                source_dataset=getattr(item, "source_dataset", None),
             ),
             patient_left_on_image=patient_left,
-            expert=item.expert, item=item,
+            expert=item.expert,
+            item=item,
         )
 
 
@@ -91,8 +106,10 @@ class BurnedInTextStage:
         if not lines:
             return sample
         if self.policy == "quarantine":
-            raise StageError(f"text burned into the image in {len(lines)} place{'s' if len(lines) > 1 else ''} "
-                             "(--pixel-phi quarantine)")
+            raise StageError(
+                f"text burned into the image in {len(lines)} place{'s' if len(lines) > 1 else ''} "
+                "(--pixel-phi quarantine)"
+            )
         boxes = redaction_boxes(lines, sample.width, sample.height)
         sample.pixels = redact(sample.pixels, boxes)
         sample.origin.redacted = boxes
@@ -105,8 +122,9 @@ class LocateStage:
 
     name = "locate"
 
-    def __init__(self, expert: str | dict | None = None, expert_mode: str | None = None,
-                 experts: dict[str, dict] | None = None) -> None:
+    def __init__(
+        self, expert: str | dict | None = None, expert_mode: str | None = None, experts: dict[str, dict] | None = None
+    ) -> None:
         self.expert, self.expert_mode = expert, expert_mode
         self.experts = experts or {}  # the build config's per-expert options, over the recipe's
         self._experts: dict[str, object] = {}  # one instance per expert and options: models load once
@@ -120,7 +138,9 @@ class LocateStage:
         source = [r for ann in item.annotations for r in ann.resolve(Path(item.root), item, shape)]
         choice = self.expert if self.expert is not None else sample.expert
         mode = self.expert_mode or item.expert_mode
-        found = self._run_expert(sample, choice, item.expert_options) if choice and (mode == "add" or not source) else []
+        found = (
+            self._run_expert(sample, choice, item.expert_options) if choice and (mode == "add" or not source) else []
+        )
         sample.regions = merge_expert_regions(source, found, mode)
         sample.rois = []
         for region in sample.regions:
@@ -173,7 +193,9 @@ class CaptionStage:
 
         # The source's own region labels count as what the source states (SLAKE's boxes name its lesions).
         labels = list(dict.fromkeys([*sample.labels, *(r.label for r in sample.rois if r.source == "annotation")]))
-        sample.coarse_caption = coarse_caption(sample.modality, sample.organ, sample.disease, labels, sample.label_kinds)
+        sample.coarse_caption = coarse_caption(
+            sample.modality, sample.organ, sample.disease, labels, sample.label_kinds
+        )
         return sample
 
 
@@ -202,21 +224,35 @@ def describer_options(config: BuildConfig) -> dict:
     cache_dir = str(ShardStore(config.out).cache_dir)
     if config.describer == "openai":
         return {
-            "model": config.model, "base_url": config.base_url, "api_key_env": config.api_key_env,
-            "concurrency": config.concurrency, "overlay": config.overlay,
-            "cache_dir": cache_dir, "timeout": config.request_timeout,
-            "max_attempts": config.max_attempts, "backoff": config.retry_backoff, "max_tokens": config.max_tokens,
-            "structured_output": config.structured_output, "max_image_side": config.max_image_side,
+            "model": config.model,
+            "base_url": config.base_url,
+            "api_key_env": config.api_key_env,
+            "concurrency": config.concurrency,
+            "overlay": config.overlay,
+            "cache_dir": cache_dir,
+            "timeout": config.request_timeout,
+            "max_attempts": config.max_attempts,
+            "backoff": config.retry_backoff,
+            "max_tokens": config.max_tokens,
+            "structured_output": config.structured_output,
+            "max_image_side": config.max_image_side,
         }
     if config.describer == "transformers":
-        return {"model": config.model, "overlay": config.overlay, "cache_dir": cache_dir,
-                "max_new_tokens": config.max_tokens}
+        return {
+            "model": config.model,
+            "overlay": config.overlay,
+            "cache_dir": cache_dir,
+            "max_new_tokens": config.max_tokens,
+        }
     return {}
 
 
 def _apply(sample: Sample, description: Description) -> Sample:
     sample.attributes, sample.description, sample.describer, sample.claims = (
-        description.attributes, description.text, description.describer, description.claims,
+        description.attributes,
+        description.text,
+        description.describer,
+        description.claims,
     )
     return sample
 
@@ -307,8 +343,11 @@ class VerifyStage:
             _apply(sample, answer)
             sample.checks = verify(sample)
             still = [c for c in sample.checks if not c.ok]
-            outputs[i] = (StageError("description still contradicts the record after one repair: " + _contradiction(still))
-                          if still else sample)
+            outputs[i] = (
+                StageError("description still contradicts the record after one repair: " + _contradiction(still))
+                if still
+                else sample
+            )
         return outputs
 
 
@@ -322,8 +361,13 @@ class EncodeStage:
         from medtrinity.image_codec import encode_png
 
         item: SourceItem | None = sample.item
-        if (item is not None and item.frame is None and item.path.suffix.lower() in (".jpg", ".jpeg")
-                and (sample.origin.intensity or "").endswith("as stored") and not sample.origin.redacted):
+        if (
+            item is not None
+            and item.frame is None
+            and item.path.suffix.lower() in (".jpg", ".jpeg")
+            and (sample.origin.intensity or "").endswith("as stored")
+            and not sample.origin.redacted
+        ):
             data = item.path.read_bytes()
             if image_extension(data) == "jpg":
                 sample.image_bytes = data
@@ -338,7 +382,13 @@ def build_stages(config: BuildConfig) -> list[Callable]:
     describe = DescribeStage(config.describer, describer_options(config))
     text = [BurnedInTextStage(config.pixel_phi)] if config.pixel_phi != "keep" else []
     return [
-        ReadStage(), *text, LocateStage(config.expert, config.expert_mode, config.experts), CaptionStage(),
-        RetrieveStage(config.kb, config.top_k), describe, VerifyStage(config.on_contradiction, describe.describer),
-        ReferenceAuditStage(), EncodeStage(),
+        ReadStage(),
+        *text,
+        LocateStage(config.expert, config.expert_mode, config.experts),
+        CaptionStage(),
+        RetrieveStage(config.kb, config.top_k),
+        describe,
+        VerifyStage(config.on_contradiction, describe.describer),
+        ReferenceAuditStage(),
+        EncodeStage(),
     ]

@@ -76,24 +76,33 @@ class ShardStore:
         run_file = self.progress_dir / RUN_FILE
         existing = self.holds_build()
         if not existing and self.out.is_dir():
-            foreign = sorted(p.name for p in self.out.iterdir()
-                             if p.name not in OWN_NAMES and not _TEMP_NAME.fullmatch(p.name))
+            foreign = sorted(
+                p.name for p in self.out.iterdir() if p.name not in OWN_NAMES and not _TEMP_NAME.fullmatch(p.name)
+            )
             if foreign:
-                raise UserError(f"--out {self.out} is not empty and holds no build ({_listing(foreign)}); "
-                                "give a new or empty folder")
+                raise UserError(
+                    f"--out {self.out} is not empty and holds no build ({_listing(foreign)}); "
+                    "give a new or empty folder"
+                )
         if existing and resume:
             saved = json.loads(run_file.read_text()) if run_file.exists() else None
             if saved is None:
-                raise UserError(f"{self.out} holds a build without its run record ({RUN_FILE}), so it cannot be "
-                                "resumed; pass --overwrite to start again")
+                raise UserError(
+                    f"{self.out} holds a build without its run record ({RUN_FILE}), so it cannot be "
+                    "resumed; pass --overwrite to start again"
+                )
             from medtrinity.pipeline.identity import identity_changes
 
             changes = identity_changes(saved, identity)
             if changes:
-                raise UserError(f"{self.out} was built with other settings ({'; '.join(changes)}); resume with the "
-                                "same ones, or pass --overwrite to start again")
+                raise UserError(
+                    f"{self.out} was built with other settings ({'; '.join(changes)}); resume with the "
+                    "same ones, or pass --overwrite to start again"
+                )
         elif existing and not overwrite:
-            raise UserError(f"{self.out} already holds a build: pass --resume to continue it or --overwrite to replace it")
+            raise UserError(
+                f"{self.out} already holds a build: pass --resume to continue it or --overwrite to replace it"
+            )
 
     def prepare(self, identity: dict[str, Any], resume: bool, overwrite: bool) -> None:
         """Make the folder ready, after the checks of `check`; a replaced build's files are removed first."""
@@ -121,18 +130,30 @@ class ShardStore:
         return (self.progress_dir / f"{shard_name(index)}.json").exists()
 
     def write_shard(
-        self, index: int, rows: list[dict], quarantined: list[dict], counts: dict[str, dict[str, int]],
+        self,
+        index: int,
+        rows: list[dict],
+        quarantined: list[dict],
+        counts: dict[str, dict[str, int]],
         extra: dict | None = None,
     ) -> None:
         name = shard_name(index)
-        for folder, records, schema in ((self.data_dir, rows, SCHEMA), (self.quarantine_dir, quarantined, QUARANTINE_SCHEMA)):
+        for folder, records, schema in (
+            (self.data_dir, rows, SCHEMA),
+            (self.quarantine_dir, quarantined, QUARANTINE_SCHEMA),
+        ):
             path = folder / f"{name}.parquet"
             if records:
                 _atomic_write_table(path, pa.Table.from_pylist(records, schema=schema))
             else:
                 path.unlink(missing_ok=True)  # a half-finished earlier attempt may have left one
-        marker = {"shard": index, "written": len(rows), "quarantined": len(quarantined), "sources": counts,
-                  **(extra or {})}
+        marker = {
+            "shard": index,
+            "written": len(rows),
+            "quarantined": len(quarantined),
+            "sources": counts,
+            **(extra or {}),
+        }
         _atomic_write_bytes(self.progress_dir / f"{name}.json", json.dumps(marker).encode())
 
     def unfinish(self, index: int) -> None:

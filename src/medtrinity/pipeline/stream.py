@@ -91,8 +91,13 @@ class ShardStream:
     """`for item, record, failure in ShardStream(stages, run_stage, window).run(items)`: in item order, the
     finished record, or the (stage name, error) it was quarantined with."""
 
-    def __init__(self, stages: list, run_stage: Callable[[object, list, Path | None], list], window: int,
-                 errors_log: Path | None = None) -> None:
+    def __init__(
+        self,
+        stages: list,
+        run_stage: Callable[[object, list, Path | None], list],
+        window: int,
+        errors_log: Path | None = None,
+    ) -> None:
         self.stages, self.run_stage, self.errors_log = stages, run_stage, errors_log
         self.window = max(1, window)
         self.results: queue.Queue = queue.Queue()
@@ -145,7 +150,8 @@ class ShardStream:
                 # A concurrent stage gets a record at once while it has a free thread, and the records that
                 # came meanwhile as one group when a thread frees: groups grow only while all are busy.
                 if len(self.waiting[position]) >= self.group[position] or (
-                        self._helpers(position) is self.many and self.many.idle()):
+                    self._helpers(position) is self.many and self.many.idle()
+                ):
                     self._send(position)
                 return
             self._settle(slot, self.run_stage(stage, [slot.record], self.errors_log)[0])
@@ -197,5 +203,11 @@ class ShardStream:
 
 
 def quarantine_row(item, stage_name: str, err: BaseException, reason: Callable[[BaseException], str]) -> dict:
-    return {"id": item.id, "source": item.source, "file": item.file, "stage": stage_name, "reason": reason(err),
-            "transient": isinstance(err, TransientError)}
+    return {
+        "id": item.id,
+        "source": item.source,
+        "file": item.file,
+        "stage": stage_name,
+        "reason": reason(err),
+        "transient": isinstance(err, TransientError),
+    }

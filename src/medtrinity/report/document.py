@@ -83,8 +83,10 @@ code { background: #f4f4f4; padding: 0 3px; }
 
 
 def to_html(blocks: list[Block], title: str) -> str:
-    head = (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body>")
+    head = (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body>"
+    )
     out = [head]
     for block in blocks:
         if isinstance(block, Heading):
@@ -94,14 +96,17 @@ def to_html(blocks: list[Block], title: str) -> str:
         elif isinstance(block, Table):
             head = "".join(f"<th>{html.escape(str(h))}</th>" for h in block.headers)
             body = "".join(
-                "<tr>" + "".join(f"<td{_NUMERIC if i in block.numeric else ''}>{_inline(str(v))}</td>"
-                                 for i, v in enumerate(row)) + "</tr>"
+                "<tr>"
+                + "".join(
+                    f"<td{_NUMERIC if i in block.numeric else ''}>{_inline(str(v))}</td>" for i, v in enumerate(row)
+                )
+                + "</tr>"
                 for row in block.rows
             )
             out.append(f"<table><tr>{head}</tr>{body}</table>")
         elif isinstance(block, Figure):
             data = base64.b64encode(block.path.read_bytes()).decode()
-            out.append(f"<figure><img alt=\"{html.escape(block.alt)}\" src=\"data:image/png;base64,{data}\"></figure>")
+            out.append(f'<figure><img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}"></figure>')
         elif isinstance(block, Code):
             out.append(f"<pre><code>{html.escape(block.text)}</code></pre>")
     out.append("</body></html>\n")

@@ -66,6 +66,12 @@ def source_licenses(manifest: dict | None, sources: list[str]) -> list[SourceLic
             except UserError:
                 recipe = None
         text = (recipe.license if recipe else None) or NOT_STATED
-        out.append(SourceLicense(name, (recipe.title if recipe else None) or name, text,
-                                 hub_license_id(text) if text != NOT_STATED else "other"))
+        out.append(
+            SourceLicense(
+                name,
+                (recipe.title if recipe else None) or name,
+                text,
+                hub_license_id(text) if text != NOT_STATED else "other",
+            )
+        )
     return out

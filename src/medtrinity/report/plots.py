@@ -15,8 +15,8 @@ WORD_BIN = 10  # description length histogram: words per bin
 def _top(counter: Counter) -> list[tuple[str, int]]:
     ranked = sorted(counter.items(), key=lambda kv: (-kv[1], str(kv[0])))
     if len(ranked) > MOST_SHOWN:
-        rest = ranked[MOST_SHOWN - 1:]
-        ranked = ranked[:MOST_SHOWN - 1] + [(f"other ({len(rest)})", sum(n for _, n in rest))]
+        rest = ranked[MOST_SHOWN - 1 :]
+        ranked = ranked[: MOST_SHOWN - 1] + [(f"other ({len(rest)})", sum(n for _, n in rest))]
     return ranked
 
 

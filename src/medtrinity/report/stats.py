@@ -17,8 +17,22 @@ from medtrinity.viewer.build_folder import BuildFolder
 NONE = "(none)"
 # ROI area in percent of the image: bin edges (the last bin is closed at 100).
 AREA_EDGES = (0.0, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0)
-_COLUMNS = ("source", "split", "modality", "organ", "disease", "width", "height", "rois", "description",
-            "describer", "checks", "origin", "reference_text", "knowledge")
+_COLUMNS = (
+    "source",
+    "split",
+    "modality",
+    "organ",
+    "disease",
+    "width",
+    "height",
+    "rois",
+    "description",
+    "describer",
+    "checks",
+    "origin",
+    "reference_text",
+    "knowledge",
+)
 BATCH_ROWS = 256
 
 

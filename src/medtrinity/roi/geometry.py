@@ -113,15 +113,24 @@ def bbox_of_mask(mask: np.ndarray) -> list[int]:
 
 
 def _roi_for_box(
-    bbox: list[int], pixel_count: int, width: int, height: int,
-    label: str, source: str, score: float | None, mask: dict | None,
+    bbox: list[int],
+    pixel_count: int,
+    width: int,
+    height: int,
+    label: str,
+    source: str,
+    score: float | None,
+    mask: dict | None,
 ) -> ROI:
     x0, y0, x1, y1 = bbox
     return ROI(
-        bbox=bbox, label=label, source=source,
+        bbox=bbox,
+        label=label,
+        source=source,
         position=describe_position((x0 + x1) / 2 / width, (y0 + y1) / 2 / height),
         area_ratio=area_ratio(pixel_count, width, height),
-        mask=mask, score=None if score is None else float(score),
+        mask=mask,
+        score=None if score is None else float(score),
     )
 
 
@@ -161,9 +170,7 @@ def _rois_from_mask_region(region: Region, width: int, height: int, min_componen
     if mask.ndim != 2:
         raise StageError(f"mask of {region.label!r} must be 2D, got shape {mask.shape}")
     if mask.shape != (height, width):
-        raise StageError(
-            f"mask of {region.label!r} is {mask.shape[1]}x{mask.shape[0]} but image is {width}x{height}"
-        )
+        raise StageError(f"mask of {region.label!r} is {mask.shape[1]}x{mask.shape[0]} but image is {width}x{height}")
     rois = [
         roi_from_mask(component, region.label, region.source, region.score)
         for component in _components(mask.astype(bool), min_component_pixels)
@@ -187,9 +194,7 @@ def _roi_from_box_region(region: Region, width: int, height: int) -> ROI:
     x1 = min(math.ceil(box[2]), width)
     y1 = min(math.ceil(box[3]), height)
     if x1 <= x0 or y1 <= y0:
-        raise StageError(
-            f"box {shown} of {region.label!r} has no area inside the {width}x{height} image"
-        )
+        raise StageError(f"box {shown} of {region.label!r} has no area inside the {width}x{height} image")
     return _roi_for_box(
         [x0, y0, x1, y1], (x1 - x0) * (y1 - y0), width, height, region.label, region.source, region.score, None
     )

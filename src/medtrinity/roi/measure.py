@@ -171,10 +171,18 @@ def measure_region(pixels: np.ndarray, mask: np.ndarray, ring_width: int | None 
         mean_around = std_around = contrast = edge = nan
         level = max(mean_in, HETEROGENEITY_LEVEL_FLOOR)
     return RegionStats(
-        mean_inside=mean_in, mean_around=mean_around, std_inside=std_in, std_around=std_around,
-        contrast=contrast, heterogeneity=std_core / level, edge_sharpness=edge,
-        pixels_inside=pixels_inside, pixels_around=pixels_around, has_surroundings=has_surroundings,
-        std_core=std_core, reference_level=level,
+        mean_inside=mean_in,
+        mean_around=mean_around,
+        std_inside=std_in,
+        std_around=std_around,
+        contrast=contrast,
+        heterogeneity=std_core / level,
+        edge_sharpness=edge,
+        pixels_inside=pixels_inside,
+        pixels_around=pixels_around,
+        has_surroundings=has_surroundings,
+        std_core=std_core,
+        reference_level=level,
     )
 
 
@@ -189,13 +197,13 @@ def mask_for_roi(roi: ROI, height: int, width: int) -> np.ndarray:
         return decoded
     x0, y0, x1, y1 = (int(v) for v in roi.bbox)
     filled = np.zeros((height, width), dtype=bool)
-    filled[max(y0, 0):max(min(y1, height), 0), max(x0, 0):max(min(x1, width), 0)] = True
+    filled[max(y0, 0) : max(min(y1, height), 0), max(x0, 0) : max(min(x1, width), 0)] = True
     return filled
 
 
 # ---------------------------------------------------------------- words
 def brightness_word(stats: RegionStats) -> str | None:
-    """"brighter" / "darker" than the surroundings, "similar", or None when there are no surroundings.
+    """ "brighter" / "darker" than the surroundings, "similar", or None when there are no surroundings.
 
     A difference counts only when it is both a medium effect (|contrast| >= CONTRAST_THRESHOLD) and visible
     (|mean difference| >= MIN_BRIGHTNESS_DIFFERENCE gray levels).
@@ -213,7 +221,7 @@ def brightness_from(mean_inside: float, mean_around: float, contrast: float) -> 
 
 
 def homogeneity_word(stats: RegionStats) -> str:
-    """"heterogeneous" when heterogeneity >= HETEROGENEITY_THRESHOLD, else "homogeneous"."""
+    """ "heterogeneous" when heterogeneity >= HETEROGENEITY_THRESHOLD, else "homogeneous"."""
     return homogeneity_from(stats.heterogeneity)
 
 
@@ -222,7 +230,7 @@ def homogeneity_from(heterogeneity: float) -> str:
 
 
 def margin_word(stats: RegionStats) -> str | None:
-    """"sharp" when edge_sharpness >= SHARP_MARGIN_RATIO, else "ill-defined"; None without surroundings."""
+    """ "sharp" when edge_sharpness >= SHARP_MARGIN_RATIO, else "ill-defined"; None without surroundings."""
     if not stats.has_surroundings:
         return None
     return margin_from(stats.edge_sharpness)
@@ -265,18 +273,24 @@ def read_texture(stats: RegionStats) -> TextureReading | None:
         return None
     heterogeneity = round(stats.heterogeneity, 2)
     reading = TextureReading(
-        pixels_inside=stats.pixels_inside, pixels_around=stats.pixels_around,
-        mean_inside=round(stats.mean_inside), std_core=round(stats.std_core),
-        reference_level=round(stats.reference_level), heterogeneity=heterogeneity,
+        pixels_inside=stats.pixels_inside,
+        pixels_around=stats.pixels_around,
+        mean_inside=round(stats.mean_inside),
+        std_core=round(stats.std_core),
+        reference_level=round(stats.reference_level),
+        heterogeneity=heterogeneity,
         homogeneity=homogeneity_from(heterogeneity),
     )
     if not stats.has_surroundings or stats.pixels_around < MIN_RING_PIXELS:
         return reading
     mean_around, contrast, edge = round(stats.mean_around), round(stats.contrast, 1), round(stats.edge_sharpness, 1)
     return dataclasses.replace(
-        reading, mean_around=mean_around, contrast=contrast,
+        reading,
+        mean_around=mean_around,
+        contrast=contrast,
         brightness=brightness_from(reading.mean_inside, mean_around, contrast),
-        edge_sharpness=edge, margin=margin_from(edge),
+        edge_sharpness=edge,
+        margin=margin_from(edge),
     )
 
 

@@ -106,7 +106,7 @@ def decode_relative_rle(text: str, height: int, width: int) -> np.ndarray:
         position += offset
         if position + length > total:
             raise ValueError(f"run-length encoding runs past the end of the {width}x{height} image")
-        flat[position:position + length] = True
+        flat[position : position + length] = True
         position += length
     return flat.reshape(width, height).T  # column-major: flat index = column * height + row
 

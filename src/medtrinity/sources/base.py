@@ -120,7 +120,9 @@ def layout_names() -> list[str]:
 
     from medtrinity.sources import layouts
 
-    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(layouts.__path__) if not m.name.startswith("_"))
+    return sorted(
+        m.name.replace("_", "-") for m in pkgutil.iter_modules(layouts.__path__) if not m.name.startswith("_")
+    )
 
 
 def get_layout(name: str) -> type:
@@ -147,7 +149,8 @@ def load_recipe(name_or_path: str) -> Recipe:
         if path.suffix not in (".yaml", ".yml"):
             close = difflib.get_close_matches(name_or_path, list(named), n=1)
             raise UserError(
-                f"unknown recipe '{name_or_path}'" + (f" — did you mean '{close[0]}'?" if close else "")
+                f"unknown recipe '{name_or_path}'"
+                + (f" — did you mean '{close[0]}'?" if close else "")
                 + "; run `medtrinity recipes` for the named ones, or give a recipe .yaml file"
             )
         if not path.is_file():

@@ -59,8 +59,14 @@ def read_image(
 
 
 def read_mask(
-    path: str | Path, expected_shape: tuple[int, int], threshold: int = 127, value: int | None = None,
-    name: str | None = None, frame: int | None = None, slice_index: int | None = None, axis: str | None = None,
+    path: str | Path,
+    expected_shape: tuple[int, int],
+    threshold: int = 127,
+    value: int | None = None,
+    name: str | None = None,
+    frame: int | None = None,
+    slice_index: int | None = None,
+    axis: str | None = None,
 ) -> np.ndarray:
     """A bool HxW mask from a mask image: stored value > threshold, or == value for label maps.
 
@@ -78,15 +84,30 @@ def read_mask(
         raise StageError(f"mask {name}: {e}") from e
     height, width = expected_shape
     if values.shape != (height, width):
-        raise StageError(
-            f"mask {name} is {values.shape[1]}x{values.shape[0]} but its image is {width}x{height}"
-        )
+        raise StageError(f"mask {name} is {values.shape[1]}x{values.shape[0]} but its image is {width}x{height}")
     return values == value if value is not None else values > threshold
 
 
 __all__ = [
-    "BODY_PART_ORGANS", "DICOM_MODALITY_MAP", "PERCENTILE_RULE", "VIEW_POSITIONS", "WINDOW_PRESETS", "ImageData",
-    "decode_image_bytes", "dicom_frame_count", "dicom_reading", "encode_png", "exception_name", "percentile_range",
-    "percentile_to_uint8", "quiet_pydicom", "range_to_uint8", "read_dicom_overlay", "read_image", "read_mask",
-    "resolve_window", "uid_name", "window_to_uint8",
+    "BODY_PART_ORGANS",
+    "DICOM_MODALITY_MAP",
+    "PERCENTILE_RULE",
+    "VIEW_POSITIONS",
+    "WINDOW_PRESETS",
+    "ImageData",
+    "decode_image_bytes",
+    "dicom_frame_count",
+    "dicom_reading",
+    "encode_png",
+    "exception_name",
+    "percentile_range",
+    "percentile_to_uint8",
+    "quiet_pydicom",
+    "range_to_uint8",
+    "read_dicom_overlay",
+    "read_image",
+    "read_mask",
+    "resolve_window",
+    "uid_name",
+    "window_to_uint8",
 ]

@@ -24,10 +24,10 @@ class LayoutOptions(BaseModel):
 # shows the finding: quarantined (default), or kept without a region ("unlocalised").
 EmptyMask = Literal["quarantine", "unlocalised"]
 
-O = TypeVar("O", bound=LayoutOptions)
+OptionsT = TypeVar("OptionsT", bound=LayoutOptions)
 
 
-def parse_options(model: type[O], options: dict[str, Any] | None, where: str, layout: str = "") -> O:
+def parse_options(model: type[OptionsT], options: dict[str, Any] | None, where: str, layout: str = "") -> OptionsT:
     """The recipe's `options:` validated by the layout's model, or one line naming the bad key."""
     options = options or {}
     if not model.model_fields and options:
@@ -43,8 +43,9 @@ def parse_options(model: type[O], options: dict[str, Any] | None, where: str, la
 
 def layout_options(layout: Any, recipe: Any) -> Any:
     """`parse_options` for a layout object's recipe (its class's `Options`)."""
-    return parse_options(getattr(type(layout), "Options", LayoutOptions), recipe.options, f"recipe {recipe.name}",
-                         recipe.layout)
+    return parse_options(
+        getattr(type(layout), "Options", LayoutOptions), recipe.options, f"recipe {recipe.name}", recipe.layout
+    )
 
 
 def image_named_directory(path: Path) -> bool:

@@ -135,8 +135,11 @@ def _extend_along_row(line: TextLine, shapes: list[_Glyph]) -> TextLine:
     or next to the edge of its box its contrast drops, but it is still the same line."""
     x0, y0, x1, y1 = line.box
     height = y1 - y0
-    row = [g for g in shapes if 0.5 * height <= g.height <= 1.3 * height
-           and min(g.y1, y1) - max(g.y0, y0) >= 0.6 * g.height]
+    row = [
+        g
+        for g in shapes
+        if 0.5 * height <= g.height <= 1.3 * height and min(g.y1, y1) - max(g.y0, y0) >= 0.6 * g.height
+    ]
     grown = True
     while grown:
         grown = False
@@ -191,8 +194,9 @@ def _glyphs(labels: np.ndarray, tophat: np.ndarray) -> list[_Glyph]:
     return glyphs
 
 
-def _lines(glyphs: list[_Glyph], tophat: np.ndarray, labels: np.ndarray, is_glyph: np.ndarray,
-           strong: np.ndarray) -> list[TextLine]:
+def _lines(
+    glyphs: list[_Glyph], tophat: np.ndarray, labels: np.ndarray, is_glyph: np.ndarray, strong: np.ndarray
+) -> list[TextLine]:
     if len(glyphs) < 1:
         return []
     glyphs.sort(key=lambda g: g.x0)
@@ -243,8 +247,9 @@ def _aligned(members: list[_Glyph]) -> bool:
     tall = [g for g in members if g.height >= 0.7 * heights.max()]
     tolerance = max(1.5, 0.2 * float(np.median(heights)))
     bottoms, tops = np.array([g.y1 for g in tall]), np.array([g.y0 for g in tall])
-    aligned = max(np.mean(np.abs(bottoms - np.median(bottoms)) <= tolerance),
-                  np.mean(np.abs(tops - np.median(tops)) <= tolerance))
+    aligned = max(
+        np.mean(np.abs(bottoms - np.median(bottoms)) <= tolerance), np.mean(np.abs(tops - np.median(tops)) <= tolerance)
+    )
     return aligned >= 0.5
 
 
@@ -271,14 +276,15 @@ def _as_line(members: list[_Glyph], tophat: np.ndarray, stray: np.ndarray) -> Te
     return TextLine(box=(x0, y0, x1, y1), glyphs=count, complete=complete)
 
 
-def _line_features(members: list[_Glyph], tophat: np.ndarray, stray: np.ndarray,
-                   box: tuple[int, int, int, int]) -> dict:
+def _line_features(
+    members: list[_Glyph], tophat: np.ndarray, stray: np.ndarray, box: tuple[int, int, int, int]
+) -> dict:
     """How text-like a row of glyphs is: text strokes are strong (high mean top-hat), dense in their box, and
     the bands just above and below a line are free of strokes; speckle and vessel walls fail one of these."""
     x0, y0, x1, y1 = box
     band = max(2, (y1 - y0) // 2)
     inside = tophat[y0:y1, x0:x1]
-    around = np.concatenate([stray[max(0, y0 - band):y0, x0:x1].ravel(), stray[y1:y1 + band, x0:x1].ravel()])
+    around = np.concatenate([stray[max(0, y0 - band) : y0, x0:x1].ravel(), stray[y1 : y1 + band, x0:x1].ravel()])
     areas = np.array([g.area for g in members], float)
     return {
         "contrast": float(np.average([g.contrast for g in members], weights=areas)),
@@ -299,8 +305,9 @@ def _merge_overlapping(lines: list[TextLine]) -> list[TextLine]:
                 a, b = merged[i], merged[j]
                 if _same_row(a.box, b.box):
                     glyphs = a.glyphs + b.glyphs
-                    merged[i] = TextLine(_union(a.box, b.box), glyphs,
-                                         a.complete or b.complete or glyphs >= MIN_GLYPHS_PER_LINE)
+                    merged[i] = TextLine(
+                        _union(a.box, b.box), glyphs, a.complete or b.complete or glyphs >= MIN_GLYPHS_PER_LINE
+                    )
                     del merged[j]
                     changed = True
                     break
@@ -359,8 +366,9 @@ def dicom_expects_text(path) -> bool:
     import pydicom
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True,
-                             specific_tags=["Modality", "BurnedInAnnotation"])
+        ds = pydicom.dcmread(
+            path, stop_before_pixels=True, force=True, specific_tags=["Modality", "BurnedInAnnotation"]
+        )
     except Exception:  # noqa: BLE001 - a header pydicom cannot parse: the file was read some other way
         return False
     burned = str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"

@@ -18,9 +18,20 @@ from medtrinity.sources.annotations import SourceProblem
 
 # The 14 observations of the CheXpert labeler, as CheXpert and MIMIC-CXR-JPG name their columns.
 CHEXPERT_FINDINGS = (
-    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
-    "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other",
-    "Fracture", "Support Devices",
+    "No Finding",
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
 )
 # Observations that are not a disease: never used as the record's disease.
 NOT_A_DISEASE = {"No Finding", "Support Devices"}
@@ -117,8 +128,9 @@ def qa_entries_by_image(
     for index, entry in enumerate(data if isinstance(data, list) else [data]):
         name = entry.get(key) if isinstance(entry, dict) else None
         if not isinstance(name, str) or not name.strip():
-            problems.append(problem_item(f"{table} entry {index}: no {key}", source=source, root=root,
-                                         file=f"{table}#entry{index}"))
+            problems.append(
+                problem_item(f"{table} entry {index}: no {key}", source=source, root=root, file=f"{table}#entry{index}")
+            )
             continue
         by_image.setdefault(name.strip(), []).append(entry)
     return by_image, problems

@@ -56,7 +56,9 @@ class LabelMapSlice:
         index = default_slice(image_shape, axis) if item.slice is None else item.slice  # header shape: no voxels read
         values = read_label_slice(label_path, index, axis)
         if values.shape != tuple(shape):
-            raise StageError(f"label map {self.path} slice is {values.shape[1]}x{values.shape[0]}, image {shape[1]}x{shape[0]}")
+            raise StageError(
+                f"label map {self.path} slice is {values.shape[1]}x{values.shape[0]}, image {shape[1]}x{shape[0]}"
+            )
         masks = ((name, values == value) for value, name in sorted(self.labels.items()))
         return [Region(label=name, mask=mask) for name, mask in masks if mask.any()]
 
@@ -92,8 +94,13 @@ class SliceChoice:
     def from_options(cls, options: dict, recipe_name: str) -> SliceChoice:
         per_label = options.get("per_label", 5)
         every, normal = options.get("every", 1), options.get("normal_slices", 2)
-        ok = (per_label == "all" or (isinstance(per_label, int) and per_label >= 1)) and isinstance(every, int) \
-            and every >= 1 and isinstance(normal, int) and normal >= 0
+        ok = (
+            (per_label == "all" or (isinstance(per_label, int) and per_label >= 1))
+            and isinstance(every, int)
+            and every >= 1
+            and isinstance(normal, int)
+            and normal >= 0
+        )
         if not ok:
             raise UserError(
                 f"recipe {recipe_name}: options per_label (int >= 1 or 'all'), every (int >= 1) and "
@@ -114,7 +121,9 @@ def evenly_spaced(values: list[int], n: int, interior: bool = False) -> list[int
     return [values[int(round(p))] for p in np.linspace(0, len(values) - 1, n)]  # noqa: RUF046 - numpy floats
 
 
-def choose_slices(label_data: np.ndarray, axis: str, labels: dict[int, str], choice: SliceChoice) -> dict[int, list[str]]:
+def choose_slices(
+    label_data: np.ndarray, axis: str, labels: dict[int, str], choice: SliceChoice
+) -> dict[int, list[str]]:
     """{slice index: names of the labels present} for the chosen slices ([] for a label-free one), sorted."""
     moved = np.moveaxis(label_data, AXIS_INDEX[axis], 0)
     areas = {value: (moved == value).reshape(moved.shape[0], -1).sum(axis=1) for value in labels}
@@ -136,8 +145,15 @@ def choose_slices(label_data: np.ndarray, axis: str, labels: dict[int, str], cho
 
 
 def labelled_volume_items(
-    recipe, root: Path, image: str, label_map: str, labels: dict[int, str], choice: SliceChoice,
-    axis: str = "axial", window: str | None = None, not_disease: tuple[str, ...] = (),
+    recipe,
+    root: Path,
+    image: str,
+    label_map: str,
+    labels: dict[int, str],
+    choice: SliceChoice,
+    axis: str = "axial",
+    window: str | None = None,
+    not_disease: tuple[str, ...] = (),
 ):
     """SourceItems for the chosen slices of one image volume and its label map (both relative to root).
 
@@ -152,9 +168,19 @@ def labelled_volume_items(
         diseased = any(n not in not_disease for n in names)
         case = [recipe.disease] if recipe.disease and case_has_disease and not diseased else []
         return SourceItem(
-            source=recipe.name, root=str(root), file=image, modality=recipe.modality, organ=recipe.organ,
-            disease=recipe.disease if diseased else None, labels=names + case, split=recipe.split, slice=slice_index,
-            axis=axis, window=window, annotations=[annotation], expert=recipe.expert,
+            source=recipe.name,
+            root=str(root),
+            file=image,
+            modality=recipe.modality,
+            organ=recipe.organ,
+            disease=recipe.disease if diseased else None,
+            labels=names + case,
+            split=recipe.split,
+            slice=slice_index,
+            axis=axis,
+            window=window,
+            annotations=[annotation],
+            expert=recipe.expert,
             label_kinds={name: "case" for name in case},
         )
 

@@ -60,8 +60,11 @@ class ViewerApp:
         self.folder = folder
         self.catalog = Catalog(folder)
         self.templates = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(PACKAGE / "templates"), autoescape=True,
-            trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
+            loader=jinja2.FileSystemLoader(PACKAGE / "templates"),
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            undefined=jinja2.StrictUndefined,
         )
         self.templates.globals["build_name"] = folder.root.name
         self._overlay = lru_cache(maxsize=RENDER_CACHE)(self._render_overlay)
@@ -111,14 +114,24 @@ class ViewerApp:
         filters = Filters.from_params(params)
         if rest == ["records"]:
             page = self.catalog.page(filters, page_size(params), _one(params, "after"), _one(params, "before"))
-            return _json({"matching": page.matching, "records": page.records, "next_after": page.next_after,
-                          "prev_before": page.prev_before, "filters": filters.params()})
+            return _json(
+                {
+                    "matching": page.matching,
+                    "records": page.records,
+                    "next_after": page.next_after,
+                    "prev_before": page.prev_before,
+                    "filters": filters.params(),
+                }
+            )
         if rest == ["facets"]:
             return _json(self.catalog.facets(filters))
         if rest[0] == "record" and len(rest) == 2:
             row = self._row(rest[1])
-            row["image"] = {"path": row["image"].get("path"), "url": f"/image/{row['id']}",
-                            "bytes": len(row["image"]["bytes"])}
+            row["image"] = {
+                "path": row["image"].get("path"),
+                "url": f"/image/{row['id']}",
+                "bytes": len(row["image"]["bytes"]),
+            }
             return _json(row)
         if rest == ["quarantine"]:
             return _json(self._quarantine_summary())
@@ -134,16 +147,21 @@ class ViewerApp:
         size = page_size(params)
         page = self.catalog.page(filters, size, _one(params, "after"), _one(params, "before"))
         size_param = {"size": str(size)} if "size" in params else {}
-        return self._page("gallery.html", page=page, facets=self.catalog.facets(filters), filters=filters,
-                          facet_order=[f.key for f in FACETS], size_param=size_param)
+        return self._page(
+            "gallery.html",
+            page=page,
+            facets=self.catalog.facets(filters),
+            filters=filters,
+            facet_order=[f.key for f in FACETS],
+            size_param=size_param,
+        )
 
     def record_page(self, record_id: str, params: dict[str, list[str]]) -> Response:
         filters = Filters.from_params(params)
         position = self._locate(record_id)
         row = self.catalog.record(position)
         previous, following = self.catalog.neighbours(position, filters)
-        return self._page("record.html", filters=filters, previous=previous, following=following,
-                          **record_context(row))
+        return self._page("record.html", filters=filters, previous=previous, following=following, **record_context(row))
 
     def quarantine_page(self, params: dict[str, list[str]]) -> Response:
         stage = _one(params, "stage")

@@ -26,9 +26,11 @@ from medtrinity.viewer.filters import ANY_FAILED, CONTRADICTED, FACETS, NONE, NO
 # The audit of a source's own caption (describe/reference_audit.py): contradicted when one of its checks failed,
 # NULL where the record carries no audited caption.
 _REFERENCE_CHECKS = f"list_filter(checks, lambda c: starts_with(c.name, '{REFERENCE_CHECK}'))"
-_REFERENCE_CAPTION = (f"CASE WHEN len({_REFERENCE_CHECKS}) = 0 THEN NULL "
-                      f"WHEN len(list_filter({_REFERENCE_CHECKS}, lambda c: NOT c.ok)) > 0 THEN '{CONTRADICTED}' "
-                      f"ELSE '{NOT_CONTRADICTED}' END")
+_REFERENCE_CAPTION = (
+    f"CASE WHEN len({_REFERENCE_CHECKS}) = 0 THEN NULL "
+    f"WHEN len(list_filter({_REFERENCE_CHECKS}, lambda c: NOT c.ok)) > 0 THEN '{CONTRADICTED}' "
+    f"ELSE '{NOT_CONTRADICTED}' END"
+)
 # The small columns of each record, as the index holds them. origin.source_dataset through JSON: a build written
 # before that field existed has no such key, and reads as NULL.
 _INDEX_COLUMNS = f"""
@@ -44,7 +46,9 @@ _INDEX_TABLE = """CREATE TABLE records (
     id VARCHAR, source VARCHAR, split VARCHAR, modality VARCHAR, organ VARCHAR, disease VARCHAR, describer VARCHAR,
     n_rois INTEGER, roi_sources VARCHAR[], failed_checks VARCHAR[], source_dataset VARCHAR, reference_caption VARCHAR,
     shard VARCHAR, shard_row BIGINT)"""
-_CARD_COLUMNS = "id, source, split, modality, organ, disease, n_rois, failed_checks, reference_caption, shard, shard_row"
+_CARD_COLUMNS = (
+    "id, source, split, modality, organ, disease, n_rois, failed_checks, reference_caption, shard, shard_row"
+)
 FACET_VALUES_SHOWN = 60  # values listed per facet, most frequent first (the rest are counted)
 SEARCHES_KEPT = 16  # hit lists of recent search texts
 
@@ -109,8 +113,11 @@ class Catalog:
                     cursor.execute("DELETE FROM records WHERE shard = ?", [name])
                 if changed:
                     files = [str(self.folder.root / "data" / name) for name in changed]
-                    cursor.execute(f"INSERT INTO records SELECT {_INDEX_COLUMNS} FROM read_parquet(?, filename=true, "
-                                   "file_row_number=true, union_by_name=true)", [files])
+                    cursor.execute(
+                        f"INSERT INTO records SELECT {_INDEX_COLUMNS} FROM read_parquet(?, filename=true, "
+                        "file_row_number=true, union_by_name=true)",
+                        [files],
+                    )
                 for table in self._searches.values():  # hits were found in the old shards
                     cursor.execute(f"DROP TABLE IF EXISTS {table}")
                 self._searches.clear()
@@ -132,8 +139,11 @@ class Catalog:
                 cursor = self._db.cursor()
                 try:
                     if shards:
-                        cursor.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT id FROM "
-                                       f"read_parquet(?, union_by_name=true) WHERE {condition}", [shards, *words])
+                        cursor.execute(
+                            f"CREATE OR REPLACE TABLE {table} AS SELECT id FROM "
+                            f"read_parquet(?, union_by_name=true) WHERE {condition}",
+                            [shards, *words],
+                        )
                     else:
                         cursor.execute(f"CREATE OR REPLACE TABLE {table} (id VARCHAR)")
                     self._searches[filters.q] = table
@@ -181,8 +191,11 @@ class Catalog:
             where += " AND (shard < ? OR (shard = ? AND shard_row < ?))"
             args += [cursor.shard, cursor.shard, cursor.row]
             order = "DESC"
-        rows = self._dicts(f"SELECT {_CARD_COLUMNS} FROM records WHERE {where} "
-                           f"ORDER BY shard {order}, shard_row {order} LIMIT {size + 1}", args)
+        rows = self._dicts(
+            f"SELECT {_CARD_COLUMNS} FROM records WHERE {where} "
+            f"ORDER BY shard {order}, shard_row {order} LIMIT {size + 1}",
+            args,
+        )
         more = len(rows) > size
         rows = rows[:size]
         if before:
@@ -192,7 +205,8 @@ class Catalog:
         has_next = more if not before else True
         has_prev = (more if before else after is not None) and bool(rows)
         return Page(
-            records=rows, matching=self.count(filters),
+            records=rows,
+            matching=self.count(filters),
             next_after=rows[-1]["cursor"] if rows and has_next else None,
             prev_before=rows[0]["cursor"] if rows and has_prev else None,
         )
@@ -203,11 +217,15 @@ class Catalog:
         for facet in FACETS:
             where, args = self._where(filters, without=facet.key)
             if facet.listed:
-                sql = (f"SELECT v, count(*) AS n FROM (SELECT unnest({facet.column}) AS v FROM records "
-                       f"WHERE {where}) GROUP BY v ORDER BY n DESC, v")
+                sql = (
+                    f"SELECT v, count(*) AS n FROM (SELECT unnest({facet.column}) AS v FROM records "
+                    f"WHERE {where}) GROUP BY v ORDER BY n DESC, v"
+                )
             else:
-                sql = (f"SELECT coalesce({facet.column}, {_sql_text(NONE)}) AS v, count(*) AS n FROM records "
-                       f"WHERE {where} GROUP BY v ORDER BY n DESC, v")
+                sql = (
+                    f"SELECT coalesce({facet.column}, {_sql_text(NONE)}) AS v, count(*) AS n FROM records "
+                    f"WHERE {where} GROUP BY v ORDER BY n DESC, v"
+                )
             values = self._query(sql, args)
             if facet.only_when_set and all(v == NONE for v, _ in values):
                 values = []  # e.g. no record carries an audited caption: the facet says nothing
@@ -229,7 +247,8 @@ class Catalog:
         rows = self._dicts(
             f"SELECT source, coalesce(source_dataset, {_sql_text(NONE)}) AS dataset, count(*) AS audited, "
             f"count(*) FILTER (WHERE reference_caption = '{CONTRADICTED}') AS contradicted FROM records "
-            "WHERE reference_caption IS NOT NULL GROUP BY source, dataset ORDER BY source, lower(dataset), dataset")
+            "WHERE reference_caption IS NOT NULL GROUP BY source, dataset ORDER BY source, lower(dataset), dataset"
+        )
         for row in rows:
             row["rate"] = row["contradicted"] / row["audited"]
         return rows
@@ -245,10 +264,14 @@ class Catalog:
         where, args = self._where(filters)
         before = self._query(
             f"SELECT id FROM records WHERE {where} AND (shard < ? OR (shard = ? AND shard_row < ?)) "
-            "ORDER BY shard DESC, shard_row DESC LIMIT 1", args + [position.shard, position.shard, position.row])
+            "ORDER BY shard DESC, shard_row DESC LIMIT 1",
+            args + [position.shard, position.shard, position.row],
+        )
         after = self._query(
             f"SELECT id FROM records WHERE {where} AND (shard > ? OR (shard = ? AND shard_row > ?)) "
-            "ORDER BY shard, shard_row LIMIT 1", args + [position.shard, position.shard, position.row])
+            "ORDER BY shard, shard_row LIMIT 1",
+            args + [position.shard, position.shard, position.row],
+        )
         return (before[0][0] if before else None), (after[0][0] if after else None)
 
     def record(self, position: Position) -> dict[str, Any]:
@@ -307,5 +330,8 @@ class Catalog:
         if after:
             where += " AND id > ?"
             args.append(after)
-        return self._quarantine(f"SELECT id, source, file, stage, reason FROM quarantine WHERE {where} "
-                                f"ORDER BY id LIMIT {size}", args, dicts=True)
+        return self._quarantine(
+            f"SELECT id, source, file, stage, reason FROM quarantine WHERE {where} ORDER BY id LIMIT {size}",
+            args,
+            dicts=True,
+        )

@@ -24,9 +24,7 @@ class Expert(Protocol):
     name: str
     version: str
 
-    def locate(
-        self, pixels: np.ndarray, modality: str, organ: str | None, labels: list[str]
-    ) -> list[records.Region]:
+    def locate(self, pixels: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[records.Region]:
         """Regions found in a uint8 HxW or HxWx3 image; [] when nothing is found honestly."""
         ...
 
@@ -41,8 +39,7 @@ def check_pixels(pixels: np.ndarray, name: str) -> None:
     ok_shape = pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)
     if pixels.dtype != np.uint8 or not ok_shape or min(pixels.shape[:2]) < 8:
         raise StageError(
-            f"expert {name} needs a uint8 HxW or HxWx3 image of at least 8x8 pixels, "
-            f"got {pixels.dtype} {pixels.shape}"
+            f"expert {name} needs a uint8 HxW or HxWx3 image of at least 8x8 pixels, got {pixels.dtype} {pixels.shape}"
         )
 
 
@@ -308,7 +305,8 @@ def merge_expert_regions(
     if mode == "fill":
         return list(source_regions) if source_regions else list(expert_regions)
     fresh = [
-        found for found in expert_regions
+        found
+        for found in expert_regions
         if not any(found.label == known.label and _iou(found, known) >= DUPLICATE_IOU for known in source_regions)
     ]
     return list(source_regions) + fresh
@@ -341,9 +339,7 @@ class ClassicalExpert:
     def find(self, image: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[Finding]:
         raise NotImplementedError
 
-    def locate(
-        self, pixels: np.ndarray, modality: str, organ: str | None, labels: list[str]
-    ) -> list[records.Region]:
+    def locate(self, pixels: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[records.Region]:
         check_pixels(pixels, self.name)
         image = ops.downscale(pixels, self.work_side)
         found: list[records.Region] = []
@@ -354,4 +350,3 @@ class ClassicalExpert:
                 region.kind = self.kind_of(label)
                 found.append(region)
         return found
-

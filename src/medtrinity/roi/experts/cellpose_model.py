@@ -86,13 +86,14 @@ class CellposeExpert:
     def source(self) -> str:
         return expert_source(self.name, self.version)
 
-    def locate(
-        self, pixels: np.ndarray, modality: str, organ: str | None, labels: list[str]
-    ) -> list[records.Region]:
+    def locate(self, pixels: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[records.Region]:
         check_pixels(pixels, self.name)
         masks, flows, _ = self.model.eval(
-            pixels, diameter=self.diameter, flow_threshold=self.flow_threshold,
-            cellprob_threshold=self.cellprob_threshold, min_size=self.min_size,
+            pixels,
+            diameter=self.diameter,
+            flow_threshold=self.flow_threshold,
+            cellprob_threshold=self.cellprob_threshold,
+            min_size=self.min_size,
             channel_axis=2 if pixels.ndim == 3 else None,
         )
         regions = cell_regions(np.asarray(masks), 1.0 / (1.0 + np.exp(-np.asarray(flows[2]))), self.source)

@@ -59,9 +59,13 @@ OPAQUE_SUFFIX = " (more opaque lung)"
 
 def finding_names(labels: list[str]) -> list[str]:
     """Labels that may name a lung finding: not "normal", not a negative ("no pneumothorax"), not a device."""
-    return [label for label in labels if label.strip().lower() not in NO_FINDING_LABELS
-            and not label.strip().lower().startswith("no ")
-            and not any(word in label.lower() for word in NOT_A_LUNG_FINDING)]
+    return [
+        label
+        for label in labels
+        if label.strip().lower() not in NO_FINDING_LABELS
+        and not label.strip().lower().startswith("no ")
+        and not any(word in label.lower() for word in NOT_A_LUNG_FINDING)
+    ]
 
 
 @register_expert

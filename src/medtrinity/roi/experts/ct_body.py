@@ -34,9 +34,34 @@ MIN_OUTSIDE_AIR = 0.01  # less outside air than this (a crop inside the body): t
 # Slices of these organs hold no lung; a dark pocket there is CSF, fat or a sinus, not a lung.
 NO_LUNG_ORGANS = frozenset(
     {
-        "head", "brain", "skull", "face", "orbit", "orbits", "sinus", "sinuses", "neck", "pelvis", "hip",
-        "arm", "upper arm", "forearm", "elbow", "wrist", "hand", "finger", "leg", "thigh", "femur", "knee",
-        "tibia", "ankle", "foot", "extremity", "upper extremity", "lower extremity",
+        "head",
+        "brain",
+        "skull",
+        "face",
+        "orbit",
+        "orbits",
+        "sinus",
+        "sinuses",
+        "neck",
+        "pelvis",
+        "hip",
+        "arm",
+        "upper arm",
+        "forearm",
+        "elbow",
+        "wrist",
+        "hand",
+        "finger",
+        "leg",
+        "thigh",
+        "femur",
+        "knee",
+        "tibia",
+        "ankle",
+        "foot",
+        "extremity",
+        "upper extremity",
+        "lower extremity",
     }
 )
 

@@ -52,7 +52,11 @@ LIT_LEVEL = 0.1  # brightest channel above this: inside the field of view, not t
 
 FAMILIES = {
     "ultrasound": "sector",
-    "endoscopy": "field", "dermoscopy": "field", "fundus": "field", "microscopy": "field", "histopathology": "field",
+    "endoscopy": "field",
+    "dermoscopy": "field",
+    "fundus": "field",
+    "microscopy": "field",
+    "histopathology": "field",
 }
 
 
@@ -160,7 +164,8 @@ def body_region(image: np.ndarray) -> tuple[np.ndarray, float] | None:
     views = {False: (field, threshold), True: (1.0 - field, 1.0 - threshold)}
     cuts = {inverted: air_cut(values, cut) for inverted, (values, cut) in views.items()}
     candidates = [
-        inverted for inverted, (level, cut) in cuts.items()
+        inverted
+        for inverted, (level, cut) in cuts.items()
         if level <= AIR_LEVEL and float(np.mean(views[inverted][0] <= cut)) >= MIN_AIR
     ]
     if not candidates:

@@ -89,8 +89,10 @@ class Recovery:
         parts = []
         if removed:
             widths = sorted({b.width for b in removed})
-            parts.append(f"{len(removed)} green box outline{'s' if len(removed) > 1 else ''} removed "
-                         f"({self.fill} fill of {self.removed_pixels} px, line width {'/'.join(map(str, widths))} px)")
+            parts.append(
+                f"{len(removed)} green box outline{'s' if len(removed) > 1 else ''} removed "
+                f"({self.fill} fill of {self.removed_pixels} px, line width {'/'.join(map(str, widths))} px)"
+            )
         if self.left_in_place:
             n = len(self.left_in_place)
             parts.append(f"{n} low-confidence green outline{'s' if n > 1 else ''} left in place")
@@ -160,7 +162,7 @@ def _joined(pieces: list[_Segment], green: np.ndarray, horizontal: bool) -> list
     for seg in sorted(pieces, key=lambda s: (s.y0, s.x0)):
         for i, prev in enumerate(joined):
             if abs(prev.y0 - seg.y0) <= 2 and abs(prev.y1 - seg.y1) <= 2 and seg.x0 >= prev.x1:
-                gap = green[min(prev.y0, seg.y0):max(prev.y1, seg.y1), prev.x1:seg.x0]
+                gap = green[min(prev.y0, seg.y0) : max(prev.y1, seg.y1), prev.x1 : seg.x0]
                 if gap.shape[1] == 0 or gap.any(axis=0).mean() >= 0.8:
                     joined[i] = _Segment(prev.x0, min(prev.y0, seg.y0), seg.x1, max(prev.y1, seg.y1))
                     break
@@ -187,12 +189,12 @@ def _candidates(h: list[_Segment], v: list[_Segment]) -> list[tuple[tuple[int, i
     h = sorted(h, key=lambda s: (s.y0, s.x0))
     v = sorted(v, key=lambda s: (s.x0, s.y0))
     for i, a in enumerate(h):
-        for b in h[i + 1:]:
+        for b in h[i + 1 :]:
             if _matching(a, b, True):
                 width = max(a.thickness(True), b.thickness(True))
                 found.append(((min(a.x0, b.x0), a.y0, max(a.x1, b.x1), b.y1), width))
     for i, a in enumerate(v):
-        for b in v[i + 1:]:
+        for b in v[i + 1 :]:
             if _matching(a, b, False):
                 width = max(a.thickness(False), b.thickness(False))
                 found.append(((a.x0, min(a.y0, b.y0), b.x1, max(a.y1, b.y1)), width))
@@ -202,10 +204,10 @@ def _candidates(h: list[_Segment], v: list[_Segment]) -> list[tuple[tuple[int, i
 def _side_coverage(strict: np.ndarray, box: tuple[int, int, int, int], w: int) -> list[float]:
     x0, y0, x1, y1 = box
     return [
-        float(strict[y0:y0 + w, x0:x1].any(axis=0).mean()),
-        float(strict[y1 - w:y1, x0:x1].any(axis=0).mean()),
-        float(strict[y0:y1, x0:x0 + w].any(axis=1).mean()),
-        float(strict[y0:y1, x1 - w:x1].any(axis=1).mean()),
+        float(strict[y0 : y0 + w, x0:x1].any(axis=0).mean()),
+        float(strict[y1 - w : y1, x0:x1].any(axis=0).mean()),
+        float(strict[y0:y1, x0 : x0 + w].any(axis=1).mean()),
+        float(strict[y0:y1, x1 - w : x1].any(axis=1).mean()),
     ]
 
 
@@ -214,9 +216,9 @@ def _frame(shape: tuple[int, int], box: tuple[int, int, int, int], outer: int, i
     height, width = shape
     x0, y0, x1, y1 = box
     mask = np.zeros(shape, bool)
-    mask[max(0, y0 - outer):min(height, y1 + outer), max(0, x0 - outer):min(width, x1 + outer)] = True
+    mask[max(0, y0 - outer) : min(height, y1 + outer), max(0, x0 - outer) : min(width, x1 + outer)] = True
     if x1 - x0 > 2 * inner and y1 - y0 > 2 * inner:
-        mask[max(0, y0 + inner):y1 - inner, max(0, x0 + inner):x1 - inner] = False
+        mask[max(0, y0 + inner) : y1 - inner, max(0, x0 + inner) : x1 - inner] = False
     return mask
 
 
@@ -245,7 +247,7 @@ def _side_line(line: np.ndarray, core: np.ndarray, box: tuple[int, int, int, int
     limit = line.shape[0] if horizontal else line.shape[1]
     start, stop = max(0, edge - MAX_LINE), min(limit, edge + MAX_LINE + 1)
     for mask in (core, line):  # the line's own luma where it tells; the colour alone otherwise
-        band = mask[start:stop, lo + inset:hi - inset] if horizontal else mask[lo + inset:hi - inset, start:stop].T
+        band = mask[start:stop, lo + inset : hi - inset] if horizontal else mask[lo + inset : hi - inset, start:stop].T
         profile = band.mean(axis=1) if band.size else np.zeros(stop - start)
         if profile.max(initial=0.0) >= 0.3:
             break
@@ -260,7 +262,9 @@ def _side_line(line: np.ndarray, core: np.ndarray, box: tuple[int, int, int, int
     return outer, last - first + 1
 
 
-def _refined(line: np.ndarray, core: np.ndarray, box: tuple[int, int, int, int]) -> tuple[tuple[int, int, int, int], int]:
+def _refined(
+    line: np.ndarray, core: np.ndarray, box: tuple[int, int, int, int]
+) -> tuple[tuple[int, int, int, int], int]:
     """The box with each side at its line's outer edge, and the line width (the widest side's)."""
     sides = {side: _side_line(line, core, box, side) for side in ("top", "bottom", "left", "right")}
     refined = (sides["left"][0], sides["top"][0], sides["right"][0], sides["bottom"][0])
@@ -386,8 +390,12 @@ def recover_green_boxes(pixels: np.ndarray, fill: Fill = "linear") -> Recovery:
 
 
 def regions_of(boxes: list[FoundBox], label: str = LABEL) -> list[records.Region]:
-    return [records.Region(label=label, source=RECOVERED_SOURCE, bbox=tuple(float(v) for v in b.bbox),
-                           score=b.score, kind="region") for b in boxes]
+    return [
+        records.Region(
+            label=label, source=RECOVERED_SOURCE, bbox=tuple(float(v) for v in b.bbox), score=b.score, kind="region"
+        )
+        for b in boxes
+    ]
 
 
 class GreenBoxOptions(ExpertOptions):

@@ -192,9 +192,7 @@ class OnnxExpert:
             return self.class_names[-1]
         return labels[0] if labels else "object"
 
-    def locate(
-        self, pixels: np.ndarray, modality: str, organ: str | None, labels: list[str]
-    ) -> list[records.Region]:
+    def locate(self, pixels: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[records.Region]:
         check_pixels(pixels, self.name)
         scores = self.scores(pixels)
         if scores.shape[0] == 1:

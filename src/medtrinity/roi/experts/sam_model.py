@@ -70,10 +70,12 @@ class SamArchitecture:
 
 PRESETS: dict[str, SamArchitecture] = {
     "vit_b": SamArchitecture(),
-    "vit_l": SamArchitecture(encoder_embed_dim=1024, encoder_depth=24, encoder_num_heads=16,
-                             encoder_global_attn_indexes=(5, 11, 17, 23)),
-    "vit_h": SamArchitecture(encoder_embed_dim=1280, encoder_depth=32, encoder_num_heads=16,
-                             encoder_global_attn_indexes=(7, 15, 23, 31)),
+    "vit_l": SamArchitecture(
+        encoder_embed_dim=1024, encoder_depth=24, encoder_num_heads=16, encoder_global_attn_indexes=(5, 11, 17, 23)
+    ),
+    "vit_h": SamArchitecture(
+        encoder_embed_dim=1280, encoder_depth=32, encoder_num_heads=16, encoder_global_attn_indexes=(7, 15, 23, 31)
+    ),
 }
 
 
@@ -133,26 +135,39 @@ def build_sam(arch: SamArchitecture):
     embedding = arch.image_size // arch.patch_size
     sam = Sam(
         image_encoder=ImageEncoderViT(
-            depth=arch.encoder_depth, embed_dim=arch.encoder_embed_dim, img_size=arch.image_size, mlp_ratio=4,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=arch.encoder_num_heads,
-            patch_size=arch.patch_size, qkv_bias=True, use_rel_pos=True,
-            global_attn_indexes=arch.encoder_global_attn_indexes, window_size=arch.window_size,
+            depth=arch.encoder_depth,
+            embed_dim=arch.encoder_embed_dim,
+            img_size=arch.image_size,
+            mlp_ratio=4,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            num_heads=arch.encoder_num_heads,
+            patch_size=arch.patch_size,
+            qkv_bias=True,
+            use_rel_pos=True,
+            global_attn_indexes=arch.encoder_global_attn_indexes,
+            window_size=arch.window_size,
             out_chans=arch.prompt_embed_dim,
         ),
         prompt_encoder=PromptEncoder(
-            embed_dim=arch.prompt_embed_dim, image_embedding_size=(embedding, embedding),
-            input_image_size=(arch.image_size, arch.image_size), mask_in_chans=arch.mask_in_chans,
+            embed_dim=arch.prompt_embed_dim,
+            image_embedding_size=(embedding, embedding),
+            input_image_size=(arch.image_size, arch.image_size),
+            mask_in_chans=arch.mask_in_chans,
         ),
         mask_decoder=MaskDecoder(
             num_multimask_outputs=3,
             transformer=TwoWayTransformer(
-                depth=arch.decoder_depth, embedding_dim=arch.prompt_embed_dim, mlp_dim=arch.decoder_mlp_dim,
+                depth=arch.decoder_depth,
+                embedding_dim=arch.prompt_embed_dim,
+                mlp_dim=arch.decoder_mlp_dim,
                 num_heads=arch.decoder_num_heads,
             ),
-            transformer_dim=arch.prompt_embed_dim, iou_head_depth=arch.iou_head_depth,
+            transformer_dim=arch.prompt_embed_dim,
+            iou_head_depth=arch.iou_head_depth,
             iou_head_hidden_dim=arch.iou_head_hidden_dim,
         ),
-        pixel_mean=list(arch.pixel_mean), pixel_std=list(arch.pixel_std),
+        pixel_mean=list(arch.pixel_mean),
+        pixel_std=list(arch.pixel_std),
     )
     return sam.eval()
 
@@ -229,8 +244,11 @@ def predict_box(model, image: EncodedImage, box: Box) -> tuple[np.ndarray, np.nd
             points=None, boxes=torch.as_tensor(scaled, dtype=torch.float)[None], masks=None
         )
         low_res, ious = model.mask_decoder(
-            image_embeddings=image.features, image_pe=model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True,
+            image_embeddings=image.features,
+            image_pe=model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
         )
         masks = model.postprocess_masks(low_res, image.input_size, image.original_size) > model.mask_threshold
     return masks[0].numpy(), ious[0].numpy()

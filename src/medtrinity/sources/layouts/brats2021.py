@@ -69,5 +69,11 @@ class Brats2021Layout:
             image = f"{rel}/{case.name}_{self.sequence}.nii.gz"
             label_map = f"{rel}/{case.name}_seg.nii.gz"
             yield from labelled_volume_items(
-                self.recipe, self.root, image, label_map, BRATS_LABELS, self.choice, axis=self.axis,
+                self.recipe,
+                self.root,
+                image,
+                label_map,
+                BRATS_LABELS,
+                self.choice,
+                axis=self.axis,
             )

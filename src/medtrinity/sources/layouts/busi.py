@@ -102,9 +102,15 @@ class BusiLayout:
                 if not masks and not normal:  # kept as a reference so the record is quarantined by its name
                     masks = [f"{self.base}{folder}/{Path(image).stem}_mask.png"]
                 yield SourceItem(
-                    source=r.name, root=str(self.root), file=image, modality=r.modality, organ=r.organ,
+                    source=r.name,
+                    root=str(self.root),
+                    file=image,
+                    modality=r.modality,
+                    organ=r.organ,
                     disease=None if normal else info.get("disease", r.disease),
-                    labels=["normal"] if normal else [label], split=r.split,
-                    annotations=[MaskFile(m, label, empty=empty) for m in masks], expert=r.expert,
+                    labels=["normal"] if normal else [label],
+                    split=r.split,
+                    annotations=[MaskFile(m, label, empty=empty) for m in masks],
+                    expert=r.expert,
                     label_kinds={"normal": "normal"} if normal else {},  # the publisher's "normal" class
                 )

@@ -61,7 +61,9 @@ class ChestXray14Layout:
         return next((self.root / n for n in ENTRY_CSVS if (self.root / n).is_file()), None)
 
     def _image_dirs(self) -> list[Path]:
-        return [d for d in [self.root / "images", *sorted(self.root.glob("images_[0-9][0-9][0-9]/images"))] if d.is_dir()]
+        return [
+            d for d in [self.root / "images", *sorted(self.root.glob("images_[0-9][0-9][0-9]/images"))] if d.is_dir()
+        ]
 
     def check(self) -> None:
         if self._entry_csv() is None:
@@ -102,7 +104,9 @@ class ChestXray14Layout:
             try:
                 i_image, i_findings = header.index("Image Index"), header.index("Finding Labels")
             except ValueError:
-                raise UserError(f"{path.name} under {self.root} lacks 'Image Index' / 'Finding Labels' columns") from None
+                raise UserError(
+                    f"{path.name} under {self.root} lacks 'Image Index' / 'Finding Labels' columns"
+                ) from None
             i_view = header.index("View Position") if "View Position" in header else None
             needed = [i for i in (i_image, i_findings, i_view) if i is not None]
             for number, row in enumerate(reader, start=2):
@@ -154,10 +158,18 @@ class ChestXray14Layout:
             entry = entries.get(image, {"findings": [], "view": ""})
             annotations = list(boxes.get(image, []))
             if image in problems:  # quarantined at the read stage with the row's problem
-                file = (f"{self._entry_csv().name}:line {image[1:]}" if image.startswith("\0")
-                        else paths.get(image, f"images/{image}"))
-                yield SourceItem(source=r.name, root=str(self.root), file=file, modality=r.modality,
-                                 annotations=[SourceProblem(problems[image]), *annotations])
+                file = (
+                    f"{self._entry_csv().name}:line {image[1:]}"
+                    if image.startswith("\0")
+                    else paths.get(image, f"images/{image}")
+                )
+                yield SourceItem(
+                    source=r.name,
+                    root=str(self.root),
+                    file=file,
+                    modality=r.modality,
+                    annotations=[SourceProblem(problems[image]), *annotations],
+                )
                 continue
             findings = [f for f in entry["findings"] if f != NO_FINDING]
             labels = [finding_name(f) for f in findings] or ["normal"]
@@ -168,10 +180,19 @@ class ChestXray14Layout:
             if text and entry["view"]:
                 text += f" View position: {entry['view']}."
             yield SourceItem(
-                source=r.name, root=str(self.root), file=paths.get(image, f"images/{image}"), modality=r.modality,
-                organ=r.organ, disease=", ".join(l for l in labels if l != "normal") or None, labels=labels,
-                split=splits.get(image, r.split), reference_text=text, annotations=annotations, expert=r.expert,
-                orientation=view_position(entry["view"]), patient_left_on_image=patient_left_for_view(entry["view"]),
+                source=r.name,
+                root=str(self.root),
+                file=paths.get(image, f"images/{image}"),
+                modality=r.modality,
+                organ=r.organ,
+                disease=", ".join(label for label in labels if label != "normal") or None,
+                labels=labels,
+                split=splits.get(image, r.split),
+                reference_text=text,
+                annotations=annotations,
+                expert=r.expert,
+                orientation=view_position(entry["view"]),
+                patient_left_on_image=patient_left_for_view(entry["view"]),
             )
 
 

@@ -16,8 +16,13 @@ from medtrinity.errors import UserError
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
 from medtrinity.sources.layout_util import LayoutOptions, layout_options
 from medtrinity.sources.qa_text import (
-    CsvRow, problem_item, chexpert_labels, disease_from_labels, iter_sorted,
-    patient_left_for_view, read_csv_rows,
+    CsvRow,
+    problem_item,
+    chexpert_labels,
+    disease_from_labels,
+    iter_sorted,
+    patient_left_for_view,
+    read_csv_rows,
 )
 
 FOLDER = "CheXpert-v1.0-small"
@@ -69,8 +74,13 @@ class CheXpertLayout:
         file = f"{folder.name}/{parts[1]}" if len(parts) == 2 and parts[1] else ""
         if row.problem or not file:
             problem = row.problem or f"Path {published!r} is not a path under {self.folder_name}/"
-            return problem_item(source=r.name, root=base, file=file or where, split=split,
-                               problem=f"{folder.name}/{problem}" if row.problem else f"{where}: {problem}")
+            return problem_item(
+                source=r.name,
+                root=base,
+                file=file or where,
+                split=split,
+                problem=f"{folder.name}/{problem}" if row.problem else f"{where}: {problem}",
+            )
         try:
             labels = chexpert_labels(row.values)
         except ValueError as err:
@@ -79,7 +89,15 @@ class CheXpertLayout:
         if (row.values.get("Frontal/Lateral") or "").strip() == "Lateral":
             view = "LATERAL"
         return SourceItem(
-            source=r.name, root=base, file=file, modality=r.modality, organ=r.organ,
-            disease=disease_from_labels(labels), labels=labels, split=split, expert=r.expert or "auto",
-            orientation=view, patient_left_on_image=patient_left_for_view(view),
+            source=r.name,
+            root=base,
+            file=file,
+            modality=r.modality,
+            organ=r.organ,
+            disease=disease_from_labels(labels),
+            labels=labels,
+            split=split,
+            expert=r.expert or "auto",
+            orientation=view,
+            patient_left_on_image=patient_left_for_view(view),
         )

@@ -1,16 +1,16 @@
 """Generic layout: one folder per class (`<root>/<CLASS>/<image>`), as classification datasets ship.
 
-    name: my-tissue
-    layout: class-folder
-    modality: Histopathology
-    organ: colon
-    expert: auto                      # class folders have no ROIs: an expert finds them
-    options:
-      images: "*/*"                   # glob; the first folder of each path is the class
-      classes:                        # optional: class folder -> label / disease (default: the folder name)
-        TUM: {label: tumor epithelium, disease: colorectal adenocarcinoma}
-        NORM: {label: normal colon mucosa}
-      normal: [NORM]                  # classes that mean "no disease"
+name: my-tissue
+layout: class-folder
+modality: Histopathology
+organ: colon
+expert: auto                      # class folders have no ROIs: an expert finds them
+options:
+  images: "*/*"                   # glob; the first folder of each path is the class
+  classes:                        # optional: class folder -> label / disease (default: the folder name)
+    TUM: {label: tumor epithelium, disease: colorectal adenocarcinoma}
+    NORM: {label: normal colon mucosa}
+  normal: [NORM]                  # classes that mean "no disease"
 """
 
 from __future__ import annotations
@@ -65,8 +65,14 @@ class ClassFolderLayout:
             normal = cls in self.normal
             disease = None if normal else info.get("disease", r.disease)
             yield SourceItem(
-                source=r.name, root=str(self.root), file=image, modality=r.modality,
-                organ=info.get("organ", r.organ), disease=disease,
-                labels=[info.get("label", cls)] + (["normal"] if normal else []), split=r.split,
-                expert=r.expert or "auto", label_kinds={"normal": "normal"} if normal else {},  # as options.normal says
+                source=r.name,
+                root=str(self.root),
+                file=image,
+                modality=r.modality,
+                organ=info.get("organ", r.organ),
+                disease=disease,
+                labels=[info.get("label", cls)] + (["normal"] if normal else []),
+                split=r.split,
+                expert=r.expert or "auto",
+                label_kinds={"normal": "normal"} if normal else {},  # as options.normal says
             )

@@ -92,13 +92,22 @@ class CocoLayout:
             if isinstance(ann, dict):
                 per_image[ann.get("image_id")].append(self._annotation(ann, categories, index))
         prefix = f"{self.images}/" if self.images else ""
-        entries = sorted((f"{prefix}{img.get('file_name', '')}", img) for img in data["images"] if isinstance(img, dict))
+        entries = sorted(
+            (f"{prefix}{img.get('file_name', '')}", img) for img in data["images"] if isinstance(img, dict)
+        )
         for file, image in entries:
             annotations = per_image.get(image.get("id"), [])
             labels = list(dict.fromkeys(a.label for a in annotations if hasattr(a, "label")))
             yield SourceItem(
-                source=r.name, root=str(self.root), file=file, modality=r.modality, organ=r.organ,
+                source=r.name,
+                root=str(self.root),
+                file=file,
+                modality=r.modality,
+                organ=r.organ,
                 # No annotation: the JSON names no object on this image; that is not a statement of "normal".
-                disease=r.disease if annotations else None, labels=labels, split=r.split,
-                annotations=annotations, expert=r.expert,
+                disease=r.disease if annotations else None,
+                labels=labels,
+                split=r.split,
+                annotations=annotations,
+                expert=r.expert,
             )

@@ -112,7 +112,11 @@ class CsvTableLayout:
                 labels = [v.strip() for v in cell.split(self.separator) if v.strip()] if cell else []
                 rec["labels"] += [v for v in labels if v not in rec["labels"]]
                 if self.box:
-                    box_label = ", ".join(v for v in labels if v not in self.normal) or self.recipe.label or "region of interest"
+                    box_label = (
+                        ", ".join(v for v in labels if v not in self.normal)
+                        or self.recipe.label
+                        or "region of interest"
+                    )
                     box = self._box(row, box_label, where)
                     if box is not None:
                         rec["annotations"].append(box)
@@ -132,8 +136,16 @@ class CsvTableLayout:
             normal = not findings and any(v in self.normal for v in rec["labels"])
             labels = findings + (["normal"] if normal else [])
             yield SourceItem(
-                source=r.name, root=str(self.root), file=file, modality=r.modality, organ=r.organ,
-                disease=r.disease if has_finding else None, labels=labels, split=rec["split"] or r.split,
-                reference_text=" ".join(rec["captions"]) or None, annotations=rec["annotations"], expert=r.expert,
+                source=r.name,
+                root=str(self.root),
+                file=file,
+                modality=r.modality,
+                organ=r.organ,
+                disease=r.disease if has_finding else None,
+                labels=labels,
+                split=rec["split"] or r.split,
+                reference_text=" ".join(rec["captions"]) or None,
+                annotations=rec["annotations"],
+                expert=r.expert,
                 label_kinds={"normal": "normal"} if normal else {},
             )

@@ -34,10 +34,24 @@ class DemoImage:
 DEMO_IMAGES = (
     DemoImage("pydicom", "data/test_files/CT_small.dcm", None, "spine"),
     DemoImage("data_store", "data/693_UNCI.dcm", None, "head", window="brain"),
-    DemoImage("pydicom", "data/test_files/examples_overlay.dcm", None, "liver", "liver lesion", ("marked lesion",),
-              overlay_label="liver lesion"),
-    DemoImage("data_store", "data/MR-SIEMENS-DICOM-WithOverlays.dcm", None, "liver", "liver lesion", ("marked lesion",),
-              overlay_label="liver lesion"),
+    DemoImage(
+        "pydicom",
+        "data/test_files/examples_overlay.dcm",
+        None,
+        "liver",
+        "liver lesion",
+        ("marked lesion",),
+        overlay_label="liver lesion",
+    ),
+    DemoImage(
+        "data_store",
+        "data/MR-SIEMENS-DICOM-WithOverlays.dcm",
+        None,
+        "liver",
+        "liver lesion",
+        ("marked lesion",),
+        overlay_label="liver lesion",
+    ),
     DemoImage("data_store", "data/MR2_UNCI.dcm", None, "shoulder"),
     DemoImage("data_store", "data/emri_small.dcm", None, "brain", frame=2),
     DemoImage("data_store", "data/emri_small.dcm", None, "brain", frame=5),
@@ -81,7 +95,15 @@ class DemoLayout:
             root = package_dir(image.package).parent
             overlay = [DicomOverlay(image.overlay_label)] if image.overlay_label else []
             yield SourceItem(
-                source=self.recipe.name, root=str(root), file=f"{image.package}/{image.file}",
-                modality=image.modality, organ=image.organ, disease=image.disease, labels=list(image.labels),
-                frame=image.frame, window=image.window, annotations=overlay, expert="auto",
+                source=self.recipe.name,
+                root=str(root),
+                file=f"{image.package}/{image.file}",
+                modality=image.modality,
+                organ=image.organ,
+                disease=image.disease,
+                labels=list(image.labels),
+                frame=image.frame,
+                window=image.window,
+                annotations=overlay,
+                expert="auto",
             )

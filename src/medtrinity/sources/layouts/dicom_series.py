@@ -55,8 +55,17 @@ class DicomSeriesLayout:
     def _item(self, file: str, slice_index: int | None, axis: str | None) -> SourceItem:
         r = self.recipe
         return SourceItem(
-            source=r.name, root=str(self.root), file=file, modality=r.modality, organ=r.organ, disease=r.disease,
-            labels=[r.label] if r.label else [], split=r.split, slice=slice_index, axis=axis, window=self.window,
+            source=r.name,
+            root=str(self.root),
+            file=file,
+            modality=r.modality,
+            organ=r.organ,
+            disease=r.disease,
+            labels=[r.label] if r.label else [],
+            split=r.split,
+            slice=slice_index,
+            axis=axis,
+            window=self.window,
             expert=r.expert,
         )
 

@@ -1,18 +1,18 @@
 """Generic layout: images and their masks, matched by a name pattern given in a YAML recipe.
 
-    name: my-polyps
-    layout: image-mask
-    modality: Endoscopy
-    organ: colon
-    disease: polyp
-    label: polyp
-    options:
-      images: "images/*.jpg"          # glob under the source folder
-      masks: "masks/{stem}.png"       # {stem} {name} {parent} of the image; may contain * (several masks)
-      threshold: 127                  # mask pixel > threshold is inside (JPEG masks need it)
-      exclude: ["*_mask*"]            # files the image glob must skip
-      missing_mask: quarantine        # or "normal": an image without a mask is a normal sample
-      empty_mask: unlocalised         # or "quarantine": every image shows the label, so an empty mask is an error
+name: my-polyps
+layout: image-mask
+modality: Endoscopy
+organ: colon
+disease: polyp
+label: polyp
+options:
+  images: "images/*.jpg"          # glob under the source folder
+  masks: "masks/{stem}.png"       # {stem} {name} {parent} of the image; may contain * (several masks)
+  threshold: 127                  # mask pixel > threshold is inside (JPEG masks need it)
+  exclude: ["*_mask*"]            # files the image glob must skip
+  missing_mask: quarantine        # or "normal": an image without a mask is a normal sample
+  empty_mask: unlocalised         # or "quarantine": every image shows the label, so an empty mask is an error
 """
 
 from __future__ import annotations
@@ -25,7 +25,12 @@ from pydantic import Field, field_validator
 from medtrinity.sources.annotations import MaskFile
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
 from medtrinity.sources.layout_util import (
-    IMAGE_SUFFIXES, EmptyMask, LayoutOptions, check_matches, layout_options, list_files,
+    IMAGE_SUFFIXES,
+    EmptyMask,
+    LayoutOptions,
+    check_matches,
+    layout_options,
+    list_files,
 )
 
 
@@ -82,8 +87,14 @@ class ImageMaskLayout:
         for image in self._image_files():
             masks = self.mask_files(image)
             yield SourceItem(
-                source=r.name, root=str(self.root), file=image, modality=r.modality, organ=r.organ,
-                disease=r.disease if masks else None, labels=[label] if masks else ["normal"], split=r.split,
+                source=r.name,
+                root=str(self.root),
+                file=image,
+                modality=r.modality,
+                organ=r.organ,
+                disease=r.disease if masks else None,
+                labels=[label] if masks else ["normal"],
+                split=r.split,
                 annotations=[MaskFile(m, label, threshold=self.threshold, empty=self.empty) for m in masks],
                 expert=r.expert,
                 label_kinds={} if masks else {"normal": "normal"},  # the recipe says a maskless image is normal

@@ -67,7 +67,9 @@ def read_diagnoses(root: Path, rel: str) -> dict[str, tuple[str, str | None, str
         reader = csv.DictReader(handle)
         missing = [c for c in ("image", *DIAGNOSES) if c not in (reader.fieldnames or [])]
         if missing:
-            raise UserError(f"{root / rel} lacks the column(s) {', '.join(missing)} (expected image,{','.join(DIAGNOSES)})")
+            raise UserError(
+                f"{root / rel} lacks the column(s) {', '.join(missing)} (expected image,{','.join(DIAGNOSES)})"
+            )
         table = {}
         for number, row in enumerate(reader, start=2):  # row 1 is the header
             where = f"{rel}: row {number}"
@@ -133,7 +135,14 @@ class Isic2018Layout:
             else:
                 disease, labels = DIAGNOSES[code], [self.label, code]
         return SourceItem(
-            source=r.name, root=str(self.root), file=f"{input_folder(split)}/{name}", modality=r.modality,
-            organ=r.organ, disease=disease, labels=labels, split=SPLITS[split], annotations=annotations,
+            source=r.name,
+            root=str(self.root),
+            file=f"{input_folder(split)}/{name}",
+            modality=r.modality,
+            organ=r.organ,
+            disease=disease,
+            labels=labels,
+            split=SPLITS[split],
+            annotations=annotations,
             expert=r.expert,
         )

@@ -59,6 +59,13 @@ class Kits23Layout:
     def items(self) -> Iterator[SourceItem]:
         for case in self._cases():
             yield from labelled_volume_items(
-                self.recipe, self.root, f"{case}/imaging.nii.gz", f"{case}/segmentation.nii.gz", KITS_LABELS,
-                self.choice, axis=self.axis, window=self.window, not_disease=NOT_DISEASE,
+                self.recipe,
+                self.root,
+                f"{case}/imaging.nii.gz",
+                f"{case}/segmentation.nii.gz",
+                KITS_LABELS,
+                self.choice,
+                axis=self.axis,
+                window=self.window,
+                not_disease=NOT_DISEASE,
             )

@@ -59,7 +59,9 @@ class KvasirBoxes:
         regions = []
         for x0, y0, x1, y1, label in self.boxes:
             if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-                raise StageError(f"{where}: box [{x0:g}, {y0:g}, {x1:g}, {y1:g}] lies outside the {width}x{height} image")
+                raise StageError(
+                    f"{where}: box [{x0:g}, {y0:g}, {x1:g}, {y1:g}] lies outside the {width}x{height} image"
+                )
             regions.append(Region(label=label, bbox=(x0, y0, x1, y1)))
         return regions
 
@@ -68,7 +70,13 @@ def parse_bbox_entry(image_id: str, entry: object, default_label: str) -> Kvasir
     """One JSON entry as boxes; a malformed entry becomes a KvasirBoxes whose resolve quarantines the record."""
     try:
         boxes = [
-            (float(b["xmin"]), float(b["ymin"]), float(b["xmax"]), float(b["ymax"]), str(b.get("label") or default_label))
+            (
+                float(b["xmin"]),
+                float(b["ymin"]),
+                float(b["xmax"]),
+                float(b["ymax"]),
+                str(b.get("label") or default_label),
+            )
             for b in entry["bbox"]
         ]
         return KvasirBoxes(image_id, int(entry["height"]), int(entry["width"]), boxes)
@@ -123,6 +131,14 @@ class KvasirSegLayout:
             else:  # no mask: the publisher's box is the ROI
                 annotation = parse_bbox_entry(image_id, boxes[image_id], self.label)
             yield SourceItem(
-                source=r.name, root=str(self.root), file=image, modality=r.modality, organ=r.organ,
-                disease=r.disease, labels=[self.label], split=r.split, annotations=[annotation], expert=r.expert,
+                source=r.name,
+                root=str(self.root),
+                file=image,
+                modality=r.modality,
+                organ=r.organ,
+                disease=r.disease,
+                labels=[self.label],
+                split=r.split,
+                annotations=[annotation],
+                expert=r.expert,
             )

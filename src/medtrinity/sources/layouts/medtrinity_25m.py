@@ -100,9 +100,27 @@ SOURCES: dict[str, tuple[str | None, str | None, str | None]] = {
 }
 # Findings a caption may state (read only outside negations: "no pneumothorax" states none).
 DISEASE_WORDS = (
-    "pneumothorax", "pneumonia", "pleural effusion", "cardiomegaly", "atelectasis", "pulmonary nodule",
-    "glioma", "glioblastoma", "meningioma", "polyp", "melanoma", "basal cell carcinoma", "adenocarcinoma",
-    "carcinoma", "metastasis", "fracture", "hemorrhage", "haemorrhage", "tumor", "tumour", "cyst",
+    "pneumothorax",
+    "pneumonia",
+    "pleural effusion",
+    "cardiomegaly",
+    "atelectasis",
+    "pulmonary nodule",
+    "glioma",
+    "glioblastoma",
+    "meningioma",
+    "polyp",
+    "melanoma",
+    "basal cell carcinoma",
+    "adenocarcinoma",
+    "carcinoma",
+    "metastasis",
+    "fracture",
+    "hemorrhage",
+    "haemorrhage",
+    "tumor",
+    "tumour",
+    "cyst",
 )
 
 
@@ -199,8 +217,11 @@ def decode_image(data: bytes, name: str) -> tuple[np.ndarray, str]:
             elif image.mode in ("I;16", "I", "F"):
                 values = np.asarray(image, np.float64)
                 low, high = float(values.min()), float(values.max())
-                pixels = np.zeros(values.shape, np.uint8) if high <= low else \
-                    np.rint((values - low) / (high - low) * 255).astype(np.uint8)
+                pixels = (
+                    np.zeros(values.shape, np.uint8)
+                    if high <= low
+                    else np.rint((values - low) / (high - low) * 255).astype(np.uint8)
+                )
             else:  # palette, RGBA, CMYK, LA …: as RGB
                 pixels = np.asarray(image.convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
@@ -266,25 +287,35 @@ class MedTrinity25MLayout:
     def check(self) -> None:
         folders = self._folders()
         accessible = folders.get("accessible")
-        if not folders.get("full", Path("/nonexistent")).is_dir() and accessible is not None and accessible.is_dir() \
-                and not folders.get("demo", Path("/nonexistent")).is_dir():
-            raise UserError(f"medtrinity-25m reads {ACCESSIBLE}/ with the rows of {FULL}/ beside it: "
-                            f"{folders['full']} is missing")
+        if (
+            not folders.get("full", Path("/nonexistent")).is_dir()
+            and accessible is not None
+            and accessible.is_dir()
+            and not folders.get("demo", Path("/nonexistent")).is_dir()
+        ):
+            raise UserError(
+                f"medtrinity-25m reads {ACCESSIBLE}/ with the rows of {FULL}/ beside it: {folders['full']} is missing"
+            )
         subsets = self.subsets()
         if not subsets:
             wanted = f" (options.subsets: {', '.join(self.wanted)})" if self.wanted else ""
-            raise UserError(f"medtrinity-25m expects {DEMO}/, {FULL}/ or {ACCESSIBLE}/ under {self.root}{wanted}: "
-                            "none is there")
+            raise UserError(
+                f"medtrinity-25m expects {DEMO}/, {FULL}/ or {ACCESSIBLE}/ under {self.root}{wanted}: none is there"
+            )
         for subset in subsets:
             folder = folders[subset]
             files = self._parquet_files(folder, subset)
             if not files:
-                raise UserError(f"{folder} holds no .parquet file — is this the {folder.name} folder of MedTrinity-25M?")
+                raise UserError(
+                    f"{folder} holds no .parquet file — is this the {folder.name} folder of MedTrinity-25M?"
+                )
             for path in files:
                 self._check_columns(path, DEMO_COLUMNS if subset == "demo" else FULL_COLUMNS)
         if "full" in subsets and not (accessible is not None and accessible.is_dir()):
-            raise UserError(f"{FULL}/ holds captions without images: medtrinity-25m joins its rows with the shards of "
-                            f"{ACCESSIBLE}/ (dataset_shard_<N>.tar.zst), which is missing beside it")
+            raise UserError(
+                f"{FULL}/ holds captions without images: medtrinity-25m joins its rows with the shards of "
+                f"{ACCESSIBLE}/ (dataset_shard_<N>.tar.zst), which is missing beside it"
+            )
 
     def _accessible(self) -> Path | None:
         folder = self._folders().get("accessible")
@@ -306,8 +337,10 @@ class MedTrinity25MLayout:
             raise UserError(f"{path} is not a readable Parquet file") from None
         missing = [c for c in columns if c not in names]
         if missing:
-            raise UserError(f"{path} has no column {', '.join(repr(c) for c in missing)}: MedTrinity-25M's "
-                            f"{path.parent.name} has {', '.join(columns)}")
+            raise UserError(
+                f"{path} has no column {', '.join(repr(c) for c in missing)}: MedTrinity-25M's "
+                f"{path.parent.name} has {', '.join(columns)}"
+            )
 
     # ------------------------------------------------------------ listing
     def items(self) -> Iterator[SourceItem]:
@@ -318,23 +351,37 @@ class MedTrinity25MLayout:
             else:
                 yield from self._full_items(seen)
 
-    def _item(self, file: str, caption: str | None, source: str | None, packed, problem: str | None,
-              release_id: str | None) -> ReleaseItem:
+    def _item(
+        self, file: str, caption: str | None, source: str | None, packed, problem: str | None, release_id: str | None
+    ) -> ReleaseItem:
         r = self.recipe
         modality, organ, disease = metadata_for(source, caption)
         annotations: list = [SourceProblem(problem)] if problem else []
         if self.recover_boxes:
             annotations.append(RecoveredBoxes())
         return ReleaseItem(
-            source=r.name, root=str(self.root), file=file, modality=modality or r.modality, organ=organ or r.organ,
-            disease=disease or r.disease, labels=[disease] if disease else [], split=r.split,
-            reference_text=caption or None, annotations=annotations, expert=r.expert, packed=packed,
-            recover_boxes=self.recover_boxes, fill=self.fill, audit_reference=self.audit,
-            source_id=release_id, source_dataset=source,
+            source=r.name,
+            root=str(self.root),
+            file=file,
+            modality=modality or r.modality,
+            organ=organ or r.organ,
+            disease=disease or r.disease,
+            labels=[disease] if disease else [],
+            split=r.split,
+            reference_text=caption or None,
+            annotations=annotations,
+            expert=r.expert,
+            packed=packed,
+            recover_boxes=self.recover_boxes,
+            fill=self.fill,
+            audit_reference=self.audit,
+            source_id=release_id,
+            source_dataset=source,
         )
 
-    def _row_problem(self, where: str, file: str | None, caption: str | None, seen: dict[str, str], key: str,
-                     modality: str | None) -> str | None:
+    def _row_problem(
+        self, where: str, file: str | None, caption: str | None, seen: dict[str, str], key: str, modality: str | None
+    ) -> str | None:
         if not file:
             return f"{where}: no {key}"
         if file in seen:
@@ -352,8 +399,9 @@ class MedTrinity25MLayout:
         for path in self._parquet_files(self._folders()["demo"], "demo"):
             rel, shown = self._rel(path), self._shown(path)
             table = pq.read_table(path, columns=["id", "caption"])
-            for row, (image_id, caption) in enumerate(zip(table.column("id").to_pylist(),
-                                                         table.column("caption").to_pylist())):
+            for row, (image_id, caption) in enumerate(
+                zip(table.column("id").to_pylist(), table.column("caption").to_pylist())
+            ):
                 image_id = None if image_id is None else str(image_id)
                 where = f"{shown} row {row}"
                 modality = metadata_for(None, caption)[0] or self.recipe.modality
@@ -376,8 +424,10 @@ class MedTrinity25MLayout:
         indexes = self._indexes_of()
         by_name: dict[str, TarMember] = {}
         lost: dict[str, tuple[str, int]] = {}  # file_name -> (shard, members read) for a truncated shard's tail
-        counts = {shard: ShardCount(members=len(ix.members), truncated_after=len(ix.members) if ix.truncated else None)
-                  for shard, ix in indexes.items()}
+        counts = {
+            shard: ShardCount(members=len(ix.members), truncated_after=len(ix.members) if ix.truncated else None)
+            for shard, ix in indexes.items()
+        }
         for shard, index in indexes.items():
             for name, offset, size in index.members:
                 member = TarMember(shard, name, offset, size)
@@ -412,8 +462,10 @@ class MedTrinity25MLayout:
                 if problem is None and file_name in lost:
                     shard, after = lost[file_name]
                     counts[shard].rows_lost += 1
-                    problem = (f"{file_name}: shard {Path(shard).name} is truncated after member {after}; "
-                               "its image is in the missing part")
+                    problem = (
+                        f"{file_name}: shard {Path(shard).name} is truncated after member {after}; "
+                        "its image is in the missing part"
+                    )
                 elif problem is None:
                     no_shard += 1
                     problem = f"{file_name}: no image in any shard of {ACCESSIBLE}/"

@@ -18,8 +18,14 @@ from typing import Iterator
 from medtrinity.errors import UserError
 from medtrinity.sources.base import Recipe, SourceItem, register_layout
 from medtrinity.sources.qa_text import (
-    CsvRow, problem_item, chexpert_labels, disease_from_labels, find_table, iter_sorted,
-    patient_left_for_view, read_csv_rows,
+    CsvRow,
+    problem_item,
+    chexpert_labels,
+    disease_from_labels,
+    find_table,
+    iter_sorted,
+    patient_left_for_view,
+    read_csv_rows,
 )
 
 METADATA = "mimic-cxr-2.0.0-metadata.csv"
@@ -39,7 +45,7 @@ def report_sections(text: str, wanted: tuple[str, ...] = REPORT_SECTIONS) -> str
     for i, header in enumerate(headers):
         name = header.group(1).strip()
         end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
-        body = " ".join(text[header.end():end].split())
+        body = " ".join(text[header.end() : end].split())
         if name in wanted and body and name not in found:
             found[name] = body
     return "\n".join(f"{name}: {found[name]}" for name in wanted if name in found) or None
@@ -102,12 +108,21 @@ class MimicCxrJpgLayout:
             try:
                 study_labels = chexpert_labels(label_row.values)
             except ValueError as err:
-                return problem_item(source=r.name, root=str(self.root), file=file,
-                                   problem=f"{CHEXPERT} line {label_row.line}: {err}")
+                return problem_item(
+                    source=r.name, root=str(self.root), file=file, problem=f"{CHEXPERT} line {label_row.line}: {err}"
+                )
         view = v.get("ViewPosition", "").strip() or None
         return SourceItem(
-            source=r.name, root=str(self.root), file=file, modality=r.modality, organ=r.organ,
-            disease=disease_from_labels(study_labels), labels=study_labels,
-            split=SPLIT_NAMES.get(split_value or "", r.split), reference_text=self._report(subject, study),
-            expert=r.expert or "auto", orientation=view, patient_left_on_image=patient_left_for_view(view),
+            source=r.name,
+            root=str(self.root),
+            file=file,
+            modality=r.modality,
+            organ=r.organ,
+            disease=disease_from_labels(study_labels),
+            labels=study_labels,
+            split=SPLIT_NAMES.get(split_value or "", r.split),
+            reference_text=self._report(subject, study),
+            expert=r.expert or "auto",
+            orientation=view,
+            patient_left_on_image=patient_left_for_view(view),
         )

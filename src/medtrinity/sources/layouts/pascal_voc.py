@@ -103,7 +103,14 @@ class PascalVocLayout:
             image, annotations = self._parse(xml_file)
             labels = list(dict.fromkeys(a.label for a in annotations if hasattr(a, "label")))
             yield SourceItem(
-                source=r.name, root=str(self.root), file=image, modality=r.modality, organ=r.organ,
-                disease=r.disease if labels else None, labels=labels,  # no object is not a statement of "normal"
-                split=splits.get(PurePosixPath(xml_file).stem, r.split), annotations=annotations, expert=r.expert,
+                source=r.name,
+                root=str(self.root),
+                file=image,
+                modality=r.modality,
+                organ=r.organ,
+                disease=r.disease if labels else None,
+                labels=labels,  # no object is not a statement of "normal"
+                split=splits.get(PurePosixPath(xml_file).stem, r.split),
+                annotations=annotations,
+                expert=r.expert,
             )

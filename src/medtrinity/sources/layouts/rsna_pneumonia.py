@@ -79,17 +79,32 @@ class RsnaPneumoniaLayout:
         for patient, found in sorted(self._rows().items()):
             if patient.startswith("\0"):  # a row without a patientId: listed so the quarantine names it
                 line = patient[1:]
-                yield SourceItem(source=r.name, root=str(self.root), file=f"{LABELS_CSV}:line {line}",
-                                 modality=r.modality, annotations=found)
+                yield SourceItem(
+                    source=r.name,
+                    root=str(self.root),
+                    file=f"{LABELS_CSV}:line {line}",
+                    modality=r.modality,
+                    annotations=found,
+                )
                 continue
             has_box = bool(found)
             statement = classes.get(patient) or ("Lung Opacity" if has_box else "")
-            labels = [BOX_LABEL] if has_box else list(NO_BOX_CLASSES.get(statement, [statement.lower() or NO_BOX_LABEL]))
+            labels = (
+                [BOX_LABEL] if has_box else list(NO_BOX_CLASSES.get(statement, [statement.lower() or NO_BOX_LABEL]))
+            )
             yield SourceItem(
-                source=r.name, root=str(self.root), file=f"{IMAGES_DIR}/{patient}.dcm", modality=r.modality,
-                organ=r.organ, disease=r.disease if has_box else None, labels=labels, split=r.split,
+                source=r.name,
+                root=str(self.root),
+                file=f"{IMAGES_DIR}/{patient}.dcm",
+                modality=r.modality,
+                organ=r.organ,
+                disease=r.disease if has_box else None,
+                labels=labels,
+                split=r.split,
                 reference_text=f"RSNA class: {statement}." if statement else None,
-                annotations=found, expert=r.expert, label_kinds={k: v for k, v in KINDS.items() if k in labels},
+                annotations=found,
+                expert=r.expert,
+                label_kinds={k: v for k, v in KINDS.items() if k in labels},
             )
 
 

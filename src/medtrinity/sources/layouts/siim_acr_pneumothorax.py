@@ -61,8 +61,11 @@ class SiimAcrPneumothoraxLayout:
                     continue
                 image_id = row[0].strip()
                 if not image_id or len(row) != 2:
-                    problem = ("ImageId is empty" if not image_id
-                               else f"expected 2 fields (ImageId, EncodedPixels), got {len(row)}")
+                    problem = (
+                        "ImageId is empty"
+                        if not image_id
+                        else f"expected 2 fields (ImageId, EncodedPixels), got {len(row)}"
+                    )
                     per_image[image_id or f"\0{number}"].append(SourceProblem(f"{where}: {problem}"))
                     continue
                 per_image.setdefault(image_id, [])
@@ -76,16 +79,27 @@ class SiimAcrPneumothoraxLayout:
         dicoms = self._dicoms()
         for image_id, found in sorted(self._annotations().items()):
             if image_id.startswith("\0"):
-                yield SourceItem(source=r.name, root=str(self.root), file=f"{RLE_CSV}:line {image_id[1:]}",
-                                 modality=r.modality, annotations=found)
+                yield SourceItem(
+                    source=r.name,
+                    root=str(self.root),
+                    file=f"{RLE_CSV}:line {image_id[1:]}",
+                    modality=r.modality,
+                    annotations=found,
+                )
                 continue
             # A missing DICOM keeps a pattern of the published place, so the quarantine names it.
             file = dicoms.get(image_id, f"{IMAGES_DIR}/*/*/{image_id}.dcm")
             has_region = bool(found)
             yield SourceItem(
-                source=r.name, root=str(self.root), file=file, modality=r.modality, organ=r.organ,
+                source=r.name,
+                root=str(self.root),
+                file=file,
+                modality=r.modality,
+                organ=r.organ,
                 disease=r.disease if has_region else None,
                 labels=[self.label] if has_region else [f"no {self.label}"],
-                split=r.split, annotations=found, expert=r.expert,
+                split=r.split,
+                annotations=found,
+                expert=r.expert,
                 label_kinds={self.label: "finding"} if has_region else {f"no {self.label}": "negative"},
             )

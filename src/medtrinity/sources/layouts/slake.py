@@ -27,8 +27,15 @@ QA_FILES = {"test.json": "test", "validate.json": "val", "train.json": "train"} 
 MODALITY_NAMES = {"ct": "CT", "mri": "MRI", "x-ray": "X-Ray", "xray": "X-Ray"}
 # SLAKE's `location` values -> organ names (others: lower case, "_" as a space).
 ORGAN_NAMES = {
-    "brain": "brain", "brain_tissue": "brain", "brain_face": "head", "neck": "neck", "lung": "lung",
-    "chest_lung": "lung", "chest_heart": "heart", "chest_mediastinal": "mediastinum", "abdomen": "abdomen",
+    "brain": "brain",
+    "brain_tissue": "brain",
+    "brain_face": "head",
+    "neck": "neck",
+    "lung": "lung",
+    "chest_lung": "lung",
+    "chest_heart": "heart",
+    "chest_mediastinal": "mediastinum",
+    "abdomen": "abdomen",
     "pelvic cavity": "pelvis",
 }
 
@@ -86,9 +93,13 @@ class SlakeLayout:
     def check(self) -> None:
         expected = "imgs/ and train.json, validate.json, test.json"
         if not (self.root / "imgs").is_dir():
-            raise UserError(f"{self.recipe.name} expects {expected} under {self.root} (the Slake1.0 folder): imgs/ is missing")
+            raise UserError(
+                f"{self.recipe.name} expects {expected} under {self.root} (the Slake1.0 folder): imgs/ is missing"
+            )
         if not any((self.root / name).is_file() for name in QA_FILES):
-            raise UserError(f"{self.recipe.name} expects {expected} under {self.root} (the Slake1.0 folder): train.json is missing")
+            raise UserError(
+                f"{self.recipe.name} expects {expected} under {self.root} (the Slake1.0 folder): train.json is missing"
+            )
 
     def items(self) -> Iterator[SourceItem]:
         r = self.recipe
@@ -101,7 +112,11 @@ class SlakeLayout:
             try:
                 data = json.loads((self.root / name).read_text(encoding="utf-8"))
             except (ValueError, UnicodeDecodeError) as err:
-                problems.append(problem_item(source=r.name, root=str(self.root), file=name, problem=f"{name}: not valid JSON ({err})"))
+                problems.append(
+                    problem_item(
+                        source=r.name, root=str(self.root), file=name, problem=f"{name}: not valid JSON ({err})"
+                    )
+                )
                 continue
             by_image, unnamed = qa_entries_by_image(data, name, "img_name", source=r.name, root=str(self.root))
             problems += unnamed
@@ -118,14 +133,26 @@ class SlakeLayout:
         modalities = {MODALITY_NAMES.get(str(e.get("modality", "")).strip().lower()) for e in qa}
         if len(modalities) != 1 or None in modalities:
             stated = sorted({str(e.get("modality")) for e in qa})
-            return problem_item(source=r.name, root=str(self.root), file=file, split=split,
-                               problem=f"{file}: the QA files give modality {', '.join(stated)}; expected one of CT, MRI, X-Ray")
+            return problem_item(
+                source=r.name,
+                root=str(self.root),
+                file=file,
+                split=split,
+                problem=f"{file}: the QA files give modality {', '.join(stated)}; expected one of CT, MRI, X-Ray",
+            )
         locations = Counter(str(e.get("location", "")) for e in qa if e.get("location"))
-        english = sorted((e for e in qa if e.get("q_lang") == "en"), key=lambda e: (e.get("qid") is None, e.get("qid") or 0))
+        english = sorted(
+            (e for e in qa if e.get("q_lang") == "en"), key=lambda e: (e.get("qid") is None, e.get("qid") or 0)
+        )
         folder = img_name.rsplit("/", 1)[0]
         return SourceItem(
-            source=r.name, root=str(self.root), file=file, modality=modalities.pop(),
-            organ=organ_name(locations.most_common(1)[0][0]) if locations else r.organ, split=split,
+            source=r.name,
+            root=str(self.root),
+            file=file,
+            modality=modalities.pop(),
+            organ=organ_name(locations.most_common(1)[0][0]) if locations else r.organ,
+            split=split,
             reference_text=qa_reference_text((e.get("question", ""), e.get("answer", "")) for e in english),
-            annotations=[DetectionBoxes(f"imgs/{folder}/detection.json")], expert=r.expert or "auto",
+            annotations=[DetectionBoxes(f"imgs/{folder}/detection.json")],
+            expert=r.expert or "auto",
         )

@@ -75,7 +75,9 @@ class VqaRadLayout:
     def check(self) -> None:
         for name in (QA_FILE, IMAGE_FOLDER + "/"):
             if not (self.root / name).exists():
-                raise UserError(f"{self.recipe.name} expects '{QA_FILE}' and '{IMAGE_FOLDER}/' under {self.root}: '{name}' is missing")
+                raise UserError(
+                    f"{self.recipe.name} expects '{QA_FILE}' and '{IMAGE_FOLDER}/' under {self.root}: '{name}' is missing"
+                )
 
     def items(self) -> Iterator[SourceItem]:
         r = self.recipe
@@ -91,21 +93,37 @@ class VqaRadLayout:
     def _item(self, name: str, qa: list[dict[str, Any]]) -> SourceItem:
         r = self.recipe
         file = f"{IMAGE_FOLDER}/{name}"
-        qa = sorted(qa, key=lambda e: (not isinstance(e.get("qid"), int), e.get("qid") if isinstance(e.get("qid"), int) else 0))
+        qa = sorted(
+            qa, key=lambda e: (not isinstance(e.get("qid"), int), e.get("qid") if isinstance(e.get("qid"), int) else 0)
+        )
         split = "test" if any(str(e.get("phrase_type", "")).startswith("test") for e in qa) else "train"
         stated = {m for e in qa if (m := stated_modality(str(e.get("question", "")), str(e.get("answer", ""))))}
         if len(stated) > 1:
-            return problem_item(source=r.name, root=str(self.root), file=file, split=split,
-                               problem=f"{file}: the QA state different modalities ({', '.join(sorted(stated))})")
+            return problem_item(
+                source=r.name,
+                root=str(self.root),
+                file=file,
+                split=split,
+                problem=f"{file}: the QA state different modalities ({', '.join(sorted(stated))})",
+            )
         modality = stated.pop() if stated else self.default_modality
         if modality is None:
-            return problem_item(source=r.name, root=str(self.root), file=file, split=split,
-                               problem=f"{file}: modality not stated by the QA (set options.default_modality to accept such images)")
+            return problem_item(
+                source=r.name,
+                root=str(self.root),
+                file=file,
+                split=split,
+                problem=f"{file}: modality not stated by the QA (set options.default_modality to accept such images)",
+            )
         organs = Counter(str(e.get("image_organ", "")).strip().upper() for e in qa if e.get("image_organ"))
         organ_code = organs.most_common(1)[0][0] if organs else ""
         return SourceItem(
-            source=r.name, root=str(self.root), file=file, modality=modality,
-            organ=ORGAN_NAMES.get(organ_code, organ_code.lower() or r.organ), split=split,
+            source=r.name,
+            root=str(self.root),
+            file=file,
+            modality=modality,
+            organ=ORGAN_NAMES.get(organ_code, organ_code.lower() or r.organ),
+            split=split,
             reference_text=qa_reference_text((e.get("question", ""), e.get("answer", "")) for e in qa),
             expert=r.expert or "auto",
         )

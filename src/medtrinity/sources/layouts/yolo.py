@@ -66,7 +66,9 @@ class YoloLayout:
         if names is None and self.opts.data_yaml is not None:
             path = self.root / self.opts.data_yaml
             if not path.is_file():
-                raise UserError(f"recipe {self.recipe.name} expects {self.opts.data_yaml} under {self.root}: it is missing")
+                raise UserError(
+                    f"recipe {self.recipe.name} expects {self.opts.data_yaml} under {self.root}: it is missing"
+                )
             names = (yaml.safe_load(path.read_text()) or {}).get("names")
         if isinstance(names, dict):
             names = [str(names[k]) for k in sorted(names, key=int)]
@@ -115,8 +117,15 @@ class YoloLayout:
             folder = PurePosixPath(image).parts
             split = next((SPLIT_FOLDERS[p] for p in folder[:-1] if p in SPLIT_FOLDERS), r.split)
             yield SourceItem(
-                source=r.name, root=str(self.root), file=image, modality=r.modality, organ=r.organ,
+                source=r.name,
+                root=str(self.root),
+                file=image,
+                modality=r.modality,
+                organ=r.organ,
                 # A background image (no label file) names no object; that is not a statement of "normal".
-                disease=r.disease if findings else None, labels=labels, split=split,
-                annotations=annotations, expert=r.expert,
+                disease=r.disease if findings else None,
+                labels=labels,
+                split=split,
+                annotations=annotations,
+                expert=r.expert,
             )

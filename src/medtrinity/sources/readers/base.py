@@ -68,7 +68,11 @@ class Reader:
         return False
 
     def read(
-        self, path: Path, frame: int | None = None, slice_index: int | None = None, axis: str | None = None,
+        self,
+        path: Path,
+        frame: int | None = None,
+        slice_index: int | None = None,
+        axis: str | None = None,
         window: str | None = None,
     ) -> ImageData:
         raise NotImplementedError

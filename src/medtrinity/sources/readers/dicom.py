@@ -59,26 +59,81 @@ if TYPE_CHECKING:
 
 # DICOM Modality (0008,0060) -> records.MODALITIES; absent or None: the file does not say.
 DICOM_MODALITY_MAP: dict[str, str | None] = {
-    "CT": "CT", "MR": "MRI", "CR": "X-Ray", "DX": "X-Ray", "RG": "X-Ray", "DR": "X-Ray", "XA": "X-Ray",
-    "RF": "X-Ray", "PX": "X-Ray", "IO": "X-Ray", "MG": "X-Ray", "US": "Ultrasound", "PT": "PET",
-    "NM": "Nuclear Medicine", "ES": "Endoscopy", "OPT": "OCT", "SM": "Histopathology", "GM": "Microscopy",
-    "OT": None, "SC": None,
+    "CT": "CT",
+    "MR": "MRI",
+    "CR": "X-Ray",
+    "DX": "X-Ray",
+    "RG": "X-Ray",
+    "DR": "X-Ray",
+    "XA": "X-Ray",
+    "RF": "X-Ray",
+    "PX": "X-Ray",
+    "IO": "X-Ray",
+    "MG": "X-Ray",
+    "US": "Ultrasound",
+    "PT": "PET",
+    "NM": "Nuclear Medicine",
+    "ES": "Endoscopy",
+    "OPT": "OCT",
+    "SM": "Histopathology",
+    "GM": "Microscopy",
+    "OT": None,
+    "SC": None,
 }
 
 # BodyPartExamined (0018,0015) defined terms -> organ words. The tag is free text in practice (sites put
 # names and notes there), so only these terms are copied; anything else becomes None.
 BODY_PART_ORGANS: dict[str, str] = {
-    "ABDOMEN": "abdomen", "ABDOMENPELVIS": "abdomen and pelvis", "ABDPELV": "abdomen and pelvis",
-    "CHEST": "chest", "THORAX": "chest", "CHESTABDOMEN": "chest and abdomen", "CHESTABDPELVIS": "chest, abdomen and pelvis",
-    "HEAD": "head", "HEADNECK": "head and neck", "BRAIN": "brain", "SKULL": "skull", "NECK": "neck",
-    "PELVIS": "pelvis", "SPINE": "spine", "CSPINE": "cervical spine", "TSPINE": "thoracic spine",
-    "LSPINE": "lumbar spine", "SSPINE": "sacral spine", "EXTREMITY": "extremity", "ARM": "arm", "HAND": "hand",
-    "WRIST": "wrist", "ELBOW": "elbow", "FOREARM": "forearm", "HUMERUS": "humerus", "LEG": "leg", "FOOT": "foot",
-    "ANKLE": "ankle", "KNEE": "knee", "FEMUR": "femur", "SHOULDER": "shoulder", "CLAVICLE": "clavicle",
-    "HIP": "hip", "BREAST": "breast", "HEART": "heart", "LUNG": "lung", "LIVER": "liver", "KIDNEY": "kidney",
-    "PANCREAS": "pancreas", "SPLEEN": "spleen", "PROSTATE": "prostate", "BLADDER": "bladder", "COLON": "colon",
-    "STOMACH": "stomach", "ESOPHAGUS": "esophagus", "THYROID": "thyroid", "JAW": "jaw", "EYE": "eye",
-    "WHOLEBODY": "whole body", "WHOLE BODY": "whole body",
+    "ABDOMEN": "abdomen",
+    "ABDOMENPELVIS": "abdomen and pelvis",
+    "ABDPELV": "abdomen and pelvis",
+    "CHEST": "chest",
+    "THORAX": "chest",
+    "CHESTABDOMEN": "chest and abdomen",
+    "CHESTABDPELVIS": "chest, abdomen and pelvis",
+    "HEAD": "head",
+    "HEADNECK": "head and neck",
+    "BRAIN": "brain",
+    "SKULL": "skull",
+    "NECK": "neck",
+    "PELVIS": "pelvis",
+    "SPINE": "spine",
+    "CSPINE": "cervical spine",
+    "TSPINE": "thoracic spine",
+    "LSPINE": "lumbar spine",
+    "SSPINE": "sacral spine",
+    "EXTREMITY": "extremity",
+    "ARM": "arm",
+    "HAND": "hand",
+    "WRIST": "wrist",
+    "ELBOW": "elbow",
+    "FOREARM": "forearm",
+    "HUMERUS": "humerus",
+    "LEG": "leg",
+    "FOOT": "foot",
+    "ANKLE": "ankle",
+    "KNEE": "knee",
+    "FEMUR": "femur",
+    "SHOULDER": "shoulder",
+    "CLAVICLE": "clavicle",
+    "HIP": "hip",
+    "BREAST": "breast",
+    "HEART": "heart",
+    "LUNG": "lung",
+    "LIVER": "liver",
+    "KIDNEY": "kidney",
+    "PANCREAS": "pancreas",
+    "SPLEEN": "spleen",
+    "PROSTATE": "prostate",
+    "BLADDER": "bladder",
+    "COLON": "colon",
+    "STOMACH": "stomach",
+    "ESOPHAGUS": "esophagus",
+    "THYROID": "thyroid",
+    "JAW": "jaw",
+    "EYE": "eye",
+    "WHOLEBODY": "whole body",
+    "WHOLE BODY": "whole body",
 }
 _YBR_PHOTOMETRICS = ("YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_PARTIAL_422", "YBR_ICT", "YBR_RCT")
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -222,7 +277,9 @@ def _dicom_gray(ds: Dataset, index: int, values: np.ndarray, preset, modality: s
     if center is not None and width is not None and number(width, "WindowWidth") > 0:
         level, span = number(center, "WindowCenter"), number(width, "WindowWidth")
         function = str(frame_value(ds, index, "VOILUTFunction") or "LINEAR").upper()
-        rule = f"DICOM window L{format_number(level)}/W{format_number(span)}" + (" sigmoid" if function == "SIGMOID" else "")
+        rule = f"DICOM window L{format_number(level)}/W{format_number(span)}" + (
+            " sigmoid" if function == "SIGMOID" else ""
+        )
         low, high = percentile_range(values)
         if level + span / 2 >= low and level - span / 2 <= high:
             return window_to_uint8(values, level, span, function), rule

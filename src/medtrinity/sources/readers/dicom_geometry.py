@@ -30,10 +30,30 @@ if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
 # ViewPosition (0018,5101) defined terms (projection radiography and mammography); others become None.
-VIEW_POSITIONS = frozenset({
-    "AP", "PA", "LL", "RL", "LLD", "RLD", "LLO", "RLO", "LATERAL", "LAT", "CC", "MLO", "ML", "LM", "LMO",
-    "XCCL", "XCCM", "FB", "SIO", "ISO",
-})
+VIEW_POSITIONS = frozenset(
+    {
+        "AP",
+        "PA",
+        "LL",
+        "RL",
+        "LLD",
+        "RLD",
+        "LLO",
+        "RLO",
+        "LATERAL",
+        "LAT",
+        "CC",
+        "MLO",
+        "ML",
+        "LM",
+        "LMO",
+        "XCCL",
+        "XCCM",
+        "FB",
+        "SIO",
+        "ISO",
+    }
+)
 _PATIENT_DIRECTION = re.compile(r"^[APLRHF]{1,3}$")  # PatientOrientation values: patient direction letters
 
 

@@ -22,8 +22,14 @@ if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
 # Loggers that print header values or decoder tracebacks while pydicom reads or decodes.
-_DICOM_LOGGERS = ("pydicom", "pydicom.pixels.decoders.base", "pydicom.pixels.utils", "pydicom.pixels.encoders.base",
-                  "pylibjpeg", "openjpeg")
+_DICOM_LOGGERS = (
+    "pydicom",
+    "pydicom.pixels.decoders.base",
+    "pydicom.pixels.utils",
+    "pydicom.pixels.encoders.base",
+    "pylibjpeg",
+    "openjpeg",
+)
 
 
 @contextmanager
@@ -67,7 +73,11 @@ def dicom_reading() -> Iterator[None]:
 def exception_name(error: BaseException) -> str:
     """The exception's type as a reader can place it ("ValueError", "struct.error"), never its message."""
     kind = type(error)
-    return kind.__name__ if kind.__module__ == "builtins" or kind.__name__[0].isupper() else f"{kind.__module__}.{kind.__name__}"
+    return (
+        kind.__name__
+        if kind.__module__ == "builtins" or kind.__name__[0].isupper()
+        else f"{kind.__module__}.{kind.__name__}"
+    )
 
 
 def read_dataset(path: Path, stop_before_pixels: bool = False) -> Dataset:
@@ -174,7 +184,9 @@ def transfer_syntax(ds: Dataset):
     meta = ds.file_meta
     if "TransferSyntaxUID" in meta:
         syntax = header(meta, "TransferSyntaxUID")
-        if not (isinstance(syntax, str) and syntax in UID_dictionary and UID_dictionary[syntax][1] == "Transfer Syntax"):
+        if not (
+            isinstance(syntax, str) and syntax in UID_dictionary and UID_dictionary[syntax][1] == "Transfer Syntax"
+        ):
             raise StageError("corrupt DICOM header: TransferSyntaxUID is not a known transfer syntax")
         return UID(syntax)
     implicit, little = ds.original_encoding
@@ -191,10 +203,14 @@ def check_decoder(syntax) -> None:
     try:
         decoder = get_decoder(syntax)
     except NotImplementedError as e:
-        raise StageError(f"{uid_name(syntax, 'unknown transfer syntax')}: pydicom has no decoder for this transfer syntax") from e
+        raise StageError(
+            f"{uid_name(syntax, 'unknown transfer syntax')}: pydicom has no decoder for this transfer syntax"
+        ) from e
     if not decoder.is_available:
         options = [_install_hint(dep) for dep in decoder.missing_dependencies]
-        raise StageError(f"{uid_name(syntax, 'unknown transfer syntax')}: no decoder installed; install one of {', '.join(options)} to decode")
+        raise StageError(
+            f"{uid_name(syntax, 'unknown transfer syntax')}: no decoder installed; install one of {', '.join(options)} to decode"
+        )
 
 
 def _install_hint(missing: str) -> str:

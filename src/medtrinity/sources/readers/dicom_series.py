@@ -140,6 +140,8 @@ def list_series(root: Path, files: list[str]) -> tuple[list[DicomSeries], list[s
     series = []
     for uid, slices in groups.items():
         normal = normals[uid]
-        series.append(DicomSeries(sorted(slices, key=_sort_key), axis_of_normal(normal) if normal is not None else None))
+        series.append(
+            DicomSeries(sorted(slices, key=_sort_key), axis_of_normal(normal) if normal is not None else None)
+        )
     series.sort(key=lambda s: min(s.files))
     return series, unreadable

@@ -129,7 +129,7 @@ def _open_nifti(path: Path):
     data = path.read_bytes()
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
-    image_class = nib.Nifti2Image if _nifti_version(data[:_NIFTI1[0]]) == 2 else nib.Nifti1Image
+    image_class = nib.Nifti2Image if _nifti_version(data[: _NIFTI1[0]]) == 2 else nib.Nifti1Image
     return image_class.from_bytes(data)
 
 

@@ -68,8 +68,13 @@ def _tiff_page(path: Path, frame: int | None) -> _TiffPage | None:
     import tifffile
     from tifffile import PHOTOMETRIC
 
-    handled = (PHOTOMETRIC.MINISBLACK, PHOTOMETRIC.MINISWHITE, PHOTOMETRIC.RGB, PHOTOMETRIC.PALETTE,
-               PHOTOMETRIC.SEPARATED)
+    handled = (
+        PHOTOMETRIC.MINISBLACK,
+        PHOTOMETRIC.MINISWHITE,
+        PHOTOMETRIC.RGB,
+        PHOTOMETRIC.PALETTE,
+        PHOTOMETRIC.SEPARATED,
+    )
     try:
         with tifffile.TiffFile(path) as tif:
             n_frames = len(tif.pages)
