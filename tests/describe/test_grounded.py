@@ -201,8 +201,8 @@ def test_regions_that_are_not_tissue_get_no_intensity_words(kind):
     )
     description = describe(sample)
     assert description.attributes.texture == (
-        "Texture is not described: none of the regions is a finding, tissue, "
-        "anatomical structure or a region the source drew."
+        "Texture is not described: it is given for findings, anatomical structures, tissue classes and regions "
+        "the source drew, and these regions are none of those."
     )
     assert "opacity" not in description.text and "lucency" not in description.text
 

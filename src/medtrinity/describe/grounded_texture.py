@@ -114,8 +114,8 @@ def _candidates(rois: list[ROI]) -> list[int]:
 
 
 _NONE_DESCRIBED = {  # worded without "no <noun>", which a reader of counts would take for "0 regions"
-    "kind": "Texture is not described: none of the regions is a finding, tissue, anatomical structure or a region the "
-    "source drew.",
+    "kind": "Texture is not described: it is given for findings, anatomical structures, tissue classes and regions "
+    "the source drew, and these regions are none of those.",
     "size": "Texture is not described: none of the finding, tissue or anatomical regions has the {pixels} "
     "pixels needed to measure it.",
     "overlay": "Texture is not described: the tissue regions lie on the dark margin outside the imaged field or "
