@@ -385,3 +385,15 @@ def test_identical_requests_in_flight_together_are_paid_once(tmp_path):
     assert all(r.text == "A CT image with one nodule." for r in results)
     assert len(server.requests) == 1
     assert (describer.usage.requests, describer.usage.cache_hits) == (1, 3)
+
+
+def test_the_shard_stream_sends_openai_batches_side_by_side_under_one_bound():
+    """Without this the stream hands the describe stage one group of 32 at a time, whatever --concurrency is."""
+    from medtrinity.pipeline.stages import DescribeStage, VerifyStage
+    from medtrinity.pipeline.stream import is_concurrent
+
+    options = dict(model="m", base_url="http://127.0.0.1:9/v1", api_key_env=KEY_VAR, concurrency=128)
+    describe = DescribeStage("openai", options)
+    assert is_concurrent(describe)
+    assert is_concurrent(VerifyStage("repair", describe.describer))
+    assert not is_concurrent(DescribeStage("grounded"))

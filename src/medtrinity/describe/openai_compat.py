@@ -198,6 +198,9 @@ class _Session:
 @register_describer(BACKEND)
 class OpenAICompatDescriber:
     name = BACKEND
+    # Batches from several threads at once share the session's loop and its one `concurrency` bound, so the
+    # shard stream (pipeline/stream.py) keeps many groups in flight instead of one group of 32 at a time.
+    concurrent_batches = True
 
     def __init__(
         self,

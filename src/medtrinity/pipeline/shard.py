@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import traceback
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from medtrinity.pipeline.config import BuildConfig
 from medtrinity.pipeline.stages import build_stages
 from medtrinity.pipeline.store import ShardStore
 from medtrinity.pipeline.stream import ShardStream, quarantine_row
-from medtrinity.records import sample_to_row
+from medtrinity.records import SCHEMA, sample_to_row
 from medtrinity.sources.base import SourceItem
 
 log = logging.getLogger("medtrinity")
@@ -134,17 +134,61 @@ def run_shard(
     if config.retry_transient and store.is_done(index):
         return _retry_transient(index, items, config, store, progress, stages)
     rows, quarantined, counts, usage = _process(index, items, config, store, progress, stages)
-    store.write_shard(index, rows, quarantined, counts, extra=with_redacted(usage, rows))
+    store.write_shard(index, rows.table(), quarantined, counts, extra=_with_redacted_counts(usage, rows.redacted))
     return {"shard": index, "written": len(rows), "quarantined": len(quarantined)}
 
 
 def with_redacted(extra: dict | None, rows: list[dict]) -> dict | None:
     """The marker's extras plus, per source, the written images whose burned-in text was blacked out."""
-    redacted: dict[str, int] = defaultdict(int)
-    for row in rows:
-        if row["origin"].get("redacted"):
-            redacted[row["source"]] += 1
+    return _with_redacted_counts(extra, _redacted_by_source(rows))
+
+
+def _redacted_by_source(rows: list[dict]) -> Counter:
+    return Counter(row["source"] for row in rows if row["origin"].get("redacted"))
+
+
+def _with_redacted_counts(extra: dict | None, redacted: Counter) -> dict | None:
     return {**(extra or {}), "redacted": dict(redacted)} if redacted else extra
+
+
+# Written rows are turned into Arrow this many at a time (the store's row-group size): a shard then holds each
+# stored image once, compactly, instead of as Python rows and again as the table written — so a worker's
+# memory barely grows with the shard size (1,000 records of a large input vs. a few hundred of a small one).
+ROWS_PER_CHUNK = 128
+
+
+class _ShardRows:
+    """The shard's written rows, in order, as Arrow tables of ROWS_PER_CHUNK, with the redaction counts the
+    marker needs."""
+
+    def __init__(self) -> None:
+        self.chunks: list = []
+        self.pending: list[dict] = []
+        self.redacted: Counter = Counter()
+        self.count = 0
+
+    def append(self, row: dict) -> None:
+        self.pending.append(row)
+        self.count += 1
+        if len(self.pending) >= ROWS_PER_CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self.pending:
+            self.redacted.update(_redacted_by_source(self.pending))
+            self.chunks.append(pa.Table.from_pylist(self.pending, schema=SCHEMA))
+            self.pending = []
+
+    def table(self):
+        import pyarrow as pa
+
+        self._flush()
+        return pa.concat_tables(self.chunks) if self.chunks else SCHEMA.empty_table()
+
+    def __len__(self) -> int:
+        return self.count
 
 
 def _process(
@@ -154,10 +198,10 @@ def _process(
     store: ShardStore,
     progress: Callable[[int], None] | None,
     stages: list | None = None,
-) -> tuple[list[dict], list[dict], dict, dict | None]:
+) -> tuple[_ShardRows, list[dict], dict, dict | None]:
     """(rows, quarantine rows, per-source counts, {"describer_usage": …} or None) for the items, in item order."""
     stages = stages_for(config) if stages is None else stages
-    rows, quarantined = [], []
+    rows, quarantined = _ShardRows(), []
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"seen": 0, "written": 0, "quarantined": 0})
     usage_before = describer_usage(stages)  # stages live for the whole process: this shard's share is a difference
     stream = ShardStream(stages, run_stage, window=batch_size_for(stages), errors_log=store.out / "errors.log")
@@ -200,7 +244,7 @@ def _retry_transient(
         progress(len(items) - len(again))
     new_rows, new_bad, _, usage = _process(index, again, config, store, progress, stages)
     order = {item.id: i for i, item in enumerate(items)}
-    rows = sorted(store.shard_rows(index) + new_rows, key=lambda r: order[r["id"]])
+    rows = sorted(store.shard_rows(index) + new_rows.table().to_pylist(), key=lambda r: order[r["id"]])
     kept_bad = [q for q in store.shard_rows(index, "quarantine") if q["id"] not in retry]
     quarantined = sorted(kept_bad + new_bad, key=lambda q: order[q["id"]])
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"seen": 0, "written": 0, "quarantined": 0})

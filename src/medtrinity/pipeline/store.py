@@ -132,7 +132,7 @@ class ShardStore:
     def write_shard(
         self,
         index: int,
-        rows: list[dict],
+        rows: list[dict] | pa.Table,
         quarantined: list[dict],
         counts: dict[str, dict[str, int]],
         extra: dict | None = None,
@@ -144,7 +144,9 @@ class ShardStore:
         ):
             path = folder / f"{name}.parquet"
             if records:
-                _atomic_write_table(path, pa.Table.from_pylist(records, schema=schema))
+                # rows may come as an Arrow table already (shard.py converts them as they are made)
+                table = records if isinstance(records, pa.Table) else pa.Table.from_pylist(records, schema=schema)
+                _atomic_write_table(path, table)
             else:
                 path.unlink(missing_ok=True)  # a half-finished earlier attempt may have left one
         marker = {
