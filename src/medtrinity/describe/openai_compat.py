@@ -381,6 +381,16 @@ class OpenAICompatDescriber:
         ], shrunk
 
     def _answers(self, jobs: list[_Job]) -> list[Description | BaseException]:
+        answers = self._run_batch(jobs)
+        return [
+            answer
+            if isinstance(answer, BaseException)
+            else description_or_error(answer.reply, self.label(answer, job.repaired))
+            for job, answer in zip(jobs, answers, strict=True)
+        ]
+
+    def _run_batch(self, jobs: list[_Job]) -> list[_Answer | BaseException]:
+        """The answers of one batch on the worker's session; a stop of the server or a user error is raised."""
         if not jobs:
             return []
         session = self._session()
@@ -399,12 +409,7 @@ class OpenAICompatDescriber:
         for answer in answers:
             if isinstance(answer, UserError):
                 raise answer
-        return [
-            answer
-            if isinstance(answer, BaseException)
-            else description_or_error(answer.reply, self.label(answer, job.repaired))
-            for job, answer in zip(jobs, answers, strict=True)
-        ]
+        return answers
 
     async def _run_jobs(self, session: _Session, jobs: list[_Job]) -> list[_Answer | BaseException]:
         async def run(job: _Job) -> _Answer:

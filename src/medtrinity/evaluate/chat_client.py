@@ -14,7 +14,6 @@ from typing import Any
 
 from medtrinity.describe.base import Reply
 from medtrinity.describe.openai_compat import OpenAICompatDescriber, _Job
-from medtrinity.errors import UserError
 from medtrinity.records import Sample
 
 
@@ -41,23 +40,5 @@ class ChatClient(OpenAICompatDescriber):
             _Job(lambda shrink, r=request: (r.messages, None) if not shrink else ([], None), request.prompt_version)
             for request in requests
         ]
-        if not jobs:
-            return []
-        # As the describer's `_answers` runs a batch on its session, without turning replies into descriptions.
-        session = self._session()
-        with self._session_lock:
-            if self._active_calls == 0:
-                self._stopped = None
-                session.loop.call_soon_threadsafe(session.stop_event.clear)
-            self._active_calls += 1
-        try:
-            answers = session.run(self._run_jobs(session, jobs))
-        finally:
-            with self._session_lock:
-                self._active_calls -= 1
-        if self._stopped is not None:
-            raise self._stopped
-        for answer in answers:
-            if isinstance(answer, UserError):
-                raise answer
+        answers = self._run_batch(jobs)  # the describer's batch, without turning replies into descriptions
         return [answer if isinstance(answer, BaseException) else answer.reply for answer in answers]
