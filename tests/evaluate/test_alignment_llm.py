@@ -42,21 +42,24 @@ def test_parse_reply():
 
 
 class Judge:
-    """A vision server judging in turn: one 503 first (retried), then a scored, an unparseable and a skip reply."""
+    """A vision server judging the reports in the order it first sees them: a scored, an unparseable and a skip
+    reply. The first request gets a 503 first (retried; the others may go out while it waits)."""
 
     def __init__(self) -> None:
         self.replies = [GPT4V_REPLY, UNPARSEABLE, SKIP_REPLY]
-        self.failed_once = False
-        self.judged: list[str] = []
+        self.seen: list[str] = []  # prompts, in the order they first arrived
+        self.judged: list[str] = []  # prompts answered, in order
 
     def __call__(self, body: dict, headers: dict) -> Scripted:
         if body["max_tokens"] < 16:  # the preflight's probes
             return Scripted(body=completion("{", "length"))
-        if not self.failed_once:
-            self.failed_once = True
-            return Scripted(status=503, body={"error": {"message": "Service Unavailable", "type": "server_error"}})
-        self.judged.append(prompt_text(body))
-        return Scripted(body=completion(self.replies[(len(self.judged) - 1) % 3]))
+        prompt = prompt_text(body)
+        if prompt not in self.seen:
+            self.seen.append(prompt)
+            if len(self.seen) == 1:
+                return Scripted(status=503, body={"error": {"message": "Service Unavailable", "type": "server_error"}})
+        self.judged.append(prompt)
+        return Scripted(body=completion(self.replies[self.seen.index(prompt) % 3]))
 
 
 def test_llm_judge_through_the_describer_client(mini_build, tmp_path):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medtrinity.image_codec import encode_png
 from medtrinity.records import Sample, image_extension
 
 JPEG_QUALITY = 90  # a resized JPEG is re-encoded at this quality (the original's is unknown)
@@ -87,4 +88,9 @@ def image_payload(sample: Sample, max_side: int = 0, overlay: bool = False) -> I
 
         pixels = draw_overlay(pixels, sample.rois)  # a copy; the stored image is untouched
     as_jpeg = jpeg is not None and not overlay
+    if not as_jpeg and not overlay and size == (width, height):
+        if sample.image_bytes is None:  # exactly the PNG the encode stage stores: made once, kept for it
+            sample.image_bytes = encode_png(pixels)
+        if image_extension(sample.image_bytes) == "png":  # (a record read back may hold its stored JPEG)
+            return ImagePayload(sample.image_bytes, "image/png", *size)
     return ImagePayload(_encode(pixels, size, as_jpeg), "image/jpeg" if as_jpeg else "image/png", *size)

@@ -23,7 +23,8 @@ import os
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from functools import partial
@@ -63,6 +64,12 @@ POOL_SIZE = 8  # connections per HTTP client: httpcore's pool bookkeeping grows 
 MAX_RETRY_AFTER_S = 300.0  # a longer Retry-After is cut to this, so a record never waits forever
 STOP_AFTER_CONNECTION_FAILURES = 3  # records in a row whose every attempt found no server: it is gone
 SHRUNK_MIN_SIDE = 256  # a context overflow halves the image sent, but not below this
+# Requests are built (image encoded, cache key hashed) on threads beside the event loop, before a slot is taken:
+# Pillow's encoder and hashlib release the GIL, so the loop keeps answering while images are encoded, and a
+# slot is held only while its request is on its way. A few are built ahead of the slots so a freed slot
+# never waits for an encode; no more, so encoded images do not pile up in memory.
+BUILDER_THREADS = 1
+BUILT_AHEAD = 8
 # No tokenizer packs more than ~5 characters of English into a token: a count below characters / 10 means the
 # model never saw the text (a chat template that dropped list-form content).
 MAX_CHARS_PER_TOKEN = 10
@@ -71,12 +78,21 @@ _snippet = partial(snippet, limit=160)  # a server's error page is shown a littl
 
 @dataclass
 class _Job:
-    """One request to make; the messages (with the encoded image) are built only when a slot is free.
+    """One request to make; the messages (with the encoded image) are built only shortly before a slot is free.
     `build(shrink)` gives the messages and, when shrinking, what was made smaller (None: nothing could be)."""
 
     build: Callable[[bool], tuple[list[dict[str, Any]], str | None]]
     prompt_version: str
     repaired: bool = False
+
+
+@dataclass
+class _Request:
+    """A job's messages as built, and their cache key per output mode (each hashed once)."""
+
+    messages: list[dict[str, Any]]
+    shrunk: str | None  # what was made smaller after a context overflow
+    keys: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -156,13 +172,15 @@ class _Session:
     async def _open(self, describer: OpenAICompatDescriber) -> None:
         import httpx
 
-        # `concurrency` slots; slot i always uses client i // POOL_SIZE, so no pool ever overfills or waits.
-        # Within them, the AIMD gate decides how many requests are actually on the wire.
+        # The AIMD gate decides how many requests are on the wire (at most `concurrency`); each takes one of
+        # `concurrency` connection slots, and slot i always uses client i // POOL_SIZE, so no pool overfills.
         self.slots: asyncio.Queue[int] = asyncio.Queue()
         for slot in range(describer.concurrency):
             self.slots.put_nowait(slot)
         self.gate = AdaptiveLimit(describer.concurrency, start=describer._in_flight_limit)
         self.stop_event = asyncio.Event()
+        self.building = asyncio.Semaphore(describer.concurrency + BUILT_AHEAD)  # requests built and not yet answered
+        self.builders = ThreadPoolExecutor(BUILDER_THREADS, thread_name_prefix="openai-describer-build")
         self.inflight: dict[str, asyncio.Future] = {}  # identical requests in flight together share one call
         limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
         self.clients = [
@@ -181,6 +199,19 @@ class _Session:
         """The coroutine's result, run on the session's loop; callable from any thread but the loop's own."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
+    @contextlib.asynccontextmanager
+    async def connection(self):
+        """A client with a free connection, for one request on the wire (the gate admits at most `concurrency`)."""
+        slot = await self.slots.get()
+        try:
+            yield self.clients[slot // POOL_SIZE]
+        finally:
+            self.slots.put_nowait(slot)
+
+    async def off_loop(self, function: Callable, *args):
+        """`function(*args)` on a builder thread, awaited on the loop."""
+        return await self.loop.run_in_executor(self.builders, partial(function, *args))
+
     def close(self) -> None:
         if not self.loop.is_running():
             return
@@ -191,6 +222,7 @@ class _Session:
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(close_clients(), self.loop).result(timeout=5)
+        self.builders.shutdown(wait=False, cancel_futures=True)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
 
@@ -413,12 +445,10 @@ class OpenAICompatDescriber:
 
     async def _run_jobs(self, session: _Session, jobs: list[_Job]) -> list[_Answer | BaseException]:
         async def run(job: _Job) -> _Answer:
-            slot = await session.slots.get()
-            try:
+            async with session.building:
                 self._raise_if_stopped()
-                return await self._job_answer(session.clients[slot // POOL_SIZE], job, session.inflight)
-            finally:
-                session.slots.put_nowait(slot)
+                request = await session.off_loop(self._build, job, False)  # may raise StageError: the record's result
+                return await self._job_answer(session, job, request)
 
         try:
             return list(await asyncio.gather(*(run(job) for job in jobs), return_exceptions=True))
@@ -426,51 +456,56 @@ class OpenAICompatDescriber:
             self._in_flight_limit = session.gate.limit
             self.lowest_in_flight = min(self.lowest_in_flight, session.gate.lowest)
 
-    async def _job_answer(self, client, job: _Job, inflight: dict[str, asyncio.Future]) -> _Answer:
-        messages, _ = job.build(False)  # may raise StageError (no pixels): that record's result
+    def _build(self, job: _Job, shrink: bool) -> _Request | None:
+        """The job's request (None when shrinking finds nothing to make smaller), with its cache key for the
+        output mode of now hashed here, off the loop."""
+        messages, shrunk = job.build(shrink)
+        if shrink and shrunk is None:
+            return None
+        request = _Request(messages, shrunk)
+        if self._cache_dir is not None:
+            self._key(job, request, self.negotiation.mode)
+        return request
+
+    async def _job_answer(self, session: _Session, job: _Job, request: _Request) -> _Answer:
         try:
-            return await self._cached_call(client, job, messages, None, inflight)
+            return await self._cached_call(job, request, session.inflight)
         except ContextOverflow as overflow:
             fix = "start the server with a larger context (llama-server -c N, vLLM --max-model-len N)"
-            smaller, shrunk = job.build(True)
-            if shrunk is None:
+            smaller = await session.off_loop(self._build, job, True)
+            if smaller is None:
                 raise ContextOverflow(f"{overflow}: {fix}") from None
             self.usage.shrunk += 1
             try:
-                return await self._cached_call(client, job, smaller, shrunk, inflight)
+                return await self._cached_call(job, smaller, session.inflight)
             except ContextOverflow as again:
-                raise ContextOverflow(f"{again}, even with the request shrunk ({shrunk}): {fix}") from None
+                raise ContextOverflow(f"{again}, even with the request shrunk ({smaller.shrunk}): {fix}") from None
 
-    def _key(self, job: _Job, messages: list[dict[str, Any]], mode: str) -> str:
-        inputs = {
-            "messages": messages,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "structured_output": mode,
-        }
-        return request_key(BACKEND, self.model, job.prompt_version, inputs)
+    def _key(self, job: _Job, request: _Request, mode: str) -> str:
+        if mode not in request.keys:
+            inputs = {
+                "messages": request.messages,
+                "max_tokens": self.max_tokens,
+                "temperature": self.temperature,
+                "structured_output": mode,
+            }
+            request.keys[mode] = request_key(BACKEND, self.model, job.prompt_version, inputs)
+        return request.keys[mode]
 
-    async def _cached_call(
-        self,
-        client,
-        job: _Job,
-        messages: list[dict[str, Any]],
-        shrunk: str | None,
-        inflight: dict[str, asyncio.Future] | None = None,
-    ) -> _Answer:
+    async def _cached_call(self, job: _Job, request: _Request, inflight: dict[str, asyncio.Future]) -> _Answer:
         mode = self.negotiation.mode
-        key = self._key(job, messages, mode) if self.cache is not None else None
+        key = self._key(job, request, mode) if self.cache is not None else None
         if key is not None and (hit := self.cache.get_reply(key)) is not None:
             self.usage.cache_hits += 1
-            return _Answer(hit, mode, shrunk)
-        if key is not None and inflight is not None:
+            return _Answer(hit, mode, request.shrunk)
+        if key is not None:
             if key in inflight:  # the same request is already on its way: wait for its answer, pay once
                 self.usage.cache_hits += 1
                 return await asyncio.shield(inflight[key])
             pending = inflight[key] = asyncio.get_running_loop().create_future()
             pending.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved" noise
             try:
-                answer = await self._paid_call(client, job, messages, shrunk)
+                answer = await self._paid_call(job, request)
             except BaseException as err:
                 pending.set_exception(err)
                 raise
@@ -479,27 +514,28 @@ class OpenAICompatDescriber:
             finally:
                 del inflight[key]  # answered (and cached): later identical requests read the cache
             return answer
-        return await self._paid_call(client, job, messages, shrunk)
+        return await self._paid_call(job, request)
 
-    async def _paid_call(self, client, job: _Job, messages: list[dict[str, Any]], shrunk: str | None) -> _Answer:
+    async def _paid_call(self, job: _Job, request: _Request) -> _Answer:
         def cached(mode: str) -> Reply | None:  # after a step down, the answer in the new mode may be known already
-            return None if self.cache is None else self.cache.get_reply(self._key(job, messages, mode))
+            return None if self.cache is None else self.cache.get_reply(self._key(job, request, mode))
 
-        reply, mode, from_cache = await self._call_with_retries(client, messages, cached)
+        reply, mode, from_cache = await self._call_with_retries(request.messages, cached)
         if from_cache:
             self.usage.cache_hits += 1
-            return _Answer(reply, mode, shrunk)
+            return _Answer(reply, mode, request.shrunk)
         self.usage.add_tokens(reply)
-        check_prompt_received(reply.prompt_tokens, messages)  # not cached when it fails: a fixed server is asked again
+        # Not cached when it fails: a fixed server is asked again.
+        check_prompt_received(reply.prompt_tokens, request.messages)
         if self.cache is not None:
             self.cache.put_reply(
-                self._key(job, messages, mode),
+                self._key(job, request, mode),
                 reply,
                 backend=BACKEND,
                 model=self.model,
                 prompt_version=job.prompt_version,
             )
-        return _Answer(reply, mode, shrunk)
+        return _Answer(reply, mode, request.shrunk)
 
     def _body(self, messages: list[dict[str, Any]], mode: str, max_tokens: int | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -538,7 +574,6 @@ class OpenAICompatDescriber:
 
     async def _call_with_retries(
         self,
-        client,
         messages: list[dict[str, Any]],
         cached: Callable[[str], Reply | None] | None = None,
     ) -> tuple[Reply, str, bool]:
@@ -546,16 +581,22 @@ class OpenAICompatDescriber:
         import httpx
 
         attempt, reason, connection_failed = 0, "", False
+        looked_up = self.negotiation.mode  # the mode the caller found no cached answer in
         while attempt < self.max_attempts:
             self._raise_if_stopped()
             attempt += 1
             if attempt > 1:
                 self.usage.retries += 1
-            mode = self.negotiation.mode
-            body = self._body(messages, mode)
             wait: float | None = None
             response, connection_failed = None, False
-            async with self._session_.gate.slot() as epoch:
+            async with self._session_.gate.slot() as epoch, self._session_.connection() as client:
+                self._raise_if_stopped()  # the server may have stopped the build while this one waited
+                mode = self.negotiation.mode
+                if mode != looked_up:  # another request's refusal stepped the mode down meanwhile
+                    if cached is not None and (hit := cached(mode)) is not None:
+                        return hit, mode, True
+                    looked_up = mode
+                body = self._body(messages, mode)
                 self.usage.requests += 1
                 try:
                     # httpx's timeout bounds each read; wait_for bounds the whole call (a server trickling bytes).
@@ -582,9 +623,7 @@ class OpenAICompatDescriber:
                         self.negotiation.refused(mode, refusal.reason)  # the next mode: a request, not a retry
                     except ServerUnfit as stop:  # a mode the user chose
                         raise self._stop(self.unfit(str(stop))) from None
-                    if cached is not None and (hit := cached(self.negotiation.mode)) is not None:
-                        return hit, self.negotiation.mode, True
-                    attempt -= 1
+                    attempt -= 1  # the same attempt in the next mode (whose answer may be cached: see above)
                     continue
                 if refusal.kind == "context":
                     raise ContextOverflow(refusal.reason)

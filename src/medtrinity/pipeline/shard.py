@@ -19,7 +19,7 @@ from medtrinity.describe.server_errors import ServerStop
 from medtrinity.errors import StageError, UserError
 from medtrinity.pipeline.config import BuildConfig
 from medtrinity.pipeline.stages import build_stages
-from medtrinity.pipeline.store import ShardStore
+from medtrinity.pipeline.store import ROWS_PER_GROUP, DataWriter, ShardStore
 from medtrinity.pipeline.stream import ShardStream, quarantine_row
 from medtrinity.records import SCHEMA, sample_to_row
 from medtrinity.sources.base import SourceItem
@@ -133,8 +133,13 @@ def run_shard(
     store = ShardStore(config.out)
     if config.retry_transient and store.is_done(index):
         return _retry_transient(index, items, config, store, progress, stages)
-    rows, quarantined, counts, usage = _process(index, items, config, store, progress, stages)
-    store.write_shard(index, rows.table(), quarantined, counts, extra=_with_redacted_counts(usage, rows.redacted))
+    data = store.data_writer(index)
+    try:
+        rows, quarantined, counts, usage = _process(index, items, config, store, progress, stages, data)
+    except BaseException:
+        data.discard()  # the shard stays unfinished; --resume redoes it from scratch
+        raise
+    store.write_shard(index, data, quarantined, counts, extra=_with_redacted_counts(usage, rows.redacted))
     return {"shard": index, "written": len(rows), "quarantined": len(quarantined)}
 
 
@@ -151,17 +156,13 @@ def _with_redacted_counts(extra: dict | None, redacted: Counter) -> dict | None:
     return {**(extra or {}), "redacted": dict(redacted)} if redacted else extra
 
 
-# Written rows are turned into Arrow this many at a time (the store's row-group size): a shard then holds each
-# stored image once, compactly, instead of as Python rows and again as the table written — so a worker's
-# memory barely grows with the shard size (1,000 records of a large input vs. a few hundred of a small one).
-ROWS_PER_CHUNK = 128
-
-
 class _ShardRows:
-    """The shard's written rows, in order, as Arrow tables of ROWS_PER_CHUNK, with the redaction counts the
-    marker needs."""
+    """The shard's written rows, in order, turned into Arrow a row group at a time and handed to the shard's
+    data writer as they come (or, without one, kept as Arrow tables), with the redaction counts the marker
+    needs. So a worker's memory does not grow with the shard size."""
 
-    def __init__(self) -> None:
+    def __init__(self, sink: DataWriter | None = None) -> None:
+        self.sink = sink
         self.chunks: list = []
         self.pending: list[dict] = []
         self.redacted: Counter = Counter()
@@ -170,22 +171,25 @@ class _ShardRows:
     def append(self, row: dict) -> None:
         self.pending.append(row)
         self.count += 1
-        if len(self.pending) >= ROWS_PER_CHUNK:
-            self._flush()
+        if len(self.pending) >= ROWS_PER_GROUP:
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         import pyarrow as pa
 
         if self.pending:
             self.redacted.update(_redacted_by_source(self.pending))
-            self.chunks.append(pa.Table.from_pylist(self.pending, schema=SCHEMA))
+            table = pa.Table.from_pylist(self.pending, schema=SCHEMA)
             self.pending = []
+            if self.sink is not None:
+                self.sink.write(table)
+            else:
+                self.chunks.append(table)
 
-    def table(self):
-        import pyarrow as pa
-
-        self._flush()
-        return pa.concat_tables(self.chunks) if self.chunks else SCHEMA.empty_table()
+    def to_pylist(self) -> list[dict]:
+        """The rows kept (without a sink)."""
+        self.flush()
+        return [row for chunk in self.chunks for row in chunk.to_pylist()]
 
     def __len__(self) -> int:
         return self.count
@@ -198,10 +202,12 @@ def _process(
     store: ShardStore,
     progress: Callable[[int], None] | None,
     stages: list | None = None,
+    sink: DataWriter | None = None,
 ) -> tuple[_ShardRows, list[dict], dict, dict | None]:
-    """(rows, quarantine rows, per-source counts, {"describer_usage": …} or None) for the items, in item order."""
+    """(rows, quarantine rows, per-source counts, {"describer_usage": …} or None) for the items, in item order;
+    the rows go to `sink` as they finish when one is given."""
     stages = stages_for(config) if stages is None else stages
-    rows, quarantined = _ShardRows(), []
+    rows, quarantined = _ShardRows(sink), []
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"seen": 0, "written": 0, "quarantined": 0})
     usage_before = describer_usage(stages)  # stages live for the whole process: this shard's share is a difference
     stream = ShardStream(stages, run_stage, window=batch_size_for(stages), errors_log=store.out / "errors.log")
@@ -219,6 +225,7 @@ def _process(
             _count_items_for_fault_injection(1)
     except ServerStop as stop:  # a model server gone or unfit: this shard stays unfinished for --resume
         raise stop.during_build(index) from None
+    rows.flush()
     usage_after = describer_usage(stages)
     usage = None
     if usage_before is not None and usage_after is not None:
@@ -244,7 +251,7 @@ def _retry_transient(
         progress(len(items) - len(again))
     new_rows, new_bad, _, usage = _process(index, again, config, store, progress, stages)
     order = {item.id: i for i, item in enumerate(items)}
-    rows = sorted(store.shard_rows(index) + new_rows.table().to_pylist(), key=lambda r: order[r["id"]])
+    rows = sorted(store.shard_rows(index) + new_rows.to_pylist(), key=lambda r: order[r["id"]])
     kept_bad = [q for q in store.shard_rows(index, "quarantine") if q["id"] not in retry]
     quarantined = sorted(kept_bad + new_bad, key=lambda q: order[q["id"]])
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"seen": 0, "written": 0, "quarantined": 0})

@@ -372,7 +372,8 @@ class EncodeStage:
             if image_extension(data) == "jpg":
                 sample.image_bytes = data
                 return sample
-        sample.image_bytes = encode_png(sample.pixels)
+        if sample.image_bytes is None:  # a model describer may have encoded this PNG already, to send it
+            sample.image_bytes = encode_png(sample.pixels)
         return sample
 
 

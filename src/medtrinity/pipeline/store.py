@@ -7,6 +7,7 @@ after the data and quarantine files have been renamed into place, so a run kille
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -43,11 +44,62 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+ROWS_PER_GROUP = 128  # small row groups keep readers streaming: a row carries a whole image
+IMAGE_COLUMN = "image.bytes"  # PNG or JPEG bytes: compressed already, so zstd only costs time (8x the write)
+
+
+@functools.cache
+def parquet_write_options(schema: pa.Schema) -> dict[str, Any]:
+    """zstd and dictionaries for every Parquet column of `schema` but the stored images."""
+    buffer = pa.BufferOutputStream()
+    pq.write_table(schema.empty_table(), buffer)
+    paths = [column.path for column in pq.ParquetFile(pa.BufferReader(buffer.getvalue())).schema]
+    return {
+        "compression": {path: "none" if path == IMAGE_COLUMN else "zstd" for path in paths},
+        "use_dictionary": [path for path in paths if path != IMAGE_COLUMN],
+    }
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
 def _atomic_write_table(path: Path, table: pa.Table) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    # Small row groups keep readers streaming: a row carries a whole PNG.
-    pq.write_table(table, tmp, row_group_size=128, compression="zstd")
+    tmp = _temporary(path)
+    pq.write_table(table, tmp, row_group_size=ROWS_PER_GROUP, **parquet_write_options(table.schema))
     os.replace(tmp, path)
+
+
+class DataWriter:
+    """A shard's data file written a row group at a time as its records finish (so writing overlaps the
+    model's answers, and the shard never holds its rows), under a temporary name until `commit`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.tmp = path, _temporary(path)
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.tmp, SCHEMA, **parquet_write_options(SCHEMA))
+        self._writer.write_table(table, row_group_size=ROWS_PER_GROUP)
+        self.rows += table.num_rows
+
+    def commit(self) -> None:
+        """The file in place under its own name (none when no row was written: an earlier attempt's is removed)."""
+        if self._writer is None:
+            self.path.unlink(missing_ok=True)
+            return
+        self._writer.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self.tmp.unlink(missing_ok=True)
+
+    def __len__(self) -> int:
+        return self.rows
 
 
 class ShardStore:
@@ -129,24 +181,30 @@ class ShardStore:
     def is_done(self, index: int) -> bool:
         return (self.progress_dir / f"{shard_name(index)}.json").exists()
 
+    def data_writer(self, index: int) -> DataWriter:
+        """A writer for shard `index`'s data file; `write_shard` puts it in place."""
+        return DataWriter(self.data_dir / f"{shard_name(index)}.parquet")
+
     def write_shard(
         self,
         index: int,
-        rows: list[dict] | pa.Table,
+        rows: list[dict] | DataWriter,
         quarantined: list[dict],
         counts: dict[str, dict[str, int]],
         extra: dict | None = None,
     ) -> None:
         name = shard_name(index)
+        if isinstance(rows, DataWriter):  # written as the shard ran
+            rows.commit()
         for folder, records, schema in (
             (self.data_dir, rows, SCHEMA),
             (self.quarantine_dir, quarantined, QUARANTINE_SCHEMA),
         ):
+            if isinstance(records, DataWriter):
+                continue
             path = folder / f"{name}.parquet"
             if records:
-                # rows may come as an Arrow table already (shard.py converts them as they are made)
-                table = records if isinstance(records, pa.Table) else pa.Table.from_pylist(records, schema=schema)
-                _atomic_write_table(path, table)
+                _atomic_write_table(path, pa.Table.from_pylist(records, schema=schema))
             else:
                 path.unlink(missing_ok=True)  # a half-finished earlier attempt may have left one
         marker = {

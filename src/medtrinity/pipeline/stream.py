@@ -105,9 +105,12 @@ class ShardStream:
         self.concurrent = {i: is_concurrent(s) for i, s in enumerate(stages) if hasattr(s, "process_batch")}
         self.group = {i: concurrent_group if many else GROUP_FOR_ONE_AT_A_TIME for i, many in self.concurrent.items()}
         self.waiting: dict[int, list[_Slot]] = {i: [] for i in self.group}
-        # Concurrent stages: as many calls as the window can fill; the others share one thread, so a local
-        # model is never called from two threads at once.
-        self.many = _Helpers(-(-self.window // concurrent_group) + 1, self.results)
+        # Concurrent stages: a thread per call, up to half the window (a model client's bound: its window is
+        # twice that), created as needed. A record is sent alone while a thread is free, so after a pause
+        # calls carry one record each; with fewer threads than the bound, those singles alone would use them
+        # all while far fewer requests than allowed were in flight. The other batch stages share one thread,
+        # so a local model is never called from two threads at once.
+        self.many = _Helpers(max(-(-self.window // concurrent_group), self.window // 2) + 1, self.results)
         self.one = _Helpers(1, self.results)
         self.running = 0
 
