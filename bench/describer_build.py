@@ -8,7 +8,7 @@ N generated ultrasound images with masks (the tests' generator) are built three 
   perfectly would reach.
 The server is a separate Python process (asyncio, HTTP/1.1 keep-alive), so its CPU time is its own: it is
 printed beside each run, as a share of one core. Rates are records per second of the build itself (the
-manifest's elapsed_seconds: from the first shard to the last, without start-up and the server preflight);
+manifest's elapsed_seconds less its engine_seconds: the shards, without start-up and the server preflight);
 each run writes a fresh folder, so the request cache never answers. `--on-contradiction keep`: the answer
 is the same for every record, and repairs would add requests the ideal does not count.
 
@@ -149,7 +149,8 @@ def build_rate(
     totals = manifest["totals"]
     if totals["written"] != totals["seen"]:
         raise SystemExit(f"the build quarantined records: {totals}; see {out}/quarantine")
-    return totals["seen"] / manifest["elapsed_seconds"], (server.cpu_seconds() - cpu_before) / wall
+    rate = totals["seen"] / (manifest["elapsed_seconds"] - manifest["engine_seconds"])
+    return rate, (server.cpu_seconds() - cpu_before) / wall
 
 
 def main() -> None:

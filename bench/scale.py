@@ -6,7 +6,8 @@
    processes: every process descended from the command, summed, sampled every 0.1 s) at 1k and at 20k
    images, with --workers 2; the ratio 20k / 1k says whether memory stays flat as the input grows.
 Each build is the `medtrinity build` command in a process of its own, writing a fresh folder; rates are
-records per second of the build itself (the manifest's elapsed_seconds).
+records per second of the build itself: the manifest's elapsed_seconds less its engine_seconds (starting
+and stopping Ray, about 5 s here, paid once per build however large; printed beside the rates).
 3. `--stage-costs`: the numbers docs/SCALE.md plans from: CPU seconds per image in each stage, per modality
    (the demo's real images: CT, MRI, ultrasound, X-ray, nuclear medicine, fundus, histopathology, microscopy;
    each record run --repeat times, single-threaded process CPU time), the bytes each stored record takes,
@@ -56,8 +57,9 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def build(source: str, out: Path, engine: str, workers: int) -> tuple[float, float]:
-    """(records per second, peak resident MiB of the build's process tree)."""
+def build(source: str, out: Path, engine: str, workers: int) -> tuple[float, float, float]:
+    """(records per second, peak resident MiB of the build's process tree, seconds starting and stopping the
+    engine: Ray's start-up, not counted in the rate)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     command = [
         sys.executable,
@@ -85,7 +87,9 @@ def build(source: str, out: Path, engine: str, workers: int) -> tuple[float, flo
     if process.returncode != 0:
         raise SystemExit(f"build failed: {process.stderr.read()}")
     manifest = json.loads((out / "manifest.json").read_text())
-    return manifest["totals"]["seen"] / manifest["elapsed_seconds"], peak / 2**20
+    engine_seconds = manifest["engine_seconds"]
+    rate = manifest["totals"]["seen"] / (manifest["elapsed_seconds"] - engine_seconds)
+    return rate, peak / 2**20, engine_seconds
 
 
 def mean(values: list) -> float:
@@ -180,12 +184,15 @@ def main() -> None:
             sources[n] = f"{make_image_mask_dataset(root, n, size=args.size)}:{root}"
         print(f"images of {args.size}x{args.size}, {os.cpu_count()} cores, default shard size")
         for engine in args.engines:
-            one, _ = build(sources[args.n], Path(tmp) / f"{engine}-w1", engine, 1)
-            two, _ = build(sources[args.n], Path(tmp) / f"{engine}-w2", engine, 2)
-            print(f"{engine:>5}: {args.n} images, 1 worker {one:.1f}/s, 2 workers {two:.1f}/s: ratio {two / one:.2f}")
+            one, _, start_one = build(sources[args.n], Path(tmp) / f"{engine}-w1", engine, 1)
+            two, _, start_two = build(sources[args.n], Path(tmp) / f"{engine}-w2", engine, 2)
+            print(
+                f"{engine:>5}: {args.n} images, 1 worker {one:.1f}/s, 2 workers {two:.1f}/s: ratio {two / one:.2f} "
+                f"(engine start and stop, not counted: {start_one:.1f} s and {start_two:.1f} s)"
+            )
             small, large = args.rss_n
-            _, rss_small = build(sources[small], Path(tmp) / f"{engine}-rss-{small}", engine, 2)
-            _, rss_large = build(sources[large], Path(tmp) / f"{engine}-rss-{large}", engine, 2)
+            _, rss_small, _ = build(sources[small], Path(tmp) / f"{engine}-rss-{small}", engine, 2)
+            _, rss_large, _ = build(sources[large], Path(tmp) / f"{engine}-rss-{large}", engine, 2)
             print(
                 f"{engine:>5}: peak RSS (all processes, 2 workers) {small} images {rss_small:.0f} MiB, "
                 f"{large} images {rss_large:.0f} MiB: ratio {rss_large / rss_small:.2f}"

@@ -122,7 +122,9 @@ def run_build(config: BuildConfig, show_progress: bool = True) -> dict:
     # The folder is checked, then the engine connects (a Ray cluster that is not there is refused before the
     # folder is touched); the engine ends with the build, its processes and temporary files too.
     store.check(identity, resume=config.resume, overwrite=config.overwrite)
+    engine_started = time.monotonic()
     with _engine(config) as engine:
+        engine_seconds = time.monotonic() - engine_started  # starting Ray (seconds) is no part of the build's rate
         engine.expert_uses = expert_uses  # which experts load a model (the Ray engine gives those actors)
         store.prepare(identity, resume=config.resume, overwrite=config.overwrite)
         with build_progress(total, enabled=show_progress) as advance:
@@ -134,6 +136,8 @@ def run_build(config: BuildConfig, show_progress: bool = True) -> dict:
                 retry_transient=config.retry_transient,
             )
             engine.run(shards, advance)
+        engine_stopping = time.monotonic()
+    engine_seconds += time.monotonic() - engine_stopping
 
     counts = store.source_counts()
     totals = {k: sum(c[k] for c in counts.values()) for k in ("seen", "written", "quarantined")}
@@ -155,6 +159,7 @@ def run_build(config: BuildConfig, show_progress: bool = True) -> dict:
             "quarantine": sorted(p.name for p in store.quarantine_dir.glob("part-*.parquet")),
         },
         "elapsed_seconds": round(time.monotonic() - started, 2),
+        "engine_seconds": round(engine_seconds, 2),  # of those, starting and stopping the engine (Ray)
     }
     # What a layout found while listing its source, beyond the counts (medtrinity-25m: rows per tar shard).
     details = {layout.recipe.name: layout.summary() for layout in layouts if hasattr(layout, "summary")}

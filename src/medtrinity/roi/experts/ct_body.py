@@ -22,6 +22,10 @@ from medtrinity.roi.experts import ops
 from medtrinity.roi.experts.base import ClassicalExpert, Finding, register_expert
 
 MIN_BODY_FRACTION = 0.02
+# The body stands well above the air around it on every CT window (soft tissue is 0.4 or more of the gray
+# range above air even on a lung window). A split much smaller than this is of one material's noise (a slice
+# with no body in it, or a crop inside it): there is no body outline to find.
+MIN_BODY_STEP = 0.15
 MIN_LUNG_OF_BODY = 0.03  # each lung is several percent of a chest slice; gas in a bowel loop is less
 MIN_BONE_OF_BODY = 0.001
 MIN_BONE_STEP = 0.2  # bone sits at least this far (of the gray range) above soft tissue on common windows
@@ -78,7 +82,11 @@ def body_mask(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
         return None
     solid = ndimage.binary_opening(gray > threshold, iterations=3)
     body = ops.fill_holes(ops.largest_component(solid))
-    return (body, threshold) if body.mean() >= MIN_BODY_FRACTION else None
+    if body.mean() < MIN_BODY_FRACTION:
+        return None
+    if not body.all() and float(np.median(gray[body]) - np.median(gray[~body])) < MIN_BODY_STEP:
+        return None
+    return body, threshold
 
 
 def air_darkness(gray: np.ndarray, body: np.ndarray, tissue: np.ndarray, air_level: float) -> float:
@@ -109,7 +117,7 @@ def bone_mask(gray: np.ndarray, tissue: np.ndarray) -> np.ndarray | None:
 @register_expert
 class CtBodyExpert(ClassicalExpert):
     name = "ct-body"
-    version = "1.1"
+    version = "1.2"
     region_kind = "anatomy"  # body, lungs, bone
 
     def find(self, image: np.ndarray, modality: str, organ: str | None, labels: list[str]) -> list[Finding]:
