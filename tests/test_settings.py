@@ -78,6 +78,36 @@ def test_a_config_files_relative_paths_mean_paths_beside_it(tmp_path, monkeypatc
     assert (project / "out" / "manifest.json").is_file() and not (elsewhere / "out").exists()
 
 
+def test_a_transformers_model_folder_beside_the_config_is_found_and_a_model_name_is_left_alone(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    (project / "models" / "llava-med").mkdir(parents=True)
+    config = project / "build.yaml"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    body = "sources: ['kvasir-seg:data']\nout: out\ndescriber: {describer}\nmodel: {model}\n"
+    config.write_text(body.format(describer="transformers", model="models/llava-med"))
+    assert load_config_file("../project/build.yaml").model == str(Path("../project") / "models/llava-med")
+    config.write_text(body.format(describer="transformers", model="microsoft/llava-med-v1.5-mistral-7b"))
+    assert load_config_file(config).model == "microsoft/llava-med-v1.5-mistral-7b"  # no such folder: a name
+    config.write_text(body.format(describer="openai", model="models/llava-med"))
+    assert load_config_file(config).model == "models/llava-med"  # what a server serves is always a name
+
+
+def test_a_recipe_files_weights_lie_beside_it(tmp_path, monkeypatch):
+    from medtrinity.sources.base import load_recipe
+
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    recipe = recipes / "lesions.yaml"
+    recipe.write_text(RECIPE + "expert: sam\nexpert_options: {checkpoint: weights/sam.pth, prompt: image}\n")
+    monkeypatch.chdir(tmp_path)
+    loaded = load_recipe("recipes/lesions.yaml")
+    assert loaded.expert_options == {"checkpoint": str(Path("recipes") / "weights/sam.pth"), "prompt": "image"}
+    recipe.write_text(RECIPE + "expert: sam\nexpert_options: {checkpoint: /models/sam.pth}\n")
+    assert load_recipe(str(recipe)).expert_options == {"checkpoint": "/models/sam.pth"}
+
+
 def test_config_mistakes_are_one_line_in_plain_words(tmp_path):
     config = tmp_path / "c.yaml"
     cases = {

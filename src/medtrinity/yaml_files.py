@@ -29,6 +29,20 @@ def read_yaml_mapping(path: Path, what: str, needs: str) -> dict[str, Any]:
     return data
 
 
+WEIGHT_KEYS = ("checkpoint", "model")  # experts' options that name a file of weights
+
+
+def path_beside(value: Any, folder: Path) -> Any:
+    """A relative path written in a YAML file means a path beside that file (`~` expanded); absolute paths,
+    empty values and non-strings are returned as they are."""
+    import os
+
+    if not isinstance(value, str) or not value:
+        return value
+    expanded = os.path.expanduser(value)
+    return expanded if os.path.isabs(expanded) else str(folder / expanded)
+
+
 def suggestion(word: str, known: list[str], noun: str = "key") -> str:
     """' — did you mean 'x'?' for a near miss, else the known names when there are few, else ''."""
     close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)

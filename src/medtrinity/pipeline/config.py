@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from medtrinity.errors import UserError
-from medtrinity.yaml_files import read_yaml_mapping, validation_error
+from medtrinity.yaml_files import WEIGHT_KEYS, path_beside, read_yaml_mapping, validation_error
 
 
 class SourceSpec(BaseModel):
@@ -167,17 +167,13 @@ def load_config_file(path: str | Path, **overrides) -> BuildConfig:
 
 def relative_to_config(data: dict[str, Any], folder: Path) -> dict[str, Any]:
     """A relative path written in a config file means a path beside that file, wherever the command is run
-    from: recipe files, source folders, `out`, a `kb` folder and experts' checkpoints. (Paths given as flags
-    stay relative to the current directory, as on any command line.)"""
-    import os
-
+    from: recipe files, source folders, `out`, a `kb` folder, experts' checkpoints, and a `transformers`
+    describer's model folder when there is one beside the file (otherwise `model` is a model name). (Paths
+    given as flags stay relative to the current directory, as on any command line.)"""
     from medtrinity.sources.base import named_recipes
 
     def beside(value: Any) -> Any:
-        if not isinstance(value, str) or not value:
-            return value
-        expanded = os.path.expanduser(value)
-        return expanded if os.path.isabs(expanded) else str(folder / expanded)
+        return path_beside(value, folder)
 
     def source(spec: Any) -> Any:
         recipe, path = (
@@ -199,11 +195,12 @@ def relative_to_config(data: dict[str, Any], folder: Path) -> dict[str, Any]:
         data["out"] = beside(data["out"])
     if data.get("kb") not in (None, "default", "core"):
         data["kb"] = beside(data["kb"])
+    if data.get("describer") == "transformers" and isinstance(data.get("model"), str):
+        if Path(beside(data["model"])).exists():  # a folder beside the config, not a hub name like org/name
+            data["model"] = beside(data["model"])
     if isinstance(data.get("experts"), dict):
         data["experts"] = {
-            name: {k: beside(v) if k in ("checkpoint", "model") else v for k, v in opts.items()}
-            if isinstance(opts, dict)
-            else opts
+            name: {k: beside(v) if k in WEIGHT_KEYS else v for k, v in opts.items()} if isinstance(opts, dict) else opts
             for name, opts in data["experts"].items()
         }
     return data

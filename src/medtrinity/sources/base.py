@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from medtrinity.errors import UserError
 from medtrinity.sources.label_kinds import check_label_kinds
-from medtrinity.yaml_files import read_yaml_mapping, suggestion, validation_error
+from medtrinity.yaml_files import WEIGHT_KEYS, path_beside, read_yaml_mapping, suggestion, validation_error
 from medtrinity.records import MODALITIES, Region, sample_id
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -157,6 +157,11 @@ def load_recipe(name_or_path: str) -> Recipe:
             raise UserError(f"recipe file not found: {path}")
     data = read_yaml_mapping(path, "recipe", "at least 'name' and 'layout'")
     data.setdefault("name", path.stem)
+    if isinstance(data.get("expert_options"), dict):  # weights named in a recipe file lie beside it
+        data["expert_options"] = {
+            key: path_beside(value, path.parent) if key in WEIGHT_KEYS else value
+            for key, value in data["expert_options"].items()
+        }
     try:
         recipe = Recipe(**data)
     except ValidationError as err:
