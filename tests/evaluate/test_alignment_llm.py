@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from evaluate.test_vqa import write_files
+from fixtures.vqa_files import write_files
 from fixtures.chat_server import ChatServer, Scripted, completion, prompt_text
 
 from medtrinity.cli import main

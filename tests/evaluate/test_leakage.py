@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from evaluate.builds import write_build
-from evaluate.phantoms import cropped, jpeg, phantom, resized, shifted
+from fixtures.eval_builds import write_build
+from fixtures.phantoms import cropped, jpeg, phantom, resized, shifted
 from PIL import Image
 
 from medtrinity.cli import main

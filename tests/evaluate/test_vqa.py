@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.slake import make_slake
+from fixtures.vqa_files import write_files
 from fixtures.vqa_rad import make_vqa_rad
 
 from medtrinity.cli import main
@@ -19,55 +20,8 @@ from medtrinity.evaluate.vqa import evaluate_vqa
 from medtrinity.evaluate.vqa_files import load_gt, load_predictions
 from medtrinity.evaluate.vqa_normalise import f1_precision_recall, normalize_word
 
+
 # (id, answer_type, GT answer, prediction as LLaVA-Med-style models write them)
-CASES = [
-    (1, "OPEN", "Left lung", "The lesion is in the left lung."),  # recall 2/2 (articles, final period)
-    (2, "OPEN", "two", "There are 2 nodules."),  # recall 1: "two" -> "2"
-    (3, "OPEN", "CT", "MRI"),  # recall 0
-    (4, "OPEN", "right-sided pleural effusion", "Pleural effusion on the right side"),  # 3 of 4 GT words: 0.75
-    (5, "CLOSED", "No", "No, there is no pneumothorax."),  # names "no", GT inside: 1
-    (6, "CLOSED", "Yes", "The heart size is normal."),  # "no" inside "normal", GT "yes" absent: left out
-    (7, "CLOSED", "No", "The study appears normal."),  # "no" inside "normal" is the GT: 1
-    (8, "CLOSED", "Yes", "Yes and no"),  # both yes and no present: 1
-    (9, "CLOSED", "left", "On the left side."),  # a CLOSED answer that is not yes/no, no yes/no in it: 0
-    (10, "CLOSED", "Yes", "Unclear from this image."),  # neither word: 0
-    (11, "CLOSED", "No", "Yes, there is a mass."),  # wrong yes/no answer: left out
-    (12, "OPEN", "The liver", "Liver."),  # exact after normalisation
-    (13, "CLOSED", "Yes", "Yes."),  # 1
-]
-
-
-def write_files(folder: Path, cases=CASES, typo: bool = False) -> tuple[Path, Path]:
-    key = "conversatons" if typo else "conversations"
-    gt = [
-        {
-            "id": i,
-            "image": f"img{i}.jpg",
-            "answer_type": kind,
-            key: [{"from": "human", "value": "<image>\nWhat is shown?"}, {"from": "gpt", "value": answer}],
-        }
-        for i, kind, answer, _ in cases
-    ]
-    gt_path, pred_path = folder / "test.json", folder / "pred.jsonl"
-    gt_path.write_text(json.dumps(gt))
-    pred_path.write_text(
-        "".join(
-            json.dumps(
-                {
-                    "question_id": i,
-                    "prompt": "What is shown?",
-                    "text": text,
-                    "answer_id": f"a{i}",
-                    "model_id": "llava-med",
-                }
-            )
-            + "\n"
-            for i, _, _, text in cases
-        )
-    )
-    return gt_path, pred_path
-
-
 def run(tmp_path: Path, protocol: str, typo: bool = False) -> dict:
     gt, pred = write_files(tmp_path, typo=typo)
     _, questions = load_gt(str(gt))

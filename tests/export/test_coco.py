@@ -8,7 +8,7 @@ import io
 import json
 
 import numpy as np
-from export.exporting import export
+from fixtures.exporting import export
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval

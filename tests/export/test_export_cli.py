@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from export.exporting import export
+from fixtures.exporting import export
 from fixtures.build import read_rows
 
 from medtrinity.cli import main

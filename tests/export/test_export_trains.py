@@ -8,7 +8,7 @@ import math
 import os
 
 import pytest
-from export.exporting import export
+from fixtures.exporting import export
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from export.exporting import export
+from fixtures.exporting import export
 
 from medtrinity.export.selection import split_of
 

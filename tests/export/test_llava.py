@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from export.exporting import export, files_of
+from fixtures.exporting import export, files_of
 
 from medtrinity.export.boxes import box_text
 from medtrinity.export.phrasebank import BANK

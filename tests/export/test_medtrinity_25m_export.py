@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from export.exporting import export
+from fixtures.exporting import export
 from fixtures.build import box_iou, build_source
 from fixtures.medtrinity_25m import DEMO_ROWS, FULL_PARTS, HEIGHT, WIDTH, make_medtrinity_25m
 from PIL import Image

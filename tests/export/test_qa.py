@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from export.exporting import export
+from fixtures.exporting import export
 
 from medtrinity.describe.vocabulary import brightness_term, patient_side
 from medtrinity.export.build_reader import Build

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from export.exporting import export
+from fixtures.exporting import export
 
 from medtrinity.export.selection import split_of
 
