@@ -564,7 +564,7 @@ def test_anatomy_is_described_as_anatomy_and_an_unlocated_finding_is_said_so():
     )
     sample.rois[0].source = "expert:chest-xray-lungs@1.1"
     local = describe(sample).attributes.local_global
-    assert "It is the anatomical structure lung field, outlined by the expert chest-xray-lungs@1.1." in local
+    assert "It is the lung field, an anatomical structure outlined by the expert chest-xray-lungs@1.1." in local
     assert local.endswith("The recorded finding edema is not outlined by any region.")
     assert "marks the recorded finding" not in local
 
@@ -759,7 +759,7 @@ def test_unknown_organ_and_normal_sample_wording():
         "The regions are labelled: lung field. The source labels the image as normal."
     )
     assert attributes.local_global.endswith(
-        "It is the anatomical structure lung field, outlined by the source's annotation."
+        "It is the lung field, an anatomical structure outlined by the source's annotation."
     )
     sample.organ = "chest"
     assert describe(sample).attributes.modality == "This is a chest X-ray (radiograph)."

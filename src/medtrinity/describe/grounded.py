@@ -234,7 +234,7 @@ def _relation(sample: Sample, index: int) -> list[Claim]:
         )
     texts = {
         "uncertain": f"It marks {uncertain_name(roi.label)}, which the source marks as uncertain.",
-        "anatomy": f"It is the anatomical structure {roi.label}, outlined by {who}.",
+        "anatomy": f"It is the {roi.label}, an anatomical structure outlined by {who}.",
         "tissue": f"It is the tissue region {roi.label}, outlined by {who}.",
         "device": f"It outlines the device {roi.label}, drawn by {who}.",
         "region": f"It is a region outlined by {who} from the image's appearance, not a finding.",
