@@ -36,7 +36,10 @@ def busy_then_free(first_answer: Scripted, busy_requests: int):
     "busy",
     [
         Scripted(body=completion("{}"), delay=0.8),  # answers after the client's timeout
-        Scripted(status=429, body={"error": {"message": "Rate limit reached"}}, headers={"Retry-After": "0"}),
+        # after a moment, so that the four requests are all on the wire (one window) before the first 429
+        Scripted(
+            status=429, body={"error": {"message": "Rate limit reached"}}, headers={"Retry-After": "0"}, delay=0.2
+        ),
     ],
 )
 def test_timeouts_and_429s_halve_the_requests_in_flight_once_per_window(busy):

@@ -218,8 +218,8 @@ def test_no_layout_invents_normal_and_captions_show_only_findings(records):
     # SLAKE's boxes are the source's own statement of its lesions; organ boxes are no diagnosis
     assert sorted(r["coarse_caption"] for r in records if r["source"] == "slake") == [
         "CT image of the abdomen; no diagnosis is given by the source.",
-        "CT image of the lung; no diagnosis is given by the source.",
-        "MRI image of the brain showing brain edema, brain enhancing tumor.",
+        "CT image of the lung showing a lung cancer.",  # the answer to SLAKE's disease question
+        "MRI image of the brain showing brain edema, brain tumor.",
         "X-ray image of the lung; no diagnosis is given by the source.",
     ]
 

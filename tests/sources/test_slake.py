@@ -11,7 +11,7 @@ import pytest
 from medtrinity.errors import UserError
 from medtrinity.sources.base import load_recipe, open_source
 
-from fixtures.slake import IMAGES, make_slake, write_image
+from fixtures.slake import DISEASES, IMAGES, make_slake, write_image
 from fixtures.build import box_iou as iou, build_source
 
 
@@ -37,9 +37,16 @@ def test_build_reads_boxes_modality_organ_split_and_english_qa(tmp_path):
         assert (row["modality"], row["organ"], row["split"]) == (modality, organ, split)
         assert (row["width"], row["height"]) == (64, 64)
         answer = "Brain" if n == 1 else "Liver"
+        disease = f"\nQ: What diseases are included in the picture? A: {DISEASES[n]}" if n in DISEASES else ""
         assert row["reference_text"] == (
             f"Q: What modality is used to take this image? A: {IMAGES[n][1]}\nQ: Which organ is abnormal? A: {answer}"
+            + disease
         )  # English only, in qid order
+        # the disease question's answer names the findings; "Which organ is abnormal?" names none
+        expected_findings = {1: ["brain edema", "brain tumor"], 12: ["lung cancer"]}.get(n, [])
+        assert (row["disease"], row["labels"]) == (", ".join(expected_findings) or None, expected_findings)
+        kinds = {k["label"]: k["kind"] for k in row["label_kinds"]}
+        assert [kinds[f] for f in expected_findings] == ["finding"] * len(expected_findings)
         boxes = IMAGES[n][3]
         if boxes is None:  # no detection.json: the expert found the regions
             assert row["rois"] and all(r["source"].startswith("expert:") for r in row["rois"])
@@ -92,7 +99,8 @@ def test_bad_inputs_are_quarantined_and_counts_reconcile(tmp_path):
         "imgs/xmlab20/detection.json: box of Liver [40, 40, 30, 10] lies outside the 64x64 image"
     )
     assert bad["imgs/xmlab20/source.jpg"]["stage"] == "locate"
-    assert bad["train.json#entry8"]["reason"] == "train.json entry 8: no img_name"
+    unnamed = len(train) - 1  # the last entry, numbered as the file holds it
+    assert bad[f"train.json#entry{unnamed}"]["reason"] == f"train.json entry {unnamed}: no img_name"
 
 
 def test_wrong_folder_names_the_missing_file(tmp_path):
@@ -101,3 +109,24 @@ def test_wrong_folder_names_the_missing_file(tmp_path):
         open_source(load_recipe("slake"), tmp_path)
     with pytest.raises(UserError, match="imgs/ is missing"):
         open_source(load_recipe("slake"), tmp_path / "imgs")
+
+
+def test_the_answers_say_normal_only_when_no_answer_names_a_disease():
+    from medtrinity.sources.layouts.slake import stated_condition
+
+    def qa(*pairs):
+        return [{"question": q, "answer": a, "q_lang": "en"} for q, a in pairs]
+
+    assert stated_condition(qa(("Is this image normal?", "Yes"))) == ([], True)
+    assert stated_condition(qa(("Is this image abnormal?", "No"), ("Does this image look normal?", "Yes"))) == (
+        [],
+        True,
+    )
+    assert stated_condition(qa(("Is this image abnormal?", "Yes"))) == ([], False)
+    assert stated_condition(qa(("Is this image normal?", "Yes"), ("Is this image abnormal?", "Yes"))) == ([], False)
+    assert stated_condition(qa(("What diseases are included in the picture?", "None"))) == ([], True)
+    assert stated_condition(
+        qa(("Is this image normal?", "Yes"), ("What disease is shown in this image?", "Pneumonia and Effusion"))
+    ) == (["pneumonia", "effusion"], False)
+    # other questions about the condition name no finding
+    assert stated_condition(qa(("Which organ is abnormal?", "Lung"), ("Is the lung healthy?", "No"))) == ([], False)

@@ -5,7 +5,11 @@ answer, q_lang, location, modality, answer_type, content_type, qid, …) at the 
 
 One record per image the QA files name. Modality and location come from those entries; ROIs are the
 detection.json boxes (an image without one goes to the expert); the English QA pairs (q_lang "en") are
-the reference text. Split: the QA file naming the image; an image named by several keeps the most
+the reference text. What the physicians' answers say of the image's condition becomes its labels: the
+answer to "What diseases are included in the picture?" (and its variants) names its findings (the
+record's disease), and "Is this image normal?" answered Yes (or "abnormal?" No) with no disease named
+labels it normal. Any other answer ("Which organ is abnormal?", "Is the lung healthy?") stays in the
+reference text only. Split: the QA file naming the image; an image named by several keeps the most
 held-out one (test, then validate → "val", then train), so no evaluation image is counted as training.
 """
 
@@ -25,6 +29,13 @@ from medtrinity.sources.qa_text import problem_item, qa_entries_by_image, qa_ref
 
 QA_FILES = {"test.json": "test", "validate.json": "val", "train.json": "train"}  # precedence: most held-out first
 MODALITY_NAMES = {"ct": "CT", "mri": "MRI", "x-ray": "X-Ray", "xray": "X-Ray"}
+DISEASE_QUESTION = re.compile(
+    r"^\s*(?:what|which)\s+(?:diseases?|abnormalit(?:y|ies))\s+(?:are|is)\s+"
+    r"(?:included|shown|contained|present|seen|visible)\b",
+    re.IGNORECASE,
+)
+NORMALITY_QUESTION = re.compile(r"^\s*(?:is|does)\s+this\s+(?:image|picture)\s+(?:look\s+)?(normal|abnormal)\W*$", re.I)
+NO_DISEASE = {"none", "no", "normal", "nothing", "healthy"}
 # SLAKE's `location` values -> organ names (others: lower case, "_" as a space).
 ORGAN_NAMES = {
     "brain": "brain",
@@ -145,6 +156,7 @@ class SlakeLayout:
             (e for e in qa if e.get("q_lang") == "en"), key=lambda e: (e.get("qid") is None, e.get("qid") or 0)
         )
         folder = img_name.rsplit("/", 1)[0]
+        findings, normal = stated_condition(english)
         return SourceItem(
             source=r.name,
             root=str(self.root),
@@ -152,7 +164,29 @@ class SlakeLayout:
             modality=modalities.pop(),
             organ=organ_name(locations.most_common(1)[0][0]) if locations else r.organ,
             split=split,
+            disease=", ".join(findings) or None,
+            labels=findings or (["normal"] if normal else []),
+            label_kinds={f: "finding" for f in findings} or ({"normal": "normal"} if normal else {}),
             reference_text=qa_reference_text((e.get("question", ""), e.get("answer", "")) for e in english),
             annotations=[DetectionBoxes(f"imgs/{folder}/detection.json")],
             expert=r.expert or "auto",
         )
+
+
+def stated_condition(english: list[dict]) -> tuple[list[str], bool]:
+    """(the findings the disease questions' answers name, lower case and in order; whether the answers say the
+    image is normal). Normal only when no disease is named and no answer says otherwise."""
+    findings: list[str] = []
+    normal_answers: set[bool] = set()
+    for entry in english:
+        question, answer = str(entry.get("question", "")), str(entry.get("answer", "")).strip()
+        if DISEASE_QUESTION.match(question):
+            for part in re.split(r",|\band\b|;", answer):
+                name = " ".join(part.lower().split())
+                if name in NO_DISEASE:
+                    normal_answers.add(True)
+                elif name and name not in findings:
+                    findings.append(name)
+        elif (asked := NORMALITY_QUESTION.match(question)) and answer.lower() in ("yes", "no"):
+            normal_answers.add((asked.group(1).lower() == "normal") == (answer.lower() == "yes"))
+    return findings, not findings and normal_answers == {True}
