@@ -64,10 +64,11 @@ POOL_SIZE = 8  # connections per HTTP client: httpcore's pool bookkeeping grows 
 MAX_RETRY_AFTER_S = 300.0  # a longer Retry-After is cut to this, so a record never waits forever
 STOP_AFTER_CONNECTION_FAILURES = 3  # records in a row whose every attempt found no server: it is gone
 SHRUNK_MIN_SIDE = 256  # a context overflow halves the image sent, but not below this
-# Requests are built (image encoded, cache key hashed) on threads beside the event loop, before a slot is taken:
+# Requests are built (image encoded, cache key hashed) on a thread beside the event loop, before a slot is taken:
 # Pillow's encoder and hashlib release the GIL, so the loop keeps answering while images are encoded, and a
-# slot is held only while its request is on its way. A few are built ahead of the slots so a freed slot
-# never waits for an encode; no more, so encoded images do not pile up in memory.
+# slot is held only while its request is on its way. (One thread: a second was slower on 2 cores, both
+# contending for the GIL with the CPU stages.) A few are built ahead of the slots so a freed slot never waits
+# for an encode; no more, so encoded images do not pile up in memory.
 BUILDER_THREADS = 1
 BUILT_AHEAD = 8
 # No tokenizer packs more than ~5 characters of English into a token: a count below characters / 10 means the
@@ -78,7 +79,7 @@ _snippet = partial(snippet, limit=160)  # a server's error page is shown a littl
 
 @dataclass
 class _Job:
-    """One request to make; the messages (with the encoded image) are built only shortly before a slot is free.
+    """One request to make; the messages (with the encoded image) are built shortly before it is sent.
     `build(shrink)` gives the messages and, when shrinking, what was made smaller (None: nothing could be)."""
 
     build: Callable[[bool], tuple[list[dict[str, Any]], str | None]]

@@ -194,14 +194,12 @@ class ShardStore:
         extra: dict | None = None,
     ) -> None:
         name = shard_name(index)
-        if isinstance(rows, DataWriter):  # written as the shard ran
-            rows.commit()
-        for folder, records, schema in (
-            (self.data_dir, rows, SCHEMA),
-            (self.quarantine_dir, quarantined, QUARANTINE_SCHEMA),
-        ):
-            if isinstance(records, DataWriter):
-                continue
+        tables = [(self.quarantine_dir, quarantined, QUARANTINE_SCHEMA)]
+        if isinstance(rows, DataWriter):
+            rows.commit()  # written as the shard ran
+        else:
+            tables.insert(0, (self.data_dir, rows, SCHEMA))
+        for folder, records, schema in tables:
             path = folder / f"{name}.parquet"
             if records:
                 _atomic_write_table(path, pa.Table.from_pylist(records, schema=schema))

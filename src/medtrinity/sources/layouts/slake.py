@@ -34,7 +34,9 @@ DISEASE_QUESTION = re.compile(
     r"(?:included|shown|contained|present|seen|visible)\b",
     re.IGNORECASE,
 )
-NORMALITY_QUESTION = re.compile(r"^\s*(?:is|does)\s+this\s+(?:image|picture)\s+(?:look\s+)?(normal|abnormal)\W*$", re.I)
+NORMALITY_QUESTION = re.compile(
+    r"^\s*(?:is|does)\s+this\s+(?:image|picture)\s+(?:look\s+)?(normal|abnormal)\W*$", re.IGNORECASE
+)
 NO_DISEASE = {"none", "no", "normal", "nothing", "healthy"}
 # SLAKE's `location` values -> organ names (others: lower case, "_" as a space).
 ORGAN_NAMES = {
