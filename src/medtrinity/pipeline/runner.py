@@ -124,7 +124,9 @@ def run_build(config: BuildConfig, show_progress: bool = True) -> dict:
     store.check(identity, resume=config.resume, overwrite=config.overwrite)
     engine_started = time.monotonic()
     with _engine(config) as engine:
-        engine_seconds = time.monotonic() - engine_started  # starting Ray (seconds) is no part of the build's rate
+        engine_seconds = (
+            time.monotonic() - engine_started
+        )  # Ray, or the local workers with their stages: not the rate's
         engine.expert_uses = expert_uses  # which experts load a model (the Ray engine gives those actors)
         store.prepare(identity, resume=config.resume, overwrite=config.overwrite)
         with build_progress(total, enabled=show_progress) as advance:
@@ -159,7 +161,7 @@ def run_build(config: BuildConfig, show_progress: bool = True) -> dict:
             "quarantine": sorted(p.name for p in store.quarantine_dir.glob("part-*.parquet")),
         },
         "elapsed_seconds": round(time.monotonic() - started, 2),
-        "engine_seconds": round(engine_seconds, 2),  # of those, starting and stopping the engine (Ray)
+        "engine_seconds": round(engine_seconds, 2),  # of those, starting and stopping the engine and its workers
     }
     # What a layout found while listing its source, beyond the counts (medtrinity-25m: rows per tar shard).
     details = {layout.recipe.name: layout.summary() for layout in layouts if hasattr(layout, "summary")}
