@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from medtrinity.errors import UserError
+from medtrinity.export.output import SplitFiles
 from medtrinity.export.selection import split_of
 
 HF_SPLITS = {"val": "validation"}  # split_of's names as Hugging Face calls them
@@ -23,43 +24,8 @@ def hf_split(split: str | None) -> str:
     return HF_SPLITS.get(name, name)
 
 
-class _SplitFiles:
-    """One split's Parquet files, a new one every `size` rows."""
-
-    def __init__(self, folder: Path, split: str, size: int) -> None:
-        self.folder, self.split, self.size = folder, split, size
-        self.rows: list[dict[str, Any]] = []
-        self.files = 0
-        self.count = 0
-        self._writer = None
-
-    def add(self, row: dict[str, Any]) -> None:
-        import pyarrow.parquet as pq
-
-        from medtrinity.records import SCHEMA
-
-        if self.count % self.size == 0:
-            self.close()
-            path = self.folder / "data" / f"{self.split}-{self.files:05d}.parquet"
-            self._writer = pq.ParquetWriter(path, SCHEMA)
-            self.files += 1
-        self.rows.append(row)
-        self.count += 1
-        if len(self.rows) >= 64:
-            self._flush()
-
-    def _flush(self) -> None:
-        from medtrinity.records import rows_to_table
-
-        if self.rows and self._writer is not None:
-            self._writer.write_table(rows_to_table(self.rows))
-            self.rows = []
-
-    def close(self) -> None:
-        self._flush()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+def _file_name(split: str, k: int) -> str:
+    return f"{split}-{k:05d}.parquet"
 
 
 def card(splits: dict[str, int], licenses: dict[str, str], sources: dict[str, int], name: str) -> str:
@@ -114,13 +80,15 @@ class Writer:
     def __init__(self, folder: Path, options, catalog, build) -> None:
         self.folder, self.size, self.build = folder, options.shard_size, build
         (folder / "data").mkdir()
-        self.splits: dict[str, _SplitFiles] = {}
+        self.splits: dict[str, SplitFiles] = {}
         self.sources: Counter = Counter()
 
     def add(self, row: dict[str, Any]) -> None:
         split = hf_split(row["split"])
         if split not in self.splits:
-            self.splits[split] = _SplitFiles(self.folder, split, self.size)
+            from medtrinity.records import SCHEMA
+
+            self.splits[split] = SplitFiles(self.folder, split, self.size, SCHEMA, _file_name)
         self.splits[split].add(row)
         self.sources[row["source"]] += 1
 

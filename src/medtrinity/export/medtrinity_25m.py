@@ -28,12 +28,12 @@ from typing import Any
 
 from medtrinity.describe.reference_audit import contradicted
 from medtrinity.export.hf import hf_split
+from medtrinity.export.output import SplitFiles
 from medtrinity.export.selection import Selection, split_of
 from medtrinity.records import IMAGE_TYPE, image_extension
 
 LAYOUT = "medtrinity-25m"  # the layout that reads the release
 COLUMNS = ("image", "id", "file_name", "caption", "source", "bboxes")
-ROWS_BUFFERED = 64  # rows (with their images) held before a write
 
 
 def release_schema():
@@ -96,58 +96,27 @@ def release_row(row: dict[str, Any], from_release: bool, selection: Selection) -
     }
 
 
-class _SplitFiles:
-    """One split's Parquet files of `size` rows each, named `<split>-<k>-of-<n>.parquet` (n known up front)."""
-
-    def __init__(self, folder: Path, split: str, size: int, total: int) -> None:
-        self.folder, self.split, self.size = folder, split, size
-        self.files_expected = max(1, -(-total // size))
-        self.count, self.files = 0, 0
-        self.rows: list[dict[str, Any]] = []
-        self._writer = None
-
-    def add(self, row: dict[str, Any]) -> None:
-        import pyarrow.parquet as pq
-
-        if self.count % self.size == 0:
-            self.close()
-            name = f"{self.split}-{self.files:05d}-of-{self.files_expected:05d}.parquet"
-            self._writer = pq.ParquetWriter(self.folder / "data" / name, release_schema())
-            self.files += 1
-        self.rows.append(row)
-        self.count += 1
-        if len(self.rows) >= ROWS_BUFFERED:
-            self._flush()
-
-    def _flush(self) -> None:
-        import pyarrow as pa
-
-        if self.rows and self._writer is not None:
-            self._writer.write_table(pa.Table.from_pylist(self.rows, schema=release_schema()))
-            self.rows = []
-
-    def close(self) -> None:
-        self._flush()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-
 class Writer:
     def __init__(self, folder: Path, options, catalog, build) -> None:
         self.folder, self.size, self.catalog = folder, options.shard_size, catalog
         self.selection = Selection(include_expert=options.include_expert)
         self.release = release_sources(build.manifest)
         (folder / "data").mkdir()
-        self.splits: dict[str, _SplitFiles] = {}
+        self.splits: dict[str, SplitFiles] = {}
         self.release_rows = 0
         self.contradicted = Counter()  # source dataset -> release rows whose released caption failed its audit
 
     def add(self, row: dict[str, Any]) -> None:
         split = hf_split(row["split"])
         if split not in self.splits:
-            total = self.catalog.splits[split_of(row["split"])]
-            self.splits[split] = _SplitFiles(self.folder, split, self.size, total)
+            files = max(1, -(-self.catalog.splits[split_of(row["split"])] // self.size))  # n of "-of-n", known now
+            self.splits[split] = SplitFiles(
+                self.folder,
+                split,
+                self.size,
+                release_schema(),
+                lambda name, k: f"{name}-{k:05d}-of-{files:05d}.parquet",
+            )
         from_release = row["source"] in self.release
         self.splits[split].add(release_row(row, from_release, self.selection))
         if from_release:
