@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fixtures.image_mask import make_image_mask_dataset  # the tests' generator
+from fixtures.build import build_command
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -61,20 +62,7 @@ def build(source: str, out: Path, engine: str, workers: int) -> tuple[float, flo
     """(records per second, peak resident MiB of the build's process tree, seconds starting and stopping the
     engine: Ray's start-up, not counted in the rate)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "medtrinity.cli",
-        "build",
-        "--source",
-        source,
-        "--out",
-        str(out),
-        "--engine",
-        engine,
-        "--workers",
-        str(workers),
-    ]
+    command = build_command(source, out, "--engine", engine, "--workers", str(workers))
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     peak = 0
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,26 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from fixtures.image_mask import make_image_mask_dataset
+from fixtures.build import build_command
 
 SHARDS, SHARD_SIZE = 4, 300  # 4 shards = 2×workers: all of them are handed to the pool at the start
 
 
-def build_command(source: str, out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "medtrinity.cli",
-        "build",
-        "--source",
-        source,
-        "--out",
-        str(out),
-        "--workers",
-        "2",
-        "--shard-size",
-        str(SHARD_SIZE),
-        *extra,
-    ]
+def two_workers(source: str, out: Path, *extra: str) -> list[str]:
+    return build_command(source, out, "--workers", "2", "--shard-size", str(SHARD_SIZE), *extra)
 
 
 def records(out: Path) -> dict[str, list[tuple]]:
@@ -85,12 +71,12 @@ def test_ctrl_c_with_two_workers_exits_within_3_s_and_resume_is_exact(tmp_path):
     source = f"{recipe}:{root}"
     whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    assert subprocess.run(build_command(source, whole), capture_output=True, env=env).returncode in (0, 1)
+    assert subprocess.run(two_workers(source, whole), capture_output=True, env=env).returncode in (0, 1)
     assert markers(whole) == [f"part-{i:05d}.json" for i in range(SHARDS)]
 
     # Its own process group, as a terminal's foreground job: Ctrl-C reaches the workers too.
     build = subprocess.Popen(
-        build_command(source, interrupted),
+        two_workers(source, interrupted),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -120,7 +106,7 @@ def test_ctrl_c_with_two_workers_exits_within_3_s_and_resume_is_exact(tmp_path):
     assert not (interrupted / "manifest.json").exists()
     assert group_ended(build.pid, within=2.0)  # no worker is left behind
 
-    resumed = subprocess.run(build_command(source, interrupted, "--resume"), capture_output=True, text=True, env=env)
+    resumed = subprocess.run(two_workers(source, interrupted, "--resume"), capture_output=True, text=True, env=env)
     assert resumed.returncode in (0, 1), resumed.stderr
     assert records(interrupted) == records(whole)
     assert sum(len(v) for v in records(whole).values()) == SHARDS * SHARD_SIZE

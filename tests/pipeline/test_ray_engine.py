@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from medtrinity.pipeline.config import BuildConfig
 from medtrinity.pipeline.ray_watchdog import session_processes
 from medtrinity.pipeline.runner import run_build
 
-from fixtures.build import read_rows
+from fixtures.build import build_command, read_rows
 from fixtures.image_mask import make_image_mask_dataset
 
 pytest.importorskip("ray")
@@ -63,20 +62,7 @@ def test_an_unreachable_ray_address_is_one_line_within_30_s_and_creates_nothing(
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     started = time.monotonic()
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "medtrinity.cli",
-            "build",
-            "--source",
-            f"{recipe}:{root}",
-            "--out",
-            str(out),
-            "--engine",
-            "ray",
-            "--ray-address",
-            address,
-        ],
+        build_command(f"{recipe}:{root}", out, "--engine", "ray", "--ray-address", address),
         capture_output=True,
         text=True,
         timeout=60,
@@ -110,22 +96,7 @@ def test_a_killed_ray_build_leaves_no_ray_process_or_temp_folder(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     build = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "medtrinity.cli",
-            "build",
-            "--source",
-            f"{recipe}:{root}",
-            "--out",
-            str(out),
-            "--engine",
-            "ray",
-            "--workers",
-            "2",
-            "--shard-size",
-            "5",
-        ],
+        build_command(f"{recipe}:{root}", out, "--engine", "ray", "--workers", "2", "--shard-size", "5"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -7,11 +7,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-from fixtures.build import read_rows
+from fixtures.build import build_command, read_rows
 from fixtures.image_mask import make_image_mask_dataset
 
 from medtrinity.pipeline import runner
@@ -66,22 +65,7 @@ def test_a_ray_build_killed_half_way_resumes_to_the_records_of_an_uninterrupted_
     run_build(BuildConfig(sources=[source], out=str(tmp_path / "whole"), shard_size=4), show_progress=False)
     out = tmp_path / "killed"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "medtrinity.cli",
-        "build",
-        "--source",
-        source,
-        "--out",
-        str(out),
-        "--engine",
-        "ray",
-        "--workers",
-        "2",
-        "--shard-size",
-        "4",
-    ]
+    command = build_command(source, out, "--engine", "ray", "--workers", "2", "--shard-size", "4")
     build = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 180

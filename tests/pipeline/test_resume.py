@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from fixtures.build import build_command
 
 
 def medtrinity(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
@@ -127,15 +128,9 @@ def test_spelling_out_defaults_resumes_the_same_build(toy_dataset, tmp_path):
     # The defaults written out, and the recipe and dataset named by paths relative to another folder.
     (tmp_path / "elsewhere").mkdir()
     resumed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "medtrinity.cli",
-            "build",
-            "--source",
+        build_command(
             f"../{recipe.name}:../{root.name}/",
-            "--out",
-            str(out),
+            out,
             "--shard-size",
             "3",
             "--resume",
@@ -151,7 +146,7 @@ def test_spelling_out_defaults_resumes_the_same_build(toy_dataset, tmp_path):
             "repair",
             "--max-tokens",
             "1024",
-        ],
+        ),
         capture_output=True,
         text=True,
         cwd=tmp_path / "elsewhere",

@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from medtrinity.errors import UserError  # noqa: E402
 from medtrinity.roi.experts import get_expert  # noqa: E402
+from fixtures.build import build_command  # noqa: E402
 
 
 def conv_model(path, weights, bias, activation=None, size=None):
@@ -105,7 +106,6 @@ def test_a_build_gives_the_expert_its_options_from_the_command_line(tmp_path):
     """`--expert onnx --expert-option …`: the weights load before the folder is made, and every record's
     expert region comes from the model with the options given (gray input, probabilities, the class name)."""
     import subprocess
-    import sys
 
     import pyarrow.parquet as pq
     from PIL import Image
@@ -116,15 +116,9 @@ def test_a_build_gives_the_expert_its_options_from_the_command_line(tmp_path):
     recipe = tmp_path / "tiles.yaml"
     recipe.write_text("name: tiles\nlayout: class-folder\nmodality: Microscopy\noptions: {images: '*/*.png'}\n")
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "medtrinity.cli",
-            "build",
-            "--source",
+        build_command(
             f"{recipe}:{tmp_path / 'data'}",
-            "--out",
-            str(tmp_path / "out"),
+            tmp_path / "out",
             "--expert",
             "onnx",
             "--expert-option",
@@ -137,7 +131,7 @@ def test_a_build_gives_the_expert_its_options_from_the_command_line(tmp_path):
             "class_names=[bright]",
             "--expert-option",
             "version=t2",
-        ],
+        ),
         capture_output=True,
         text=True,
     )
