@@ -27,6 +27,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from medtrinity.describe.base import get_describer
+from raw_http import json_response, read_request
 from medtrinity.records import ROI, Origin, Position, Sample
 
 ANSWER = json.dumps(
@@ -41,14 +42,6 @@ ANSWER = json.dumps(
 )
 
 
-def _response(body: bytes) -> bytes:
-    head = (
-        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        "Connection: keep-alive\r\n\r\n"
-    )
-    return head.encode() + body
-
-
 async def _serve_connection(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, latency: float, body_sizes: list[int]
 ) -> None:
@@ -60,19 +53,10 @@ async def _serve_connection(
     ).encode()
     try:
         while True:
-            header = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                (
-                    int(line.split(b":", 1)[1])
-                    for line in header.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                ),
-                0,
-            )
-            await reader.readexactly(length)
-            body_sizes.append(length)
+            _, body = await read_request(reader)
+            body_sizes.append(len(body))
             await asyncio.sleep(latency)
-            writer.write(_response(reply))
+            writer.write(json_response(reply))
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
         pass

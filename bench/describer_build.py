@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fixtures.image_mask import make_image_mask_dataset  # the tests' generator
+from raw_http import json_response, read_request
 
 MODEL = "bench-vlm"
 IMAGE_TOKENS = 64  # what a vision encoder adds per image: the preflight checks that images reach the model
@@ -46,13 +47,6 @@ ANSWER = json.dumps(
 
 
 # ---------------------------------------------------------------- the server (run with --serve)
-def _http(status: str, body: bytes) -> bytes:
-    return (
-        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        "Connection: keep-alive\r\n\r\n"
-    ).encode() + body
-
-
 def _prompt_tokens(body: bytes) -> int:
     """What a vision server counts: text at ~4 characters a token, plus IMAGE_TOKENS for an image (not its
     base64). Found in the raw bytes, so the server spends no time parsing the JSON."""
@@ -67,18 +61,9 @@ async def _serve_connection(reader, writer, latency: float) -> None:
     models = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "bench"}]}).encode()
     try:
         while True:
-            header = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                (
-                    int(line.split(b":", 1)[1])
-                    for line in header.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                ),
-                0,
-            )
-            body = await reader.readexactly(length) if length else b""
+            header, body = await read_request(reader)
             if header.startswith(b"GET"):
-                writer.write(_http("200 OK", models))
+                writer.write(json_response(models))
                 continue
             await asyncio.sleep(latency)
             reply = {
@@ -88,7 +73,7 @@ async def _serve_connection(reader, writer, latency: float) -> None:
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": _prompt_tokens(body), "completion_tokens": 96},
             }
-            writer.write(_http("200 OK", json.dumps(reply).encode()))
+            writer.write(json_response(json.dumps(reply).encode()))
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
