@@ -198,7 +198,9 @@ class Sample:
     describer: str = ""
     checks: list[Check] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
-    image_bytes: bytes | None = None  # PNG of `pixels`, made when the record is written
+    image_bytes: bytes | None = (
+        None  # PNG of `pixels` (or the stored JPEG): by the encode stage, or the describer that sent it
+    )
     # transient: never written
     pixels: np.ndarray | None = None  # uint8, HxW (gray) or HxWx3 (RGB): the image as seen by the describer
     regions: list[Region] = field(default_factory=list)
