@@ -198,9 +198,8 @@ class Sample:
     describer: str = ""
     checks: list[Check] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
-    image_bytes: bytes | None = (
-        None  # PNG of `pixels` (or the stored JPEG): by the encode stage, or the describer that sent it
-    )
+    # PNG of `pixels` (or the stored JPEG): made by the encode stage, or already by the describer that sent it
+    image_bytes: bytes | None = None
     # transient: never written
     pixels: np.ndarray | None = None  # uint8, HxW (gray) or HxWx3 (RGB): the image as seen by the describer
     regions: list[Region] = field(default_factory=list)
